@@ -1,0 +1,126 @@
+"""Settings: arguments win over environment variables, which win over defaults.
+
+Everything here is a pure function of its inputs (the environment is passed in or
+read at call time, never at import), so it is easy to test and safe to embed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping, Optional
+from urllib.parse import urlsplit, urlunsplit
+
+from .errors import ConfigError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "ENV_SERVER",
+    "TOKEN_ENV_VARS",
+    "Timeout",
+    "normalize_base_url",
+    "resolve_base_url",
+    "resolve_token",
+]
+
+DEFAULT_BASE_URL = "http://localhost:1234"
+ENV_SERVER = "LMSTRIX_SERVER"
+# LM Studio's own clients disagree on the name; the JS SDK and docs say LM_API_TOKEN.
+TOKEN_ENV_VARS = ("LM_API_TOKEN", "LMSTUDIO_API_TOKEN")
+
+# Path suffixes people paste from other tools' settings; the client adds its own.
+_API_SUFFIXES = ("/api/v1", "/api/v0", "/v1")
+
+
+@dataclass(frozen=True)
+class Timeout:
+    """Timeouts in seconds: to connect, to read an answer, and to read a model load.
+
+    Local models can be slow (long prompts, big models on CPU), so the read timeouts
+    are generous; the connect timeout is short so a stopped server is noticed fast.
+    """
+
+    connect_s: float = 5.0
+    read_s: float = 600.0
+    load_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        for name in ("connect_s", "read_s", "load_s"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ConfigError(
+                    f"Timeout.{name} must be a positive number of seconds, not {value!r}"
+                )
+
+    @classmethod
+    def coerce(cls, value: object) -> Timeout:
+        """Accept ``None`` (defaults), a number (read timeout) or a :class:`Timeout`."""
+        if value is None:
+            return cls()
+        if isinstance(value, Timeout):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return cls(
+                connect_s=min(5.0, float(value)),
+                read_s=float(value),
+                load_s=max(900.0, float(value)),
+            )
+        raise ConfigError(f"timeout must be seconds (a number) or lmstrix.Timeout, not {value!r}")
+
+
+def normalize_base_url(url: str) -> str:
+    """Return ``scheme://host:port`` (plus any path prefix) without a trailing API suffix.
+
+    >>> normalize_base_url("localhost:1234")
+    'http://localhost:1234'
+    >>> normalize_base_url("HTTP://LocalHost:1234/v1/")
+    'http://localhost:1234'
+    >>> normalize_base_url("http://10.0.0.5:1234/api/v0")
+    'http://10.0.0.5:1234'
+    >>> normalize_base_url("https://example.org/lmstudio")
+    'https://example.org/lmstudio'
+    """
+    text = url.strip()
+    if not text:
+        raise ConfigError("server URL is empty; give one like http://localhost:1234")
+    if "://" not in text:
+        text = "http://" + text
+    parts = urlsplit(text)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(f"server URL {url!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise ConfigError(f"server URL {url!r} has no host; give one like http://localhost:1234")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"server URL {url!r} has an invalid port") from exc
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port is None else f"{host}:{port}"
+    path = parts.path.rstrip("/")
+    for suffix in _API_SUFFIXES:
+        if path.endswith(suffix):
+            path = path[: -len(suffix)]
+            break
+    return urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+
+
+def resolve_base_url(url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
+    """Pick the server URL: the argument, else ``$LMSTRIX_SERVER``, else the default."""
+    env = os.environ if environ is None else environ
+    return normalize_base_url(url or env.get(ENV_SERVER) or DEFAULT_BASE_URL)
+
+
+def resolve_token(
+    token: Optional[str] = None, environ: Optional[Mapping[str, str]] = None
+) -> Optional[str]:
+    """Pick the API token: the argument, else ``$LM_API_TOKEN``, else ``$LMSTUDIO_API_TOKEN``."""
+    if token:
+        return token
+    env = os.environ if environ is None else environ
+    for name in TOKEN_ENV_VARS:
+        value = env.get(name)
+        if value:
+            return value
+    return None

@@ -1,0 +1,159 @@
+"""The whole lmstrix exception tree.
+
+Every error lmstrix raises derives from :class:`LMStrixError`, and also from the
+built-in exception that fits it best (``ValueError``, ``LookupError``,
+``ConnectionError``, ``TimeoutError``), so callers that already catch those keep
+working. Messages say what failed, where (URL, model, file and line) and what to do.
+No message, ``repr`` or attribute ever holds an API token.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "ConfigError",
+    "ContextOverflowError",
+    "ContextSearchError",
+    "LMStrixError",
+    "MissingVariableError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "RegistryCorruptError",
+    "RegistryError",
+    "StreamError",
+    "TemplateCycleError",
+    "TemplateError",
+]
+
+
+class LMStrixError(Exception):
+    """Root of every error raised by lmstrix."""
+
+
+class ConfigError(LMStrixError, ValueError):
+    """A setting (argument, environment variable or file) is invalid."""
+
+
+class APIError(LMStrixError):
+    """A request to the server failed; ``url`` names the endpoint when known."""
+
+    def __init__(self, message: str, *, url: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.url = url
+
+
+class APIConnectionError(APIError, ConnectionError):
+    """The server could not be reached, or the connection broke before an answer."""
+
+
+class APITimeoutError(APIConnectionError, TimeoutError):
+    """The server did not connect or answer within the timeout."""
+
+
+class APIStatusError(APIError):
+    """The server answered with an error (HTTP status, or an ``error`` body on a 200).
+
+    ``status_code`` is the HTTP status and ``body`` the parsed JSON body (or the raw
+    text when the body was not JSON).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: Optional[str] = None,
+        status_code: int = 0,
+        body: Any = None,
+        model: Optional[str] = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.status_code = status_code
+        self.body = body
+        self.model = model
+
+
+class AuthenticationError(APIStatusError, PermissionError):
+    """The server wants an API token, or refused the one given (HTTP 401/403)."""
+
+
+class ModelNotFoundError(APIStatusError, LookupError):
+    """The server does not know the model (or no model is loaded)."""
+
+
+class ModelLoadError(APIStatusError):
+    """The server refused or failed to load a model (guardrail, crash, out of memory)."""
+
+
+class ContextOverflowError(APIStatusError, ValueError):
+    """The prompt does not fit in the context the model is loaded with."""
+
+
+class StreamError(APIError):
+    """A stream failed after it started: an error event, a cut or a truncated stream.
+
+    ``text`` holds what was received before the failure, ``kind`` names the failure
+    (``error_event``, ``truncated``, ``disconnected``, ``timeout``, ``empty``,
+    ``bad_event``) and ``body`` the error payload when the server sent one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: Optional[str] = None,
+        text: str = "",
+        kind: str = "error_event",
+        body: Any = None,
+    ) -> None:
+        super().__init__(message, url=url)
+        self.text = text
+        self.kind = kind
+        self.body = body
+
+
+class RegistryError(LMStrixError):
+    """The registry file could not be read, locked or written."""
+
+
+class RegistryCorruptError(RegistryError, ValueError):
+    """The registry file is not valid; it is left untouched.
+
+    ``path``, ``lineno`` and ``colno`` locate the problem (1-based; 0 when unknown).
+    """
+
+    def __init__(self, message: str, *, path: str, lineno: int = 0, colno: int = 0) -> None:
+        super().__init__(message)
+        self.path = path
+        self.lineno = lineno
+        self.colno = colno
+
+
+class TemplateError(LMStrixError, ValueError):
+    """A prompt template or prompt library is invalid or cannot be rendered."""
+
+
+class MissingVariableError(TemplateError, LookupError):
+    """Placeholders had no value; ``missing`` lists every missing name, in order."""
+
+    def __init__(self, message: str, *, missing: Sequence[str]) -> None:
+        super().__init__(message)
+        self.missing: Tuple[str, ...] = tuple(missing)
+
+
+class TemplateCycleError(TemplateError):
+    """Library entries refer to each other in a loop; ``cycle`` lists it, first name last too."""
+
+    def __init__(self, message: str, *, cycle: Sequence[str]) -> None:
+        super().__init__(message)
+        self.cycle: Tuple[str, ...] = tuple(cycle)
+
+
+class ContextSearchError(LMStrixError):
+    """The context-limit search could not run (bad bounds, no usable model or server)."""

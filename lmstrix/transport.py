@@ -1,0 +1,343 @@
+"""How bytes reach the server: the :class:`Transport` protocol and the stdlib transport.
+
+A transport turns one HTTP request into a :class:`Response` and converts every
+low-level failure (``socket``, ``ssl``, ``http.client`` errors) into
+:class:`~lmstrix.errors.APIConnectionError` or :class:`~lmstrix.errors.APITimeoutError`
+at its boundary. It knows nothing about LM Studio; the client does the rest.
+
+:class:`StdlibTransport` keeps HTTP/1.1 connections alive and reuses them. Its pool
+is shared safely between threads: a connection is used by one request at a time and
+goes back to the pool only once its response has been read to the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
+
+from .config import Timeout
+from .errors import APIConnectionError, APITimeoutError
+
+if TYPE_CHECKING:
+    import http.client
+
+__all__ = ["Response", "StdlibTransport", "Transport", "connection_error"]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+_READ_SIZE = 65536
+
+
+class Response(Protocol):
+    """One HTTP response: ``status_code``, lower-cased ``headers``, and its body.
+
+    For a request made with ``stream=False`` the body is already read; for
+    ``stream=True`` it is read by :meth:`iter_bytes` as the server sends it.
+    """
+
+    @property
+    def status_code(self) -> int:
+        """The HTTP status code."""
+        ...
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """Response headers, names lower-cased."""
+        ...
+
+    def read(self) -> bytes:
+        """Return the whole body (reading the rest of it if needed)."""
+        ...
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        """Yield the body in pieces as they arrive; ends when the body does."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection (dropping it if the body was not read to the end)."""
+        ...
+
+
+class Transport(Protocol):
+    """Sends one request; converts low-level errors into lmstrix's own."""
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        timeout: Timeout,
+        read_timeout_s: Optional[float] = None,
+        stream: bool = False,
+    ) -> Response:
+        """Send the request and return the response once its status line has arrived.
+
+        Raises:
+            APIConnectionError: the server could not be reached or the connection broke
+                before a response; ``sent`` says whether the request may have arrived.
+            APITimeoutError: connecting or waiting for the response took too long.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close all pooled connections."""
+        ...
+
+
+def connection_error(exc: BaseException, url: str, *, sent: bool) -> APIConnectionError:
+    """Translate a low-level exception into an :class:`APIConnectionError` (or timeout).
+
+    ``sent`` records whether the request may have reached the server; the client
+    retries only failures where it did not, or where no response began.
+    """
+    if isinstance(exc, (socket.timeout, TimeoutError)):
+        err: APIConnectionError = APITimeoutError(
+            f"timed out talking to {url} ({exc or 'no answer in time'}); "
+            "the model may be busy or slow: raise the timeout (timeout=, --timeout) "
+            "or try a smaller prompt",
+            url=url,
+        )
+    elif isinstance(exc, ConnectionRefusedError):
+        err = APIConnectionError(
+            f"cannot reach the server at {url} (connection refused): start LM Studio's "
+            "server (Developer tab > Start Server, or `lms server start`) "
+            "or point lmstrix at the right one (base_url=, --server, LMSTRIX_SERVER)",
+            url=url,
+        )
+    else:
+        reason = str(exc) or type(exc).__name__
+        err = APIConnectionError(
+            f"connection to {url} failed: {reason}; check that the server is running and reachable",
+            url=url,
+        )
+    err.sent = sent  # type: ignore[attr-defined]
+    return err
+
+
+class _Conn:
+    """A pooled ``http.client`` connection and the pool key it belongs to."""
+
+    __slots__ = ("http", "key")
+
+    def __init__(self, http: http.client.HTTPConnection, key: Tuple[str, str, int]) -> None:
+        self.http = http
+        self.key = key
+
+
+class _StdlibResponse:
+    """A :class:`Response` over ``http.client``; returns its connection to the pool at EOF."""
+
+    def __init__(
+        self,
+        transport: StdlibTransport,
+        conn: _Conn,
+        resp: http.client.HTTPResponse,
+        url: str,
+    ) -> None:
+        self.status_code = resp.status
+        self.headers: Dict[str, str] = {k.lower(): v for k, v in resp.getheaders()}
+        self._transport = transport
+        self._conn: Optional[_Conn] = conn
+        self._resp = resp
+        self._url = url
+        self._body: Optional[bytes] = None
+
+    def read(self) -> bytes:
+        if self._body is None:
+            self._body = b"".join(self.iter_bytes())
+        return self._body
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self._body is not None:
+            if self._body:
+                yield self._body
+            return
+        while self._conn is not None:
+            try:
+                piece = self._resp.read1(_READ_SIZE)
+            except Exception as exc:  # socket, ssl and http.client errors alike
+                self._drop()
+                raise connection_error(exc, self._url, sent=True) from exc
+            if not piece:
+                self._finish()
+                return
+            yield piece
+
+    def _finish(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            # http.client only forgets a response it has seen closed; after a complete
+            # read, closing it keeps the socket open for the next request.
+            self._resp.close()
+            self._transport._release(conn, reusable=not self._resp.will_close)
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._transport._release(conn, reusable=False)
+
+    def close(self) -> None:
+        # A body not read to the end leaves bytes on the socket: the connection cannot
+        # be reused, so it is closed rather than returned to the pool.
+        self._drop()
+
+
+class _BufferedResponse:
+    """A :class:`Response` whose body is already in memory."""
+
+    def __init__(self, status_code: int, headers: Dict[str, str], body: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self._body = body
+
+    def read(self) -> bytes:
+        return self._body
+
+    def iter_bytes(self) -> Iterator[bytes]:
+        if self._body:
+            yield self._body
+
+    def close(self) -> None:
+        pass
+
+
+class StdlibTransport:
+    """HTTP/1.1 keep-alive transport on ``http.client``; thread-safe; stdlib only.
+
+    ``max_idle`` bounds the idle connections kept per host.
+    """
+
+    def __init__(self, *, max_idle: int = 16) -> None:
+        self._max_idle = max_idle
+        self._idle: Dict[Tuple[str, str, int], List[_Conn]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"StdlibTransport(max_idle={self._max_idle})"
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        timeout: Timeout,
+        read_timeout_s: Optional[float] = None,
+        stream: bool = False,
+    ) -> Response:
+        """Send one request over a pooled connection (see :class:`Transport`)."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        read_s = read_timeout_s if read_timeout_s is not None else timeout.read_s
+        # A pooled connection may have been closed by the server while idle; that shows
+        # up as a reset or an empty reply before any byte of a response. Such a request
+        # never reached the application, so it is sent once more on a new connection.
+        for _ in range(self._max_idle + 1):
+            conn, reused = self._acquire(key, timeout)
+            try:
+                if conn.http.sock is None:
+                    conn.http.connect()
+            except Exception as exc:  # refused, DNS, connect timeout: nothing was sent
+                self._release(conn, reusable=False)
+                raise connection_error(exc, url, sent=False) from exc
+            try:
+                resp = self._exchange(conn, method, target, headers, body, read_s)
+            except (ConnectionResetError, BrokenPipeError) as exc:  # incl. RemoteDisconnected
+                self._release(conn, reusable=False)
+                # Only a GET is sent again here: for anything else the caller decides.
+                if reused and method in ("GET", "HEAD"):
+                    continue
+                raise connection_error(exc, url, sent=True) from exc
+            except Exception as exc:  # timeouts, ssl and protocol errors
+                self._release(conn, reusable=False)
+                raise connection_error(exc, url, sent=True) from exc
+            response = _StdlibResponse(self, conn, resp, url)
+            if not stream:
+                try:
+                    return _BufferedResponse(
+                        response.status_code, response.headers, response.read()
+                    )
+                finally:
+                    response.close()
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _exchange(
+        conn: _Conn,
+        method: str,
+        target: str,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        read_s: float,
+    ) -> http.client.HTTPResponse:
+        http = conn.http
+        sock: socket.socket = http.sock  # type: ignore[assignment]
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(read_s)
+        http.request(method, target, body=body, headers=dict(headers))
+        return http.getresponse()
+
+    def _acquire(self, key: Tuple[str, str, int], timeout: Timeout) -> Tuple[_Conn, bool]:
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                conn = idle.pop() if idle else None
+            if conn is None:
+                break
+            if not _dropped(conn):
+                return conn, True
+            conn.http.close()
+        import http.client
+
+        scheme, host, port = key
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        return _Conn(cls(host, port, timeout=timeout.connect_s), key), False
+
+    def _release(self, conn: _Conn, *, reusable: bool) -> None:
+        if reusable and not self._closed:
+            with self._lock:
+                idle = self._idle.setdefault(conn.key, [])
+                if len(idle) < self._max_idle:
+                    idle.append(conn)
+                    return
+        conn.http.close()
+
+    def close(self) -> None:
+        """Close every idle connection; connections in use close when released."""
+        with self._lock:
+            self._closed = True
+            conns = [c for idle in self._idle.values() for c in idle]
+            self._idle.clear()
+        for conn in conns:
+            conn.http.close()
+
+
+def _dropped(conn: _Conn) -> bool:
+    """True when the server closed an idle connection (it reads as ready: EOF)."""
+    import select
+
+    sock = conn.http.sock
+    if sock is None:
+        return True
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+def _default_port(scheme: str) -> int:
+    return 443 if scheme == "https" else 80

@@ -1,0 +1,283 @@
+"""Frozen dataclasses for the objects that cross the wire.
+
+Each has ``from_dict`` (tolerant: unknown fields are kept in ``raw``, missing ones
+become ``None``) and ``to_dict``. They describe what the server said; they hold no
+connection and no token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, Mapping, Optional, Tuple
+
+__all__ = [
+    "Chunk",
+    "Completion",
+    "LoadedInstance",
+    "ModelInfo",
+    "Stats",
+    "Usage",
+]
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _float_or_none(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _str_or_none(value: Any) -> Optional[str]:
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts reported by the server (``usage``); fields are ``None`` when absent."""
+
+    prompt_tokens: Optional[int] = None
+    completion_tokens: Optional[int] = None
+    total_tokens: Optional[int] = None
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Usage:
+        """Build from an OpenAI ``usage`` object or an ``/api/v1`` ``stats`` object."""
+        prompt = _int_or_none(data.get("prompt_tokens", data.get("input_tokens")))
+        completion = _int_or_none(data.get("completion_tokens", data.get("total_output_tokens")))
+        total = _int_or_none(data.get("total_tokens"))
+        if total is None and prompt is not None and completion is not None:
+            total = prompt + completion
+        return cls(prompt, completion, total)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the OpenAI-shaped dictionary."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Timing figures for one answer: from the server when it sends them, else measured.
+
+    ``time_to_first_token_s`` and ``tokens_per_second`` come from LM Studio's ``stats``
+    when present; otherwise the client fills them from its own clock.
+    """
+
+    time_to_first_token_s: Optional[float] = None
+    tokens_per_second: Optional[float] = None
+    generation_time_s: Optional[float] = None
+    total_time_s: Optional[float] = None
+    stop_reason: Optional[str] = None
+    source: str = "server"
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Stats:
+        """Build from LM Studio's ``stats`` (v0 or v1 names) or from :meth:`to_dict`."""
+        ttft = data.get("time_to_first_token_s", data.get("time_to_first_token"))
+        if ttft is None:
+            ttft = data.get("time_to_first_token_seconds")
+        return cls(
+            time_to_first_token_s=_float_or_none(ttft),
+            tokens_per_second=_float_or_none(data.get("tokens_per_second")),
+            generation_time_s=_float_or_none(
+                data.get("generation_time_s", data.get("generation_time"))
+            ),
+            total_time_s=_float_or_none(data.get("total_time_s")),
+            stop_reason=_str_or_none(data.get("stop_reason")),
+            source=str(data.get("source", "server")),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a plain dictionary with unit-suffixed keys."""
+        return {
+            "time_to_first_token_s": self.time_to_first_token_s,
+            "tokens_per_second": self.tokens_per_second,
+            "generation_time_s": self.generation_time_s,
+            "total_time_s": self.total_time_s,
+            "stop_reason": self.stop_reason,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class LoadedInstance:
+    """A model instance loaded in memory.
+
+    ``context_length`` is what the server applied; ``requested_context_length`` is
+    what was asked for (``None`` when the instance was found, not loaded by us).
+    """
+
+    id: str
+    model_key: str
+    context_length: Optional[int] = None
+    requested_context_length: Optional[int] = None
+    parallel: Optional[int] = None
+    load_time_s: Optional[float] = None
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def auto_fitted(self) -> bool:
+        """True when the server applied another context length than the one requested."""
+        return (
+            self.requested_context_length is not None
+            and self.context_length is not None
+            and self.context_length != self.requested_context_length
+        )
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, model_key: str = "") -> LoadedInstance:
+        """Build from a ``loaded_instances[]`` entry or from :meth:`to_dict`."""
+        config = data.get("config")
+        config = config if isinstance(config, Mapping) else {}
+        ctx = data.get("context_length", config.get("context_length"))
+        return cls(
+            id=str(data.get("id", data.get("instance_id", ""))),
+            model_key=str(data.get("model_key", model_key)),
+            context_length=_int_or_none(ctx),
+            requested_context_length=_int_or_none(data.get("requested_context_length")),
+            parallel=_int_or_none(data.get("parallel", config.get("parallel"))),
+            load_time_s=_float_or_none(data.get("load_time_s")),
+            raw=dict(data),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a plain dictionary (``raw`` left out)."""
+        return {
+            "id": self.id,
+            "model_key": self.model_key,
+            "context_length": self.context_length,
+            "requested_context_length": self.requested_context_length,
+            "parallel": self.parallel,
+            "load_time_s": self.load_time_s,
+        }
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """A model the server knows (downloaded, and possibly loaded).
+
+    Fields the server did not send are ``None``; OpenAI-only servers give little more
+    than ``key``. ``type`` is normalised to ``llm``, ``vlm`` or ``embedding``.
+    """
+
+    key: str
+    display_name: Optional[str] = None
+    type: Optional[str] = None
+    publisher: Optional[str] = None
+    architecture: Optional[str] = None
+    quantization: Optional[str] = None
+    format: Optional[str] = None
+    size_bytes: Optional[int] = None
+    params_string: Optional[str] = None
+    max_context_length: Optional[int] = None
+    loaded_instances: Tuple[LoadedInstance, ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def is_loaded(self) -> bool:
+        """True when at least one instance is loaded."""
+        return bool(self.loaded_instances)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
+        """Build from an ``/api/v1``, ``/api/v0`` or ``/v1`` model entry, or :meth:`to_dict`."""
+        key = str(data.get("key") or data.get("id") or "")
+        quant = data.get("quantization")
+        if isinstance(quant, Mapping):
+            quant = quant.get("name")
+        mtype = _str_or_none(data.get("type"))
+        if mtype == "embeddings":
+            mtype = "embedding"
+        instances = _instances_from(data, key)
+        return cls(
+            key=key,
+            display_name=_str_or_none(data.get("display_name")),
+            type=mtype,
+            publisher=_str_or_none(data.get("publisher")),
+            architecture=_str_or_none(data.get("architecture", data.get("arch"))),
+            quantization=_str_or_none(quant),
+            format=_str_or_none(data.get("format", data.get("compatibility_type"))),
+            size_bytes=_int_or_none(data.get("size_bytes")),
+            params_string=_str_or_none(data.get("params_string")),
+            max_context_length=_int_or_none(data.get("max_context_length")),
+            loaded_instances=instances,
+            raw=dict(data),
+        )
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a plain dictionary (``raw`` left out)."""
+        return {
+            "key": self.key,
+            "display_name": self.display_name,
+            "type": self.type,
+            "publisher": self.publisher,
+            "architecture": self.architecture,
+            "quantization": self.quantization,
+            "format": self.format,
+            "size_bytes": self.size_bytes,
+            "params_string": self.params_string,
+            "max_context_length": self.max_context_length,
+            "loaded_instances": [inst.to_dict() for inst in self.loaded_instances],
+        }
+
+
+def _instances_from(data: Mapping[str, Any], key: str) -> Tuple[LoadedInstance, ...]:
+    entries = data.get("loaded_instances")
+    if isinstance(entries, list):
+        return tuple(
+            LoadedInstance.from_dict(e, model_key=key) for e in entries if isinstance(e, Mapping)
+        )
+    if data.get("state") == "loaded":  # /api/v0 rows describe one instance inline
+        ctx = _int_or_none(data.get("loaded_context_length"))
+        return (LoadedInstance(id=key, model_key=key, context_length=ctx),)
+    return ()
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One piece of a streamed answer: new ``text`` and, on the last piece, ``finish_reason``."""
+
+    text: str = ""
+    finish_reason: Optional[str] = None
+    reasoning: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole answer: ``text``, ``finish_reason``, ``usage``, ``stats`` and the ``raw`` body.
+
+    ``model`` is the model the server says answered, which may differ from the one
+    asked for (see :class:`lmstrix.Client` ``strict_model``).
+    """
+
+    text: str
+    finish_reason: Optional[str] = None
+    model: Optional[str] = None
+    usage: Usage = field(default_factory=Usage)
+    stats: Stats = field(default_factory=Stats)
+    reasoning: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a plain dictionary (``raw`` left out)."""
+        return {
+            "text": self.text,
+            "finish_reason": self.finish_reason,
+            "model": self.model,
+            "usage": self.usage.to_dict(),
+            "stats": self.stats.to_dict(),
+            "reasoning": self.reasoning,
+        }

@@ -1,0 +1,36 @@
+"""Shared fixtures: a simulated LM Studio on loopback, and a clean environment."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import pytest
+
+from lmstrix.testing import FakeLMStudio
+
+_PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+_LMSTRIX_VARS = (
+    "LMSTRIX_SERVER",
+    "LMSTRIX_REGISTRY",
+    "LMSTRIX_HOME",
+    "LM_API_TOKEN",
+    "LMSTUDIO_API_TOKEN",
+)
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No proxy or lmstrix setting from the developer's shell leaks into a test."""
+    for name in _PROXY_VARS:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name in _LMSTRIX_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("LMSTRIX_HOME", str(tmp_path_factory.mktemp("lmstrix-home")))
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLMStudio]:
+    """A simulated LM Studio 0.4 (v1 API) with the demo fleet."""
+    with FakeLMStudio() as server:
+        yield server
