@@ -34,7 +34,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .client import Client
     from .config import Timeout
-    from .context import ContextReport, ProbeResult, find_context_limit
+    from .context import ContextReport, SearchProgress, find_context_limit
     from .prompts import PromptLibrary, render
     from .registry import ModelRecord, ProbeRecord, Registry
     from .stream import ChatStream
@@ -63,13 +63,13 @@ __all__ = [
     "ModelNotFoundError",
     "ModelRecord",
     "ProbeRecord",
-    "ProbeResult",
     "PromptLibrary",
     "Registry",
     "RegistryCorruptError",
     "RegistryError",
     "Response",
     "Stats",
+    "SearchProgress",
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
@@ -93,10 +93,10 @@ _LAZY: Dict[str, str] = {
     "ModelInfo": "types",
     "ModelRecord": "registry",
     "ProbeRecord": "registry",
-    "ProbeResult": "context",
     "PromptLibrary": "prompts",
     "Registry": "registry",
     "Response": "transport",
+    "SearchProgress": "context",
     "Stats": "types",
     "Timeout": "config",
     "Transport": "transport",

@@ -284,7 +284,7 @@ class StdlibTransport:
         read_s: float,
     ) -> http.client.HTTPResponse:
         http = conn.http
-        sock: socket.socket = http.sock  # type: ignore[assignment]
+        sock: socket.socket = http.sock
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(read_s)
         http.request(method, target, body=body, headers=dict(headers))

@@ -1,0 +1,277 @@
+"""The context-limit search strategy, free of I/O: it decides, a :class:`Prober` acts.
+
+Two limits are searched together (see ``docs/user-guide/context-search.md``):
+
+* the **loadable** limit, by loads: the top first, then bisection between the best
+  good and the smallest bad load until they are within ``resolution``;
+* the **working** limit, by prompt length on the instance that is loaded, without
+  reloads: grow the prompt (doubling, one needle and one filler stream so each probe
+  extends the server's cached prefix), then bisect downwards after the first failure,
+  and confirm the boundary with the other trials' needles.
+
+The working search runs on every successful load that can hold a longer prompt than
+the last one could, so when the loads are done the working limit is known too, with
+no reload. Keeping this module pure lets tests drive it against random truths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Protocol, Set
+
+__all__ = ["Bounds", "LoadOutcome", "ProbeOutcome", "Prober", "SearchResult", "run_search"]
+
+# The first prompt probe: small, to calibrate characters per token and catch a model
+# that answers nothing right before any large prompt is paid for.
+SANITY_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class LoadOutcome:
+    """What a load attempt did: ``ok``; ``applied`` context when something got loaded."""
+
+    ok: bool
+    applied: Optional[int] = None
+    failure: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What a prompt probe did: ``ok`` and the prompt size the server counted."""
+
+    ok: bool
+    tokens: int
+    failure: Optional[str] = None
+
+
+class Prober(Protocol):
+    """The actions the strategy needs; :mod:`lmstrix.context` implements them on a client."""
+
+    def load(self, size: int) -> LoadOutcome:
+        """Unload what this search loaded, then try to load at ``size``."""
+        ...
+
+    def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        """Send a needle probe of about ``tokens`` tokens (needle/filler set ``trial``)."""
+        ...
+
+    def ceiling(self) -> Optional[int]:
+        """The largest probe the current instance can hold (None: unknown)."""
+        ...
+
+
+@dataclass
+class Bounds:
+    """What is known so far: largest good and smallest bad sizes, loads and prompts."""
+
+    load_good: Optional[int] = None
+    load_bad: Optional[int] = None
+    work_good: Optional[int] = None
+    work_bad: Optional[int] = None
+    work_confirmed: bool = False
+    failed: str = ""
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """The outcome: limits (``None`` when not found) and why the search stopped."""
+
+    loadable: Optional[int]
+    working: Optional[int]
+    status: str
+    reason: str = ""
+
+
+def run_search(
+    prober: Prober,
+    *,
+    top: Optional[int],
+    floor: int,
+    resolution: int,
+    trials: int,
+    can_load: bool,
+    bounds: Optional[Bounds] = None,
+) -> SearchResult:
+    """Find the loadable and working limits; ``bounds`` carries (and receives) progress.
+
+    ``top`` is the largest load size worth trying (declared maximum or the caller's
+    cap); ``floor`` the smallest load size tried. Without ``can_load`` only the
+    working limit of the instance already loaded is searched.
+    """
+    state = bounds if bounds is not None else Bounds()
+    work = _WorkSearch(prober, state, resolution, max(1, trials))
+    if not can_load:
+        work.run()
+        if state.failed:
+            return SearchResult(None, None, "failed", state.failed)
+        return SearchResult(None, state.work_good, "done", "")
+    if top is None:
+        raise ValueError("a load search needs a top size (declared or max_context)")
+    floor = min(floor, top)
+    _load_search(prober, state, work, top, floor, resolution)
+    if state.failed:
+        return SearchResult(state.load_good, state.work_good, "failed", state.failed)
+    return SearchResult(state.load_good, state.work_good, "done", "")
+
+
+def _load_search(
+    prober: Prober, state: Bounds, work: _WorkSearch, top: int, floor: int, resolution: int
+) -> None:
+    hint: Optional[int] = None  # a size worth trying next (just above an auto-fit)
+    while not state.failed:
+        good, bad = state.load_good, state.load_bad
+        if good is not None and (good >= top or (bad is not None and bad - good <= resolution)):
+            break
+        if bad is None:
+            size = top
+        else:
+            low = good if good is not None else floor
+            if bad - low <= resolution:
+                if good is None:
+                    size = floor  # the bottom was never verified: one last load
+                else:
+                    break  # pragma: no cover - handled by the check above
+            elif hint is not None and low < hint < bad:
+                size = hint
+            else:
+                size = low + (bad - low) // 2
+        hint = None
+        outcome = prober.load(size)
+        if outcome.ok:
+            state.load_good = max(size, state.load_good or 0)
+        else:
+            state.load_bad = size if bad is None else min(bad, size)
+            if outcome.applied is not None and outcome.applied < size:
+                # Auto-fit: the server loaded a smaller context it found workable itself.
+                state.load_good = max(outcome.applied, state.load_good or 0)
+                hint = outcome.applied + resolution
+            elif size <= floor:
+                state.failed = f"the model does not load even at {size} tokens of context"
+                return
+        if outcome.applied is not None:
+            work.run()
+
+
+class _WorkSearch:
+    """The working-limit search on whatever instance is loaded; resumable across loads.
+
+    Bisection runs on *targets* (the sizes asked for), which always shrink the
+    interval; the reported size is what the server counted for the passing probe.
+    """
+
+    def __init__(self, prober: Prober, state: Bounds, resolution: int, trials: int) -> None:
+        self.prober = prober
+        self.state = state
+        self.resolution = resolution
+        self.trials = trials
+        self.good: Optional[int] = state.work_good
+        self.bad: Optional[int] = state.work_bad
+        self.measured: Dict[int, int] = {}
+        self.passes: List[int] = []  # targets that passed with the first needle
+        self.confirmed: Set[int] = set()  # targets that passed every trial
+        if self.good is not None:
+            self.measured[self.good] = self.good
+            self.passes.append(self.good)
+        self.done = False
+
+    def run(self) -> None:
+        """Search (or go on searching) on the current instance."""
+        if self.done or self.state.failed:
+            return
+        ceiling = self.prober.ceiling()
+        if self.good is None:
+            sanity = SANITY_TOKENS if ceiling is None else min(SANITY_TOKENS, ceiling)
+            first = self.prober.probe(sanity, 0)
+            if not first.ok:
+                self.state.failed = (
+                    f"the model failed the smallest probe ({first.tokens} tokens: "
+                    f"{first.failure}); it may be broken or unsuited to this test"
+                )
+                return
+            self._pass(sanity, first.tokens)
+        # Grow: each probe extends the previous one's prefix, so only new tokens cost.
+        while self.bad is None:
+            good = self.good
+            assert good is not None
+            target = good * 2 if ceiling is None else min(good * 2, ceiling)
+            if target <= good:
+                # This instance holds no longer prompt. Settle this size now, while it is
+                # loaded; a larger load later lets the growth go on.
+                if self.trials == 1 or good in self.confirmed or self._confirm(good):
+                    return
+                self._fail(good)
+                break
+            outcome = self.prober.probe(target, 0)
+            if outcome.ok:
+                self._pass(target, outcome.tokens)
+            else:
+                self._fail(target)
+        self._refine()
+
+    def _pass(self, target: int, tokens: int) -> None:
+        self.measured[target] = tokens
+        if target not in self.passes:
+            self.passes.append(target)
+        if self.good is None or target > self.good:
+            self.good = target
+        self.state.work_good = self.measured[self.good]
+        self.state.work_confirmed = self.good in self.confirmed
+
+    def _fail(self, target: int) -> None:
+        if self.bad is None or target < self.bad:
+            self.bad = target
+        self.state.work_bad = self.bad
+
+    def _refine(self) -> None:
+        strict = False  # once a boundary fails confirmation, every size needs all trials
+        while True:
+            good, bad = self.good, self.bad
+            assert good is not None
+            assert bad is not None
+            while bad - good > self.resolution:
+                target = good + (bad - good) // 2
+                if self._probe_all(target, strict):
+                    good = target
+                else:
+                    bad = target
+                good, bad = self.good or good, self.bad or bad
+            if self.trials == 1 or good in self.confirmed or self._confirm(good):
+                self.confirmed.add(good)
+                self.state.work_confirmed = True
+                self.done = True
+                return
+            strict = True
+            self.bad = good
+            self.state.work_bad = good
+            below = [t for t in self.passes if t < good]
+            if not below:
+                self.good = None
+                self.state.work_good = None
+                self.state.failed = (
+                    f"the model failed a repeated probe at {self.measured.get(good, good)} "
+                    "tokens and no smaller size passed every trial"
+                )
+                return
+            self.good = max(below)
+            self.state.work_good = self.measured[self.good]
+
+    def _probe_all(self, target: int, strict: bool) -> bool:
+        count = self.trials if strict else 1
+        tokens = target
+        for trial in range(count):
+            outcome = self.prober.probe(target, trial)
+            if not outcome.ok:
+                self._fail(target)
+                return False
+            tokens = outcome.tokens if trial == 0 else tokens
+        if strict:
+            self.confirmed.add(target)
+        self._pass(target, tokens)
+        return True
+
+    def _confirm(self, target: int) -> bool:
+        for trial in range(1, self.trials):
+            if not self.prober.probe(target, trial).ok:
+                return False
+        self.confirmed.add(target)
+        return True

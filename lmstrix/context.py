@@ -1,0 +1,484 @@
+"""`find_context_limit`: measure the context a model really loads at and really works at.
+
+The strategy lives in :mod:`lmstrix._search`; this module runs it against a server:
+it loads and unloads through the :class:`~lmstrix.client.Client`, builds the needle
+probes (:mod:`lmstrix._probe`), calibrates characters per token from the server's own
+``usage.prompt_tokens``, classifies every failure, and writes each step to the
+registry as it happens, so a crash leaves "attempted N, no result" behind and a later
+search resumes from what is known.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+
+from . import _probe
+from ._records import ModelRecord, ProbeRecord
+from ._search import Bounds, LoadOutcome, ProbeOutcome, run_search
+from .errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ContextOverflowError,
+    ContextSearchError,
+    ModelLoadError,
+)
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .registry import Registry
+    from .types import ModelInfo
+
+__all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+ANSWER_TOKENS = 24  # room for the reply: six digits and some politeness
+TRUNCATION_RATIO = 0.95  # usage.prompt_tokens below this share of the estimate: truncated
+
+
+@dataclass(frozen=True)
+class SearchProgress:
+    """One step of a search, for progress displays: a load or a probe and its outcome."""
+
+    model: str
+    kind: str
+    size: int
+    ok: Optional[bool]
+    failure: Optional[str]
+    loads: int
+    requests: int
+    message: str
+
+
+@dataclass(frozen=True)
+class ContextReport:
+    """The result of :func:`find_context_limit`.
+
+    ``declared_context`` is what the model says; ``loadable_context`` the largest
+    context it loaded at as asked (``None`` without a load endpoint);
+    ``working_context`` the largest prompt, in the server's tokens, it still answered
+    right. ``loads`` counts load attempts (failed ones included), ``requests`` every
+    HTTP request of the search, ``prompt_tokens`` the prompt tokens sent, ``seconds``
+    the wall time, and ``probes`` every step.
+    """
+
+    model: str
+    server: str
+    declared_context: Optional[int]
+    loadable_context: Optional[int]
+    working_context: Optional[int]
+    status: str
+    reason: str = ""
+    loads: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    seconds: float = 0.0
+    chars_per_token: Optional[float] = None
+    can_load: bool = True
+    resumed: bool = False
+    probes: Tuple[ProbeRecord, ...] = field(default=(), repr=False)
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dictionary (the ``--json`` shape of ``lmstrix test``)."""
+        return {
+            "key": self.model,
+            "server": self.server,
+            "declared_context": self.declared_context,
+            "loadable_context": self.loadable_context,
+            "working_context": self.working_context,
+            "status": self.status,
+            "reason": self.reason,
+            "loads": self.loads,
+            "requests": self.requests,
+            "prompt_tokens": self.prompt_tokens,
+            "seconds": round(self.seconds, 3),
+            "chars_per_token": self.chars_per_token,
+            "can_load": self.can_load,
+            "resumed": self.resumed,
+            "probes": [p.to_dict() for p in self.probes],
+        }
+
+
+def find_context_limit(
+    client: Client,
+    model: str,
+    *,
+    registry: Optional[Registry] = None,
+    min_context: int = 2048,
+    max_context: Optional[int] = None,
+    resolution: int = 1024,
+    trials: int = 3,
+    on_progress: Optional[Callable[[SearchProgress], None]] = None,
+    reset: bool = False,
+    seed: Optional[int] = None,
+    keep_loaded: bool = False,
+) -> ContextReport:
+    """Find the loadable and the working context of ``model`` on ``client``'s server.
+
+    ``min_context`` is the smallest load tried, ``max_context`` caps the largest
+    (default: the declared maximum), ``resolution`` is how close (in tokens) the
+    reported limits are to the truth, never above it. A size counts as working only
+    when all ``trials`` needles pass there. With a ``registry``, every step is
+    recorded as it happens and a search resumes from earlier results; ``reset``
+    forgets them first. ``on_progress`` receives a :class:`SearchProgress` per step.
+
+    Raises:
+        ContextSearchError: bad bounds, or an unknown or non-chat model.
+        ModelNotFoundError, APIConnectionError: the server says so or is unreachable.
+    """
+    if resolution < 1 or trials < 1 or min_context < 1:
+        raise ContextSearchError("resolution, trials and min_context must be at least 1")
+    if max_context is not None and max_context < 1:
+        raise ContextSearchError("max_context must be at least 1")
+    info = client.get_model(model)
+    if info.type == "embedding":
+        raise ContextSearchError(
+            f"{model} is an embedding model; the context search needs a chat model"
+        )
+    runner = _Runner(client, info, registry, trials, on_progress, seed)
+    return runner.run(min_context, max_context, resolution, reset, keep_loaded)
+
+
+class _Runner:
+    """One search of one model: a :class:`~lmstrix._search.Prober` plus bookkeeping."""
+
+    def __init__(
+        self,
+        client: Client,
+        info: ModelInfo,
+        registry: Optional[Registry],
+        trials: int,
+        on_progress: Optional[Callable[[SearchProgress], None]],
+        seed: Optional[int],
+    ) -> None:
+        self.client = client
+        self.info = info
+        self.key = info.key
+        self.registry = registry
+        self.trials = trials
+        self.on_progress = on_progress
+        rng = random.Random(seed)
+        self.needles = [(_probe.make_secret(rng), rng.randrange(1 << 30)) for _ in range(trials)]
+        self.can_load = client.supports_load
+        self.instance: Optional[str] = None
+        self.instance_context: Optional[int] = None
+        self.loads = 0
+        self.requests = 0
+        self.prompt_tokens = 0
+        self.probes: List[ProbeRecord] = []
+        self.samples: List[Tuple[int, int]] = []  # (characters, tokens) of good probes
+        self.chars_per_token = 4.0
+        self.overhead = 0.0
+
+    # ------------------------------------------------------------------ the run
+
+    def run(
+        self,
+        min_context: int,
+        max_context: Optional[int],
+        resolution: int,
+        reset: bool,
+        keep_loaded: bool,
+    ) -> ContextReport:
+        started = time.perf_counter()
+        declared = self.info.max_context_length
+        top = declared if max_context is None else min(max_context, declared or max_context)
+        bounds, resumed = self._resume(reset)
+        if not self.can_load:
+            self._adopt_loaded_instance()
+        try:
+            result = run_search(
+                self,
+                top=top,
+                floor=min_context,
+                resolution=resolution,
+                trials=self.trials,
+                can_load=self.can_load,
+                bounds=bounds,
+            )
+        finally:
+            if not keep_loaded:
+                self._unload()
+        reason = result.reason
+        if not self.can_load:
+            note = (
+                f"the server at {self.client.base_url} cannot load models over HTTP; "
+                "the working limit is that of the instance it serves"
+            )
+            reason = f"{reason}; {note}" if reason else note
+        report = ContextReport(
+            model=self.key,
+            server=self.client.base_url,
+            declared_context=declared,
+            loadable_context=result.loadable,
+            working_context=result.working,
+            status=result.status,
+            reason=reason,
+            loads=self.loads,
+            requests=self.requests,
+            prompt_tokens=self.prompt_tokens,
+            seconds=time.perf_counter() - started,
+            chars_per_token=round(self.chars_per_token, 4) if self.samples else None,
+            can_load=self.can_load,
+            resumed=resumed,
+            probes=tuple(self.probes),
+        )
+        self._record_final(report)
+        return report
+
+    def _resume(self, reset: bool) -> Tuple[Bounds, bool]:
+        if self.registry is None:
+            return Bounds(), False
+        record = self.registry.get(self.key, server=self.client.base_url)
+        if record is None or reset:
+            self._save(lambda rec: _fresh(rec, self.info, self.client.base_url))
+            return Bounds(), False
+        bounds = Bounds(
+            load_good=record.load_good,
+            load_bad=record.load_bad,
+            work_good=record.work_good,
+            work_bad=record.work_bad,
+        )
+        # A load attempted with no result means the server (or host) died during it.
+        crashed = [p for p in record.pending_probes if p.kind == "load"]
+        for probe in crashed:
+            if bounds.load_bad is None or probe.size < bounds.load_bad:
+                bounds.load_bad = probe.size
+        if record.chars_per_token:
+            self.chars_per_token = record.chars_per_token
+
+        def mark(rec: Optional[ModelRecord]) -> ModelRecord:
+            rec = _fresh(rec, self.info, self.client.base_url) if rec is None else rec
+            for probe in crashed:
+                rec = rec.with_probe(replace(probe, ok=False, failure="crashed"))
+            return replace(rec, status="testing", load_bad=bounds.load_bad)
+
+        self._save(mark)
+        resumed = any(v is not None for v in (record.load_good, record.load_bad, record.work_good))
+        return bounds, resumed or bool(crashed)
+
+    # ------------------------------------------------------------------ Prober
+
+    def load(self, size: int) -> LoadOutcome:
+        self._unload()
+        pending = ProbeRecord(kind="load", size=size)
+        self._save(lambda rec: _need(rec, self).with_probe(pending))
+        self.loads += 1
+        self.requests += 1
+        started = time.perf_counter()
+        try:
+            instance = self.client.load(self.key, context_length=size)
+        except ModelLoadError as exc:
+            return self._load_done(size, False, None, "load_failed", str(exc), started)
+        except APITimeoutError as exc:
+            return self._load_done(size, False, None, "timeout", str(exc), started)
+        except APIConnectionError as exc:
+            return self._load_done(size, False, None, "disconnected", str(exc), started)
+        self.instance = instance.id
+        self.instance_context = instance.context_length or size
+        if instance.context_length is not None and instance.context_length < size:
+            detail = f"asked {size}, the server applied {instance.context_length}"
+            return self._load_done(
+                size, False, instance.context_length, "auto_fit", detail, started
+            )
+        return self._load_done(size, True, self.instance_context, None, "", started)
+
+    def _load_done(
+        self,
+        size: int,
+        ok: bool,
+        applied: Optional[int],
+        failure: Optional[str],
+        detail: str,
+        started: float,
+    ) -> LoadOutcome:
+        probe = ProbeRecord(
+            kind="load",
+            size=size,
+            ok=ok,
+            failure=failure,
+            applied_context=applied,
+            seconds=round(time.perf_counter() - started, 4),
+            detail=detail[:300],
+        )
+        self.probes.append(probe)
+
+        def apply(rec: Optional[ModelRecord]) -> ModelRecord:
+            rec = _need(rec, self).with_probe(probe)
+            good, bad = rec.load_good, rec.load_bad
+            if ok:
+                good = max(size, good or 0)
+            else:
+                bad = size if bad is None else min(bad, size)
+                if applied is not None:
+                    good = max(applied, good or 0)
+            return replace(rec, load_good=good, load_bad=bad)
+
+        self._save(apply)
+        self._progress(probe, f"load at {size:,} tokens")
+        return LoadOutcome(ok, applied, failure)
+
+    def ceiling(self) -> Optional[int]:
+        if self.instance_context is None:
+            return None
+        return max(1, self.instance_context - ANSWER_TOKENS)
+
+    def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        secret, filler_seed = self.needles[trial % len(self.needles)]
+        chars = max(_probe.min_probe_chars(secret), self._chars_for(tokens))
+        text = _probe.build_probe(secret, chars, seed=filler_seed)
+        model = self.instance or self.key
+        expected = self._tokens_for(len(text))
+        self.requests += 1
+        started = time.perf_counter()
+        failure: Optional[str] = None
+        measured: Optional[int] = None
+        detail = ""
+        try:
+            answer = self.client.chat(model, text, temperature=0, max_tokens=ANSWER_TOKENS)
+        except ContextOverflowError as exc:
+            failure, detail = "overflow_error", str(exc)
+        except APITimeoutError as exc:
+            failure, detail = "timeout", str(exc)
+        except APIConnectionError as exc:
+            failure, detail = "disconnected", str(exc)
+        except APIError as exc:
+            failure, detail = "error", str(exc)
+        else:
+            measured = answer.usage.prompt_tokens
+            reply = answer.text.strip()
+            detail = reply[:80]
+            # One sample cannot separate characters per token from the chat template's
+            # fixed overhead, so truncation is judged from the second good probe on.
+            calibrated = len(self.samples) >= 2
+            if measured is not None and calibrated and measured < TRUNCATION_RATIO * expected:
+                failure = "truncated"
+            elif not reply:
+                failure = "empty"
+            elif not _probe.answer_is_correct(reply, secret):
+                failure = "wrong_answer"
+            if measured is not None and failure != "truncated":
+                self._calibrate(len(text), measured)
+        size = measured if measured is not None else max(tokens, expected)
+        self.prompt_tokens += measured if measured is not None else expected
+        probe = ProbeRecord(
+            kind="prompt",
+            size=tokens,
+            ok=failure is None,
+            failure=failure,
+            applied_context=self.instance_context,
+            prompt_tokens=measured,
+            seconds=round(time.perf_counter() - started, 4),
+            trial=trial,
+            detail=detail[:300],
+        )
+        self.probes.append(probe)
+        self._save(lambda rec: self._after_probe(rec, probe, size))
+        self._progress(probe, f"probe of {size:,} tokens (needle {trial + 1})")
+        return ProbeOutcome(failure is None, size, failure)
+
+    def _after_probe(
+        self, rec: Optional[ModelRecord], probe: ProbeRecord, size: int
+    ) -> ModelRecord:
+        rec = _need(rec, self).with_probe(probe)
+        good, bad = rec.work_good, rec.work_bad
+        if probe.trial == 0:
+            if probe.ok:
+                good = max(size, good or 0)
+            elif bad is None or probe.size < bad:
+                bad = probe.size
+        cpt = round(self.chars_per_token, 4) if self.samples else rec.chars_per_token
+        return replace(rec, work_good=good, work_bad=bad, chars_per_token=cpt)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _chars_for(self, tokens: int) -> int:
+        return int((tokens - self.overhead) * self.chars_per_token)
+
+    def _tokens_for(self, chars: int) -> int:
+        return int(chars / self.chars_per_token + self.overhead)
+
+    def _calibrate(self, chars: int, tokens: int) -> None:
+        """Fit tokens = chars / cpt + overhead from the smallest and largest samples."""
+        self.samples.append((chars, tokens))
+        lo = min(self.samples)
+        hi = max(self.samples)
+        if hi[0] - lo[0] > 200 and hi[1] > lo[1]:
+            self.chars_per_token = (hi[0] - lo[0]) / (hi[1] - lo[1])
+            self.overhead = max(0.0, lo[1] - lo[0] / self.chars_per_token)
+        else:
+            self.chars_per_token = chars / max(1, tokens)
+            self.overhead = 0.0
+
+    def _adopt_loaded_instance(self) -> None:
+        """Without a load endpoint, probe the instance the server already has."""
+        inst = next(iter(self.info.loaded_instances), None)
+        if inst is not None:
+            self.instance = inst.id
+            self.instance_context = inst.context_length
+
+    def _unload(self) -> None:
+        if self.instance is not None and self.can_load:
+            instance, self.instance = self.instance, None
+            self.instance_context = None
+            self.requests += 1
+            try:
+                self.client.unload(instance)
+            except APIError as exc:  # it may already be gone (crash, eviction)
+                log.info("unloading %s failed: %s", instance, exc)
+
+    def _save(self, fn: Callable[[Optional[ModelRecord]], ModelRecord]) -> None:
+        if self.registry is not None:
+            self.registry.update(self.key, fn, server=self.client.base_url)
+
+    def _record_final(self, report: ContextReport) -> None:
+        def apply(rec: Optional[ModelRecord]) -> ModelRecord:
+            rec = _need(rec, self)
+            return replace(
+                rec,
+                status=report.status,
+                failure_reason=report.reason if report.status == "failed" else "",
+                loadable_context=report.loadable_context,
+                working_context=report.working_context,
+                tested_at=time.time(),
+                chars_per_token=report.chars_per_token or rec.chars_per_token,
+            )
+
+        self._save(apply)
+
+    def _progress(self, probe: ProbeRecord, what: str) -> None:
+        if self.on_progress is None:
+            return
+        outcome = "ok" if probe.ok else f"failed ({probe.failure})"
+        self.on_progress(
+            SearchProgress(
+                model=self.key,
+                kind=probe.kind,
+                size=probe.size,
+                ok=probe.ok,
+                failure=probe.failure,
+                loads=self.loads,
+                requests=self.requests,
+                message=f"{self.key}: {what}: {outcome}",
+            )
+        )
+
+
+def _fresh(rec: Optional[ModelRecord], info: ModelInfo, server: str) -> ModelRecord:
+    """A record starting a new search: identity refreshed, old results cleared."""
+    base = ModelRecord.from_model_info(info, server)
+    if rec is not None:
+        base = replace(base, probes=rec.probes)  # history is kept, bounds are not
+    return replace(base, status="testing")
+
+
+def _need(rec: Optional[ModelRecord], runner: _Runner) -> ModelRecord:
+    if rec is None:
+        return _fresh(None, runner.info, runner.client.base_url)
+    return rec
