@@ -108,7 +108,15 @@ def run_search(
     if top is None:
         raise ValueError("a load search needs a top size (declared or max_context)")
     floor = min(floor, top)
-    _load_search(prober, state, work, top, floor, resolution)
+    searched_at = _load_search(prober, state, work, top, floor, resolution)
+    good = state.load_good
+    if not state.failed and not work.done and good is not None and searched_at != good:
+        # The working search has not run on an instance at the loadable limit (the
+        # bounds came from an earlier run, or the loads since then all failed): one
+        # load there lets it finish.
+        outcome = prober.load(good)
+        if outcome.applied is not None:
+            work.run()
     if state.failed:
         return SearchResult(state.load_good, state.work_good, "failed", state.failed)
     return SearchResult(state.load_good, state.work_good, "done", "")
@@ -116,8 +124,10 @@ def run_search(
 
 def _load_search(
     prober: Prober, state: Bounds, work: _WorkSearch, top: int, floor: int, resolution: int
-) -> None:
+) -> Optional[int]:
+    """Bisect the loads; return the largest loaded context the working search ran on."""
     hint: Optional[int] = None  # a size worth trying next (just above an auto-fit)
+    searched_at: Optional[int] = None
     while not state.failed:
         good, bad = state.load_good, state.load_bad
         if good is not None and (good >= top or (bad is not None and bad - good <= resolution)):
@@ -147,9 +157,11 @@ def _load_search(
                 hint = outcome.applied + resolution
             elif size <= floor:
                 state.failed = f"the model does not load even at {size} tokens of context"
-                return
+                return searched_at
         if outcome.applied is not None:
             work.run()
+            searched_at = max(outcome.applied, searched_at or 0)
+    return searched_at
 
 
 class _WorkSearch:

@@ -15,9 +15,14 @@ PACKAGE = Path(lmstrix.__file__).parent
 
 
 def run_isolated(code: str, cwd: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    """Run code with `python -I -S`: no site-packages, no environment, no user site."""
+    """Run code with `python -I -S`: no site-packages, no environment, no user site.
+
+    Isolated mode leaves the working folder off ``sys.path``, so the code puts the
+    folder holding the copied package there itself, as a vendoring application would.
+    """
+    prelude = f"import sys\nsys.path.insert(0, {str(cwd)!r})\n"
     return subprocess.run(
-        [sys.executable, "-I", "-S", "-c", textwrap.dedent(code)],
+        [sys.executable, "-I", "-S", "-c", prelude + textwrap.dedent(code)],
         cwd=str(cwd),
         capture_output=True,
         text=True,

@@ -1,0 +1,268 @@
+"""The needle probe: the documented prompt the context search sends and the simulator answers.
+
+A probe is one user message::
+
+    The secret number is 482913.
+    <filler prose, no digits, up to the target size>
+    What is the secret number? Reply with the number only.
+
+The filler for a given seed is one endless, deterministic stream of English-like
+sentences; a probe of ``n`` characters uses the stream's first ``n``-ish characters (cut at
+a word boundary). Two probes with the same secret and seed therefore share their whole
+text up to the shorter one's cut point, so a server's prompt cache can reuse the prefix
+when the search grows or shrinks the probe.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+from collections import OrderedDict
+from typing import List, Optional
+
+__all__ = [
+    "QUESTION",
+    "answer_is_correct",
+    "build_probe",
+    "filler",
+    "header",
+    "make_secret",
+    "min_probe_chars",
+    "parse_probe",
+]
+
+QUESTION = "What is the secret number? Reply with the number only."
+"""The probe's last line."""
+
+_HEADER_FORMAT = "The secret number is {}."
+_HEADER_RE = re.compile(r"^The secret number is ([0-9]{6})\.$")
+# Digit groups written as "482 913" or "482,913" still count as the number.
+_DIGIT_GROUP_SEP_RE = re.compile(r"(?<=[0-9])[ ,._'](?=[0-9])")
+_DIGIT_RUN_RE = re.compile(r"[0-9]+")
+
+# No digits anywhere in here: the filler must never contain a competing number.
+_DETERMINERS = ("the", "a", "this", "that", "every", "some", "each", "another")
+_ADJECTIVES = (
+    "old",
+    "new",
+    "quiet",
+    "bright",
+    "distant",
+    "gentle",
+    "heavy",
+    "small",
+    "large",
+    "early",
+    "late",
+    "green",
+    "golden",
+    "silver",
+    "northern",
+    "southern",
+    "ancient",
+    "modern",
+    "simple",
+    "narrow",
+    "warm",
+    "cold",
+    "patient",
+    "careful",
+)
+_NOUNS = (
+    "river",
+    "mountain",
+    "valley",
+    "forest",
+    "garden",
+    "village",
+    "harbour",
+    "market",
+    "library",
+    "window",
+    "bridge",
+    "road",
+    "field",
+    "meadow",
+    "lantern",
+    "engine",
+    "letter",
+    "story",
+    "picture",
+    "journey",
+    "morning",
+    "evening",
+    "season",
+    "traveller",
+    "teacher",
+    "farmer",
+    "sailor",
+    "painter",
+    "writer",
+    "child",
+    "neighbour",
+    "visitor",
+)
+_VERBS = (
+    "walks",
+    "carries",
+    "finds",
+    "watches",
+    "follows",
+    "remembers",
+    "describes",
+    "builds",
+    "opens",
+    "crosses",
+    "reaches",
+    "gathers",
+    "notices",
+    "shares",
+    "keeps",
+    "leaves",
+    "passes",
+    "brings",
+    "holds",
+    "turns",
+)
+_ADVERBS = (
+    "slowly",
+    "quietly",
+    "carefully",
+    "often",
+    "always",
+    "rarely",
+    "gladly",
+    "suddenly",
+    "again",
+)
+_PREPOSITIONS = (
+    "near",
+    "beyond",
+    "across",
+    "under",
+    "over",
+    "through",
+    "along",
+    "beside",
+    "behind",
+    "toward",
+)
+_CONJUNCTIONS = ("and", "but", "while", "because", "although", "before", "after", "when", "where")
+
+_POOL_SIZE = 512  # distinct sentences per seed; the stream picks among them
+_BLOCK_SENTENCES = 2048  # sentences appended per growth step (about 140k characters)
+_MAX_CACHED_SEEDS = 16
+
+
+class _FillerStream:
+    """The growing filler text of one seed (append-only, so prefixes never change)."""
+
+    def __init__(self, seed: int) -> None:
+        self._rng = random.Random(f"lmstrix-probe-filler:{seed}")
+        self._pool = [self._sentence() for _ in range(_POOL_SIZE)]
+        self._parts: List[str] = []
+        self.text = ""
+
+    def _phrase(self) -> str:
+        rng = self._rng
+        words = [rng.choice(_DETERMINERS)]
+        if rng.random() < 0.6:
+            words.append(rng.choice(_ADJECTIVES))
+        words.append(rng.choice(_NOUNS))
+        return " ".join(words)
+
+    def _sentence(self) -> str:
+        rng = self._rng
+        words = [self._phrase(), rng.choice(_VERBS), self._phrase()]
+        if rng.random() < 0.5:
+            words.append(rng.choice(_ADVERBS))
+        if rng.random() < 0.6:
+            words += [rng.choice(_PREPOSITIONS), self._phrase()]
+        if rng.random() < 0.3:
+            words += [rng.choice(_CONJUNCTIONS), self._phrase(), rng.choice(_VERBS)]
+        text = " ".join(words)
+        return text[0].upper() + text[1:] + "."
+
+    def ensure(self, length: int) -> str:
+        """Grow the stream to at least ``length + 1`` characters and return it."""
+        while len(self.text) <= length:
+            picks = self._rng.choices(self._pool, k=_BLOCK_SENTENCES)
+            block = " ".join(picks)
+            self.text = f"{self.text} {block}" if self.text else block
+        return self.text
+
+
+_streams: OrderedDict[int, _FillerStream] = OrderedDict()
+_streams_lock = threading.Lock()
+
+
+def filler(length: int, *, seed: int = 0) -> str:
+    """Return the first ``length`` characters (at most) of the seed's filler, cut at a word end.
+
+    The result never ends with a space and never contains a digit; it is empty when
+    ``length`` is smaller than the first word.
+    """
+    if length <= 0:
+        return ""
+    with _streams_lock:
+        stream = _streams.get(seed)
+        if stream is None:
+            stream = _FillerStream(seed)
+            _streams[seed] = stream
+            while len(_streams) > _MAX_CACHED_SEEDS:
+                _streams.popitem(last=False)
+        else:
+            _streams.move_to_end(seed)
+        text = stream.ensure(length)
+    if text[length] == " ":
+        return text[:length]
+    cut = text.rfind(" ", 0, length)
+    return text[:cut] if cut > 0 else ""
+
+
+def make_secret(rng: random.Random) -> str:
+    """Return a random six-digit secret whose first digit is not zero."""
+    return str(rng.randint(100000, 999999))
+
+
+def header(secret: str) -> str:
+    """Return the probe's first line for ``secret``."""
+    return _HEADER_FORMAT.format(secret)
+
+
+def min_probe_chars(secret: str = "000000") -> int:
+    """Return the length of the smallest probe (header and question, no filler)."""
+    return len(header(secret)) + 1 + len(QUESTION)
+
+
+def build_probe(secret: str, target_chars: int, *, seed: int = 0) -> str:
+    """Build a probe of about ``target_chars`` characters hiding ``secret``.
+
+    The result is at most ``target_chars`` long and shorter only by the part of a word
+    (a few characters), or it is the minimal probe when ``target_chars`` is smaller.
+
+    Raises:
+        ValueError: ``secret`` is not six digits.
+    """
+    if not _HEADER_RE.match(header(secret)):
+        raise ValueError(f"probe secret must be six digits, got {secret!r}")
+    first = header(secret)
+    room = target_chars - len(first) - len(QUESTION) - 2
+    body = filler(room, seed=seed)
+    if not body:
+        return f"{first}\n{QUESTION}"
+    return f"{first}\n{body}\n{QUESTION}"
+
+
+def parse_probe(text: str) -> Optional[str]:
+    """Return the secret when ``text`` is a probe (its first line is the header), else None."""
+    first_line = text.split("\n", 1)[0].strip()
+    match = _HEADER_RE.match(first_line)
+    return match.group(1) if match else None
+
+
+def answer_is_correct(reply: str, secret: str) -> bool:
+    """Return True when ``reply`` contains ``secret`` as a whole number."""
+    joined = _DIGIT_GROUP_SEP_RE.sub("", reply)
+    return secret in _DIGIT_RUN_RE.findall(joined)
