@@ -348,8 +348,8 @@ class _Runner:
             failure, detail = "timeout", str(exc)
         except APIConnectionError as exc:
             failure, detail = "disconnected", str(exc)
-        except APIError as exc:
-            failure, detail = "error", str(exc)
+        except APIError as exc:  # a 500 or another answer that is no reply
+            failure, detail = "server_error", str(exc)
         else:
             measured = answer.usage.prompt_tokens
             reply = answer.text.strip()

@@ -1,0 +1,503 @@
+"""The pure context-search strategy (`lmstrix._search`): fake probers, hidden truths."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Dict, List, Optional, Tuple
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from lmstrix._search import (
+    SANITY_TOKENS,
+    Bounds,
+    LoadOutcome,
+    ProbeOutcome,
+    SearchResult,
+    run_search,
+)
+
+ROOM = 24  # answer room the fake keeps free above a prompt (like context.ANSWER_TOKENS)
+FLOOR = 2048
+CALL_LIMIT = 5000  # a search that makes more calls than this does not terminate
+
+
+class FakeProber:
+    """A model with hidden limits: loadable ``loadable`` and working ``working``.
+
+    ``auto_fit``: loads above the limit "succeed" at the largest multiple of 256 below
+    it (reported as a failure with ``applied``). ``noise``: a probe in the band
+    ``(working * (1 - band), working]`` fails with that probability, deterministic per
+    (size, trial). ``n_ctx``: an instance that is already loaded (no load endpoint);
+    probes above ``n_ctx - ROOM`` fail with an overflow. ``flaky_trials``: trials >= 1
+    fail at every size above this one (trial 0 is the truth).
+    """
+
+    def __init__(
+        self,
+        loadable: int,
+        working: int,
+        *,
+        auto_fit: bool = False,
+        noise: float = 0.0,
+        band: float = 0.15,
+        n_ctx: Optional[int] = None,
+        flaky_trials: Optional[int] = None,
+    ) -> None:
+        self.loadable = loadable
+        self.working = working
+        self.auto_fit = auto_fit
+        self.noise = noise
+        self.band = band
+        self.n_ctx = n_ctx
+        self.flaky_trials = flaky_trials
+        self.loaded: Optional[int] = n_ctx
+        self.loads = 0
+        self.load_sizes: List[int] = []
+        self.probes: List[Tuple[int, int, bool]] = []
+        self.violations: List[str] = []
+
+    def _tick(self) -> None:
+        if self.loads + len(self.probes) > CALL_LIMIT:
+            raise AssertionError("the search does not terminate")
+
+    def load(self, size: int) -> LoadOutcome:
+        self._tick()
+        self.loads += 1
+        self.load_sizes.append(size)
+        if size <= self.loadable:
+            self.loaded = size
+            return LoadOutcome(True, size)
+        if self.auto_fit:
+            self.loaded = max(256, self.loadable // 256 * 256)
+            return LoadOutcome(False, self.loaded, "auto_fit")
+        self.loaded = None
+        return LoadOutcome(False, None, "load_failed")
+
+    def ceiling(self) -> Optional[int]:
+        if self.n_ctx is not None or self.loaded is None:
+            return None
+        return max(1, self.loaded - ROOM)
+
+    def passes(self, tokens: int, trial: int) -> bool:
+        """The hidden truth for one probe (deterministic)."""
+        if self.n_ctx is not None and tokens > self.n_ctx - ROOM:
+            return False
+        if tokens > self.working:
+            return False
+        if self.flaky_trials is not None and trial >= 1 and tokens > self.flaky_trials:
+            return False
+        if self.noise > 0 and tokens > self.working * (1.0 - self.band):
+            digest = hashlib.sha256(f"{tokens}:{trial}".encode()).digest()
+            return int.from_bytes(digest[:8], "big") / float(1 << 64) >= self.noise
+        return True
+
+    def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        self._tick()
+        if self.loaded is None:
+            self.violations.append(f"probe of {tokens} with nothing loaded")
+        ceiling = self.ceiling()
+        if ceiling is not None and tokens > ceiling:
+            self.violations.append(f"probe of {tokens} above the ceiling {ceiling}")
+        ok = self.passes(tokens, trial)
+        self.probes.append((tokens, trial, ok))
+        failure = None
+        if not ok:
+            over = self.n_ctx is not None and tokens > self.n_ctx - ROOM
+            failure = "overflow_error" if over else "wrong_answer"
+        return ProbeOutcome(ok, tokens, failure)
+
+
+def search(
+    fake: FakeProber,
+    top: Optional[int],
+    *,
+    resolution: int = 1024,
+    trials: int = 3,
+    can_load: bool = True,
+    bounds: Optional[Bounds] = None,
+) -> SearchResult:
+    return run_search(
+        fake,
+        top=top,
+        floor=FLOOR,
+        resolution=resolution,
+        trials=trials,
+        can_load=can_load,
+        bounds=bounds,
+    )
+
+
+def load_budget(top: int, resolution: int) -> int:
+    span = max(1.0, (top - FLOOR) / resolution)
+    return math.ceil(math.log2(span)) + 3
+
+
+def expected_loadable(fake: FakeProber, top: int) -> Optional[int]:
+    """The truth the search should approach, or None when nothing loads."""
+    truth = min(fake.loadable, top)
+    if truth < min(FLOOR, top) and not fake.auto_fit:
+        return None
+    return truth
+
+
+def check_exact(fake: FakeProber, top: int, resolution: int, trials: int) -> SearchResult:
+    """Run a search on a noise-free truth and check every promise the strategy makes."""
+    result = search(fake, top, resolution=resolution, trials=trials)
+    assert not fake.violations
+    assert fake.loads <= load_budget(top, resolution)
+    truth_l = expected_loadable(fake, top)
+    if truth_l is None:
+        assert result.status == "failed"
+        assert result.loadable is None
+        assert result.working is None
+        assert "does not load" in result.reason
+        return result
+    assert result.loadable is not None
+    assert result.loadable <= truth_l
+    # The working truth as this fake defines it: the model's limit, or the largest
+    # prompt the largest loadable instance holds.
+    truth_w = min(fake.working, max(1, truth_l - ROOM))
+    if truth_w < min(SANITY_TOKENS, max(1, result.loadable - ROOM)):
+        # A model that fails the sanity probe stops the search: no more loads.
+        assert result.status == "failed"
+        assert result.working is None
+        assert "smallest probe" in result.reason
+        return result
+    assert truth_l - resolution <= result.loadable
+    assert result.status == "done", result
+    assert result.working is not None
+    assert truth_w - resolution <= result.working <= truth_w
+    if trials > 1:  # every trial passes at the reported size
+        assert all(fake.passes(result.working, t) for t in range(trials))
+    return result
+
+
+# ---------------------------------------------------------------------------- tables
+
+EXACT_CASES = [
+    # (declared/top, loadable, working, auto_fit, resolution, trials, loads, loadable, working)
+    (8192, 8192, 8192, False, 1024, 3, 1, 8192, 8192 - ROOM),
+    (8192, 8192, 5000, False, 1024, 3, 1, 8192, None),
+    (65536, 37311, 20005, False, 1024, 3, None, None, None),
+    (131072, 33000, 30001, True, 1024, 3, 2, 32768, None),
+    (32768, 9999, 6500, True, 256, 1, None, 9984, None),
+    (16384, 16383, 16383, False, 512, 3, None, None, None),
+    (24576, 24576, 17777, False, 256, 3, 1, 24576, None),
+    (262144, 262144, 200000, False, 1024, 3, 1, 262144, None),
+    (8192, 2049, 2047, False, 1024, 3, None, 2048, None),
+    (1024, 1024, 1024, False, 1024, 3, 1, 1024, 1024 - ROOM),
+    (2000, 2000, 1900, False, 256, 3, 1, 2000, None),
+    (32768, 32768, 1500, False, 1024, 3, 1, 32768, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("top", "loadable", "working", "auto_fit", "resolution", "trials", "loads", "want_l", "want_w"),
+    EXACT_CASES,
+)
+def test_exact_truths(
+    top: int,
+    loadable: int,
+    working: int,
+    auto_fit: bool,
+    resolution: int,
+    trials: int,
+    loads: Optional[int],
+    want_l: Optional[int],
+    want_w: Optional[int],
+) -> None:
+    fake = FakeProber(loadable, working, auto_fit=auto_fit)
+    result = check_exact(fake, top, resolution, trials)
+    assert fake.load_sizes[0] == top  # the top is always tried first
+    if loads is not None:
+        assert fake.loads == loads
+    if want_l is not None:
+        assert result.loadable == want_l
+    if want_w is not None:
+        assert result.working == want_w
+
+
+def test_loadable_below_floor_fails() -> None:
+    fake = FakeProber(1500, 1500)
+    result = search(fake, 32768)
+    assert result == SearchResult(None, None, "failed", result.reason)
+    assert "2048" in result.reason
+    assert fake.load_sizes[-1] == FLOOR
+
+
+def test_auto_fit_below_floor_still_finds_the_applied_size() -> None:
+    fake = FakeProber(1500, 1000, auto_fit=True)
+    result = search(fake, 32768, resolution=256)
+    assert result.status == "done"
+    assert result.loadable == 1280
+    assert result.working is not None
+    assert 1000 - 256 <= result.working <= 1000
+
+
+def test_broken_model_fails_at_the_sanity_probe() -> None:
+    fake = FakeProber(16384, 0)
+    result = search(fake, 16384)
+    assert result.status == "failed"
+    assert "smallest probe" in result.reason
+    assert "wrong_answer" in result.reason
+    assert result.loadable == 16384
+    assert result.working is None
+    assert fake.loads == 1
+    assert len(fake.probes) == 1
+
+
+def test_working_search_reuses_the_instance_and_needs_no_reload() -> None:
+    """The working search runs on each successful load: no load after the last good one."""
+    fake = FakeProber(37311, 20005)
+    result = search(fake, 65536)
+    good_loads = [s for s in fake.load_sizes if s <= fake.loadable]
+    assert max(good_loads) == result.loadable
+    # probes grow from the sanity size by doubling before the first failure
+    first_sizes = [p[0] for p in fake.probes[:4]]
+    assert first_sizes == [256, 512, 1024, 2048]
+
+
+def test_refinement_uses_the_other_trials_only_at_the_boundary() -> None:
+    fake = FakeProber(65536, 20005)
+    result = search(fake, 65536, trials=3)
+    extra = [p for p in fake.probes if p[1] > 0]
+    assert result.working is not None
+    assert {p[0] for p in extra} == {result.working}
+    assert len(extra) == 2
+
+
+def test_flaky_boundary_backs_off_to_a_size_every_trial_passes() -> None:
+    """Trial 0 passes up to 20,000 but the other needles only up to 9,000."""
+    fake = FakeProber(32768, 20000, flaky_trials=9000)
+    result = search(fake, 32768, resolution=1024, trials=3)
+    assert result.status == "done"
+    assert result.working is not None
+    assert 9000 - 1024 <= result.working <= 9000
+    assert all(fake.passes(result.working, t) for t in range(3))
+
+
+def test_flaky_everywhere_fails() -> None:
+    """Other needles fail even at the sanity size: no size passes every trial."""
+    fake = FakeProber(8192, 8192, flaky_trials=100)
+    result = search(fake, 8192, trials=3)
+    assert result.status == "failed"
+    assert "repeated probe" in result.reason
+    assert result.working is None
+
+
+def test_flaky_at_the_ceiling_during_growth() -> None:
+    """The instance's ceiling is reached while growing and the other needles fail there."""
+    fake = FakeProber(8192, 8192, flaky_trials=6000)
+    result = search(fake, 8192, trials=3)
+    assert result.status == "done"
+    assert result.working is not None
+    assert 6000 - 1024 <= result.working <= 6000
+
+
+def test_single_trial_takes_the_first_needle_at_its_word() -> None:
+    fake = FakeProber(8192, 8192, flaky_trials=100)
+    result = search(fake, 8192, trials=1)
+    assert result.status == "done"
+    assert result.working == 8192 - ROOM
+    assert all(p[1] == 0 for p in fake.probes)
+
+
+def test_top_below_floor_loads_the_top() -> None:
+    fake = FakeProber(1024, 1024)
+    result = search(fake, 1024)
+    assert result.loadable == 1024
+    assert fake.load_sizes == [1024]
+
+
+def test_load_search_needs_a_top() -> None:
+    with pytest.raises(ValueError, match="top"):
+        search(FakeProber(8192, 8192), None)
+
+
+def test_resume_from_bounds_needs_fewer_loads() -> None:
+    fresh = FakeProber(37311, 20005)
+    expected = search(fresh, 65536)
+    resumed = FakeProber(37311, 20005)
+    bounds = Bounds(load_good=32768, load_bad=49152, work_good=16000, work_bad=24000)
+    result = search(resumed, 65536, bounds=bounds)
+    assert resumed.loads < fresh.loads
+    assert expected.loadable is not None
+    assert result.loadable is not None
+    assert min(result.loadable, expected.loadable) >= 37311 - 1024
+    assert max(result.loadable, expected.loadable) <= 37311
+    assert result.working is not None
+    assert 20005 - 1024 <= result.working <= 20005
+    assert bounds.load_good == result.loadable  # the bounds object receives the progress
+
+
+@pytest.mark.parametrize(
+    ("loadable", "top", "bounds"),
+    [
+        # the loads are settled: nothing is loaded, the working search is not resumed
+        (8192, 8192, Bounds(load_good=8192, work_good=512)),
+        # every load of the resumed run fails: the working search never starts
+        (2048, 2305, Bounds(load_good=2048)),
+    ],
+)
+def test_resume_with_no_successful_load_still_searches_the_working_limit(
+    loadable: int, top: int, bounds: Bounds
+) -> None:
+    fake = FakeProber(loadable, loadable)
+    result = search(fake, top, resolution=256, bounds=bounds)
+    assert result.status == "done"
+    assert result.working is not None
+    assert loadable - ROOM - 256 <= result.working
+    assert fake.load_sizes[-1] == loadable  # one load at the known limit finishes the search
+
+
+# -------------------------------------------------------------- without a load endpoint
+
+
+@pytest.mark.parametrize(
+    ("n_ctx", "working", "want"),
+    [(4096, 4096, 4096 - ROOM), (32768, 12000, 12000), (4096, 2000, 2000), (300, 300, 276)],
+)
+def test_no_load_endpoint_searches_the_loaded_instance(n_ctx: int, working: int, want: int) -> None:
+    fake = FakeProber(10**9, working, n_ctx=n_ctx)
+    result = search(fake, None, can_load=False, resolution=256)
+    assert fake.loads == 0
+    assert result.status == "done"
+    assert result.loadable is None
+    assert result.working is not None
+    assert want - 256 <= result.working <= want
+
+
+def test_no_load_endpoint_broken_model_fails() -> None:
+    fake = FakeProber(10**9, 0, n_ctx=4096)
+    result = search(fake, None, can_load=False)
+    assert result.status == "failed"
+    assert result.working is None
+    assert result.loadable is None
+
+
+# ---------------------------------------------------------------------------- properties
+
+RESOLUTIONS = st.sampled_from([256, 512, 1024])
+TRIALS = st.sampled_from([1, 3])
+
+
+@st.composite
+def truths(draw: st.DrawFn) -> Tuple[int, int, int]:
+    declared = draw(st.integers(1024, 262144))
+    loadable = draw(st.integers(256, declared))
+    working = draw(st.integers(0, loadable))
+    return declared, loadable, working
+
+
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(truth=truths(), resolution=RESOLUTIONS, trials=TRIALS, auto_fit=st.booleans())
+def test_property_exact_truths(
+    truth: Tuple[int, int, int], resolution: int, trials: int, auto_fit: bool
+) -> None:
+    declared, loadable, working = truth
+    check_exact(FakeProber(loadable, working, auto_fit=auto_fit), declared, resolution, trials)
+
+
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    truth=truths(),
+    resolution=RESOLUTIONS,
+    noise=st.floats(0.05, 0.7),
+    band=st.floats(0.05, 0.5),
+)
+def test_property_noisy_truths_never_overstate(
+    truth: Tuple[int, int, int], resolution: int, noise: float, band: float
+) -> None:
+    declared, loadable, working = truth
+    fake = FakeProber(loadable, working, noise=noise, band=band)
+    result = search(fake, declared, resolution=resolution, trials=3)
+    assert not fake.violations
+    assert fake.loads <= load_budget(declared, resolution)
+    truth_l = expected_loadable(fake, declared)
+    if truth_l is None:
+        assert result.status == "failed"
+        assert result.loadable is None
+        return
+    assert result.loadable is not None
+    assert result.loadable <= truth_l
+    if result.status == "done":
+        # noise touches prompts only: the loadable limit is still exact
+        assert truth_l - resolution <= result.loadable
+        assert result.working is not None
+        assert result.working <= working
+        assert all(fake.passes(result.working, t) for t in range(3))
+    else:  # no size passed every trial: the search stops where it is
+        assert result.working is None
+        assert result.reason
+
+
+@settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    n_ctx=st.integers(300, 262144),
+    working=st.integers(0, 262144),
+    resolution=RESOLUTIONS,
+    trials=TRIALS,
+)
+def test_property_no_load_endpoint(n_ctx: int, working: int, resolution: int, trials: int) -> None:
+    fake = FakeProber(10**9, working, n_ctx=n_ctx)
+    result = search(fake, None, can_load=False, resolution=resolution, trials=trials)
+    assert fake.loads == 0
+    assert result.loadable is None
+    truth_w = min(working, n_ctx - ROOM)
+    if truth_w < SANITY_TOKENS:
+        assert result.status == "failed"
+        assert result.working is None
+        return
+    assert result.status == "done"
+    assert result.working is not None
+    assert truth_w - resolution <= result.working <= truth_w
+
+
+@settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    truth=truths(),
+    resolution=RESOLUTIONS,
+    good=st.floats(0.0, 1.0),
+    bad=st.floats(0.0, 1.0),
+)
+def test_property_resume_from_true_bounds(
+    truth: Tuple[int, int, int], resolution: int, good: float, bad: float
+) -> None:
+    """Bounds consistent with the truth (as a registry would hold) never cost extra loads."""
+    declared, loadable, working = truth
+    assume(loadable >= FLOOR)
+    load_good = FLOOR + int((loadable - FLOOR) * good)
+    load_bad: Optional[int] = None
+    if loadable < declared:
+        load_bad = loadable + 1 + int((declared - loadable - 1) * bad)
+    # bounds that leave no load to do: see test_resume_with_finished_loads_*
+    assume(load_good < declared and (load_bad is None or load_bad - load_good > resolution))
+    fresh = FakeProber(loadable, working)
+    expected = search(fresh, declared, resolution=resolution)
+    fake = FakeProber(loadable, working)
+    bounds = Bounds(load_good=load_good, load_bad=load_bad)
+    result = search(fake, declared, resolution=resolution, bounds=bounds)
+    assert fake.loads <= load_budget(declared, resolution)
+    assert result.loadable is not None
+    assert result.loadable <= loadable
+    if expected.status == "done":
+        assert fake.loads <= fresh.loads + 1
+        assert result.status == "done"
+        assert loadable - resolution <= result.loadable
+    if result.status == "done":
+        assert result.working is not None
+        assert result.working <= working
+
+
+def test_noise_is_deterministic() -> None:
+    fake = FakeProber(32768, 16000, noise=0.5)
+    seen: Dict[Tuple[int, int], bool] = {}
+    for size in range(13000, 16001, 97):
+        for trial in range(3):
+            seen[(size, trial)] = fake.passes(size, trial)
+    assert any(seen.values())
+    assert not all(seen.values())
+    assert all(fake.passes(s, t) == ok for (s, t), ok in seen.items())
