@@ -162,16 +162,17 @@ class ChatStream(Iterator[Chunk]):
             self._release()
         if self._stopped:
             return
-        if not self._texts and self._finish_reason is None:
+        if not self._texts and not self._reasoning and self._finish_reason != "tool_calls":
             raise self._fail(
-                "the stream carried no answer at all; the prompt may not fit the model's "
-                "context (some servers answer an overflow with an empty stream)",
+                "the stream carried no answer at all; servers answer this way to a prompt "
+                "that does not fit the loaded context, or to a request they cancelled",
                 "empty",
             )
-        if not done and self._finish_reason is None:
-            raise self._fail(
-                "the stream ended without a finish reason or [DONE] (cut short)", "truncated"
-            )
+        if self._finish_reason is None:
+            # Some servers end a stream they cut short with a clean [DONE]: only a
+            # finish reason says the answer is complete.
+            how = "[DONE] but no finish reason" if done else "neither [DONE] nor a finish reason"
+            raise self._fail(f"the stream ended with {how} (cut short)", "truncated")
         self._completion = self._build()
 
     def _handle(self, event: ServerSentEvent) -> Optional[Chunk]:
