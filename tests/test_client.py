@@ -11,7 +11,7 @@ import pytest
 
 import lmstrix
 from lmstrix import Client
-from lmstrix.testing import Fault, FakeLMStudio, SimModel
+from lmstrix.testing import FakeLMStudio, Fault, SimModel
 
 TOKEN = "sk-lm-Abc12345:SECRETsecretSECRET0000"
 

@@ -149,5 +149,7 @@ def test_any_chunking_and_line_ending_decodes_the_same(
 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=300), st.lists(st.integers(min_value=0, max_value=400), max_size=8))
-def test_random_bytes_never_raise_and_chunking_does_not_matter(data: bytes, cuts: List[int]) -> None:
+def test_random_bytes_never_raise_and_chunking_does_not_matter(
+    data: bytes, cuts: List[int]
+) -> None:
     assert decode(split_at(data, cuts)) == decode([data])
