@@ -1,0 +1,115 @@
+"""Reading prompt-library files: JSON everywhere, TOML with ``tomllib`` or ``tomli``.
+
+Private: :meth:`lmstrix.prompts.PromptLibrary.from_file` is the public face. Every
+problem becomes a :class:`~lmstrix.errors.TemplateError`; a file that does not parse
+gives a :class:`~lmstrix._template_parse.TemplateSyntaxError` with its line and column.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from types import ModuleType
+from typing import Any, Dict, Optional, Tuple
+
+from ._template_parse import TemplateSyntaxError
+from .errors import TemplateError
+
+__all__ = ["TOML_MISSING", "TOML_MODULES", "load_library_file", "toml_module"]
+
+#: Modules tried in order for TOML; tests swap this tuple to simulate their absence.
+TOML_MODULES: Tuple[str, ...] = ("tomllib", "tomli")
+TOML_MISSING = "TOML needs Python 3.11+ or `pip install tomli`; or convert the file to JSON"
+
+# tomllib/tomli end their messages with "(at line 3, column 9)" or "(at end of document)".
+_TOML_WHERE_RE = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*$")
+
+
+def toml_module() -> Optional[ModuleType]:
+    """Return ``tomllib`` (3.11+) or ``tomli`` when importable, else ``None``."""
+    for name in TOML_MODULES:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+def load_library_file(path: str) -> Dict[str, Any]:
+    """Read and parse a ``.json`` or ``.toml`` prompt library into nested dicts.
+
+    Raises:
+        TemplateSyntaxError: the file is not valid UTF-8, JSON or TOML (file, line, column).
+        TemplateError: the file cannot be read, its suffix is unknown, TOML is not
+            available, or the top level is not a table.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".json", ".toml"):
+        raise TemplateError(
+            f"{path}: unsupported prompt library format {suffix or '(no suffix)'!r};"
+            " use a .toml or .json file"
+        )
+    module = toml_module() if suffix == ".toml" else None
+    if suffix == ".toml" and module is None:
+        raise TemplateError(f"{path}: {TOML_MISSING}")
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        raise TemplateError(f"cannot read prompt library {path}: {exc.strerror or exc}") from exc
+    text = _decode(path, data)
+    loaded = _load_json(path, text) if module is None else _load_toml(path, text, module)
+    if not isinstance(loaded, dict):
+        raise TemplateError(
+            f"{path}: a prompt library must be a table of entries at the top level,"
+            f" not {type(loaded).__name__}"
+        )
+    return loaded
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        lineno = data.count(b"\n", 0, exc.start) + 1
+        colno = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise TemplateSyntaxError(
+            f"{path}, line {lineno}, column {colno}: not valid UTF-8 text",
+            source=path,
+            lineno=lineno,
+            colno=colno,
+        ) from exc
+
+
+def _load_json(path: str, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise TemplateSyntaxError(
+            f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}",
+            source=path,
+            lineno=exc.lineno,
+            colno=exc.colno,
+        ) from exc
+
+
+def _load_toml(path: str, text: str, module: ModuleType) -> Any:
+    try:
+        return module.loads(text)
+    except module.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _TOML_WHERE_RE.search(message)
+        if match and match.group(1):
+            lineno, colno = int(match.group(1)), int(match.group(2))
+        else:  # "at end of document", or a message without a position
+            lines = text.split("\n")
+            lineno, colno = len(lines), len(lines[-1]) + 1
+        detail = message[: match.start()] if match else message
+        raise TemplateSyntaxError(
+            f"{path}, line {lineno}, column {colno}: invalid TOML: {detail}",
+            source=path,
+            lineno=lineno,
+            colno=colno,
+        ) from exc
