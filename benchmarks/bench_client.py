@@ -13,8 +13,9 @@ Four measurements, all in one run:
    minimal stdlib server in a child process (``socketserver`` threads, HTTP/1.1
    keep-alive, canned replies, no JSON parsing), so the client's own cost dominates.
    Each client gets a warm-up, then rounds of N requests, interleaved across clients
-   so a busy moment hits them all; the median round is kept. In a full run the
-   lmstrix and raw rates are also measured against the simulator
+   so a busy moment hits them all; rates are the median round, ratios the median of
+   the per-round ratios (each round's lmstrix rate over the other client's). In a
+   full run the lmstrix and raw rates are also measured against the simulator
    (``lmstrix.testing``) to show how much slower a realistic Python server is.
 2. SSE events per second: ``lmstrix.sse.SSEDecoder`` and openai-python's decoder on
    the same pre-built bytes (chat-chunk events split into 1-4 KB reads), and the full
@@ -518,8 +519,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         serve_sim()
         return 0
     args.warmup = 50 if args.quick else 200
-    args.rounds = 3 if args.quick else 7
-    args.requests = 200 if args.quick else 1000
+    args.rounds = 5 if args.quick else 15
+    args.requests = 200 if args.quick else 500
     args.sse_events = 20_000 if args.quick else 100_000
     args.streams = 20 if args.quick else 100
     args.import_runs = 7 if args.quick else 11
@@ -537,17 +538,20 @@ def main(argv: Optional[List[str]] = None) -> int:
         streams = measure_streams(server.url, args)
     sim_rates: Dict[str, Dict[str, Any]] = {}
     if not args.quick:
-        sim_args = argparse.Namespace(warmup=50, rounds=3, requests=300)
+        sim_args = argparse.Namespace(warmup=50, rounds=5, requests=300)
         sim_makers = {k: makers[k] for k in ("lmstrix Client", "raw http.client")}
         with ChildServer("sim") as server:
             sim_rates = measure_rates(server.url, sim_makers, sim_args)
     decoders = measure_decoders(args)
     imports = measure_imports(args)
 
-    ours = rates["lmstrix Client"]["rps"]
-
     def vs(name: str, table: Dict[str, Dict[str, Any]]) -> Optional[float]:
-        return ours / table[name]["rps"] if name in table else None
+        # Paired: each round's lmstrix rate over the same round's rate of the other
+        # client (measured right after it), then the median; steadier on a busy machine.
+        if name not in table:
+            return None
+        pairs = zip(table["lmstrix Client"]["rounds"], table[name]["rounds"])
+        return median([a / b for a, b in pairs])
 
     dec_rates = decoders["rates"]
     dec_ratio = dec_rates["lmstrix"] / dec_rates["openai"] if "openai" in dec_rates else None
@@ -598,7 +602,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "Server: a minimal stdlib loopback server in a child process (socketserver threads,\n"
         "HTTP/1.1 keep-alive, canned replies, no JSON parsing), so the client's cost dominates.\n"
         f"Sequential requests; {args.warmup} warm-up, then {args.rounds} interleaved rounds of "
-        f"{args.requests}; median round.\n"
+        f"{args.requests};\nrates are median rounds, ratios the median of per-round ratios.\n"
     )
     rows = []
     for name, r in rates.items():
@@ -613,9 +617,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         title="Non-streaming chat, canned server",
     )
     if sim_rates:
-        sim_ours = sim_rates["lmstrix Client"]["rps"]
         sim_rows = [
-            [n, f"{r['rps']:,.0f}", f"{r['us_per_request']:,.0f}", fmt_ratio(sim_ours / r["rps"])]
+            [n, f"{r['rps']:,.0f}", f"{r['us_per_request']:,.0f}", fmt_ratio(vs(n, sim_rates))]
             for n, r in sim_rates.items()
         ]
         print_table(
