@@ -24,6 +24,8 @@ __all__ = ["Bounds", "LoadOutcome", "ProbeOutcome", "Prober", "SearchResult", "r
 # The first prompt probe: small, to calibrate characters per token and catch a model
 # that answers nothing right before any large prompt is paid for.
 SANITY_TOKENS = 256
+GROWTH_DOUBLING_BELOW = 8192
+GROWTH_STEP_DIV = 4
 
 
 @dataclass(frozen=True)
@@ -109,11 +111,18 @@ def run_search(
         raise ValueError("a load search needs a top size (declared or max_context)")
     floor = min(floor, top)
     searched_at = _load_search(prober, state, work, top, floor, resolution)
-    good = state.load_good
-    if not state.failed and not work.done and good is not None and searched_at != good:
-        # The working search has not run on an instance at the loadable limit (the
-        # bounds came from an earlier run, or the loads since then all failed): one
-        # load there lets it finish.
+    good, bad = state.load_good, state.load_bad
+    close = searched_at is not None and bad is not None and bad - searched_at <= resolution
+    if (
+        not state.failed
+        and not work.done
+        and good is not None
+        and searched_at != good
+        and not close
+    ):
+        # The working search has not run on an instance near the loadable limit (the
+        # bounds came from an earlier run, or the last loads failed): one load there
+        # lets it finish.
         outcome = prober.load(good)
         if outcome.applied is not None:
             work.run()
@@ -126,7 +135,6 @@ def _load_search(
     prober: Prober, state: Bounds, work: _WorkSearch, top: int, floor: int, resolution: int
 ) -> Optional[int]:
     """Bisect the loads; return the largest loaded context the working search ran on."""
-    hint: Optional[int] = None  # a size worth trying next (just above an auto-fit)
     searched_at: Optional[int] = None
     while not state.failed:
         good, bad = state.load_good, state.load_bad
@@ -141,27 +149,42 @@ def _load_search(
                     size = floor  # the bottom was never verified: one last load
                 else:
                     break  # pragma: no cover - handled by the check above
-            elif hint is not None and low < hint < bad:
-                size = hint
             else:
                 size = low + (bad - low) // 2
-        hint = None
         outcome = prober.load(size)
         if outcome.ok:
             state.load_good = max(size, state.load_good or 0)
         else:
             state.load_bad = size if bad is None else min(bad, size)
             if outcome.applied is not None and outcome.applied < size:
-                # Auto-fit: the server loaded a smaller context it found workable itself.
+                # Auto-fit: the server loaded the largest context it found workable
+                # itself. That is its own answer to the question, so it is taken as the
+                # boundary rather than bisected again with more (risky) loads.
                 state.load_good = max(outcome.applied, state.load_good or 0)
-                hint = outcome.applied + resolution
+                state.load_bad = state.load_good + 1
             elif size <= floor:
                 state.failed = f"the model does not load even at {size} tokens of context"
                 return searched_at
-        if outcome.applied is not None:
+        if outcome.applied is not None and (not work.started or _settled(state, top, resolution)):
+            # The first instance gets the working search; once it has reached an
+            # instance's ceiling, only the instance at the loadable limit is worth the
+            # prefill of a longer prompt (a new instance starts with an empty cache).
             work.run()
             searched_at = max(outcome.applied, searched_at or 0)
     return searched_at
+
+
+def _grow(size: int) -> int:
+    """The next probe size while growing: doubling while prompts are cheap, then
+    smaller steps, since overshooting the working limit costs prefill in proportion."""
+    return size * 2 if size < GROWTH_DOUBLING_BELOW else size + size // GROWTH_STEP_DIV
+
+
+def _settled(state: Bounds, top: int, resolution: int) -> bool:
+    good, bad = state.load_good, state.load_bad
+    if good is None:
+        return False
+    return good >= top or (bad is not None and bad - good <= resolution)
 
 
 class _WorkSearch:
@@ -186,6 +209,11 @@ class _WorkSearch:
             self.passes.append(self.good)
         self.done = False
 
+    @property
+    def started(self) -> bool:
+        """True once a probe has passed (on any instance, or in an earlier run)."""
+        return self.good is not None
+
     def run(self) -> None:
         """Search (or go on searching) on the current instance."""
         if self.done or self.state.failed:
@@ -205,7 +233,7 @@ class _WorkSearch:
         while self.bad is None:
             good = self.good
             assert good is not None
-            target = good * 2 if ceiling is None else min(good * 2, ceiling)
+            target = _grow(good) if ceiling is None else min(_grow(good), ceiling)
             if target <= good:
                 # This instance holds no longer prompt. Settle this size now, while it is
                 # loaded; a larger load later lets the growth go on.
@@ -256,6 +284,9 @@ class _WorkSearch:
             self.bad = good
             self.state.work_bad = good
             below = [t for t in self.passes if t < good]
+            if not below and good > SANITY_TOKENS and self._probe_all(SANITY_TOKENS, True):
+                # Known passes came from an earlier run; start again from the bottom.
+                below = [SANITY_TOKENS]
             if not below:
                 self.good = None
                 self.state.work_good = None

@@ -314,10 +314,11 @@ class _Runner:
             good, bad = rec.load_good, rec.load_bad
             if ok:
                 good = max(size, good or 0)
+            elif applied is not None:  # auto-fit: the server's own fit is the boundary
+                good = max(applied, good or 0)
+                bad = good + 1
             else:
                 bad = size if bad is None else min(bad, size)
-                if applied is not None:
-                    good = max(applied, good or 0)
             return replace(rec, load_good=good, load_bad=bad)
 
         self._save(apply)
