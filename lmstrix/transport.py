@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
+from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
 
 from .config import Timeout
 from .errors import APIConnectionError, APITimeoutError
@@ -122,11 +122,12 @@ def connection_error(exc: BaseException, url: str, *, sent: bool) -> APIConnecti
 class _Conn:
     """A pooled ``http.client`` connection and the pool key it belongs to."""
 
-    __slots__ = ("http", "key")
+    __slots__ = ("http", "key", "read_s")
 
     def __init__(self, http: http.client.HTTPConnection, key: Tuple[str, str, int]) -> None:
         self.http = http
         self.key = key
+        self.read_s = -1.0  # the socket timeout now set; -1 until connected
 
 
 class _StdlibResponse:
@@ -249,6 +250,10 @@ class StdlibTransport:
             try:
                 if conn.http.sock is None:
                     conn.http.connect()
+                    sock = cast(socket.socket, conn.http.sock)  # set by connect()
+                    # Requests are small writes answered at once: no Nagle delay.
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                    conn.read_s = -1.0
             except Exception as exc:  # refused, DNS, connect timeout: nothing was sent
                 self._release(conn, reusable=False)
                 raise connection_error(exc, url, sent=False) from exc
@@ -263,15 +268,17 @@ class StdlibTransport:
             except Exception as exc:  # timeouts, ssl and protocol errors
                 self._release(conn, reusable=False)
                 raise connection_error(exc, url, sent=True) from exc
-            response = _StdlibResponse(self, conn, resp, url)
-            if not stream:
-                try:
-                    return _BufferedResponse(
-                        response.status_code, response.headers, response.read()
-                    )
-                finally:
-                    response.close()
-            return response
+            if stream:
+                return _StdlibResponse(self, conn, resp, url)
+            try:
+                data = resp.read()
+            except Exception as exc:  # cut or timed out while reading the body
+                self._release(conn, reusable=False)
+                raise connection_error(exc, url, sent=True) from exc
+            headers = {k.lower(): v for k, v in resp.getheaders()}
+            resp.close()
+            self._release(conn, reusable=not resp.will_close)
+            return _BufferedResponse(resp.status, headers, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
@@ -284,9 +291,10 @@ class StdlibTransport:
         read_s: float,
     ) -> http.client.HTTPResponse:
         http = conn.http
-        sock: socket.socket = http.sock
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(read_s)
+        if conn.read_s != read_s:  # a system call saved on most requests
+            sock: socket.socket = http.sock
+            sock.settimeout(read_s)
+            conn.read_s = read_s
         http.request(method, target, body=body, headers=dict(headers))
         return http.getresponse()
 
