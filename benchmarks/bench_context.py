@@ -45,7 +45,7 @@ from _common import Target, emit_json, fmt_ratio, print_table, print_targets
 
 from lmstrix import Client, find_context_limit
 from lmstrix.errors import APIError
-from lmstrix.testing import FakeLMStudio, SimModel, test_fleet
+from lmstrix.testing import FakeLMStudio, SimModel, machine_fleet, test_fleet
 
 MIN_CONTEXT = 2048
 RESOLUTION = 1024
@@ -59,8 +59,12 @@ NAIVE_STEP = 10_240
 NAIVE_RESOLUTION = 1024
 
 
-def fleet() -> List[SimModel]:
-    """The deterministic chat models of the test fleet (the same list for every strategy)."""
+def fleet(name: str = "test", memory_gib: float = 16.0) -> List[SimModel]:
+    """The models every strategy runs on: the deterministic chat models of the test fleet,
+    or ``machine_fleet(memory_gib)`` (typical LM Studio models on a machine whose memory
+    for weights and KV cache is ``memory_gib``)."""
+    if name == "machine":
+        return machine_fleet(memory_gib)
     return [m for m in test_fleet() if m.type == "llm" and m.noise == 0]
 
 
@@ -229,9 +233,21 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="accepted for CI; the full run takes about two seconds, so it is the same run",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.add_argument(
+        "--fleet",
+        choices=("test", "machine"),
+        default="test",
+        help="test: the edge-case test fleet; machine: typical models on one machine",
+    )
+    parser.add_argument(
+        "--memory-gib",
+        type=float,
+        default=16.0,
+        help="with --fleet machine: memory for weights and KV cache (default 16)",
+    )
     args = parser.parse_args(argv)
 
-    models = fleet()
+    models = fleet(args.fleet, args.memory_gib)
     results = {
         "lmstrix": measure("lmstrix", models, run_lmstrix),
         "baseline": measure("baseline", models, run_naive),
@@ -289,6 +305,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         emit_json(
             {
                 "benchmark": "bench_context",
+                "fleet": args.fleet,
+                "memory_gib": args.memory_gib if args.fleet == "machine" else None,
                 "quick": args.quick,
                 "models": [m.key for m in models],
                 "truth": truth,
@@ -319,11 +337,19 @@ def main(argv: Optional[List[str]] = None) -> int:
         )
         return 0
 
+    if args.fleet == "machine":
+        where = (
+            f"{len(models)} models of lmstrix.testing.machine_fleet({args.memory_gib:g}) "
+            f"(typical models,\nlimits from weights and KV cache against {args.memory_gib:g} GiB)"
+        )
+    else:
+        where = (
+            f"{len(models)} deterministic chat models of lmstrix.testing.test_fleet() (noisy "
+            "ones left out,\nthe broken one kept)"
+        )
     print(
-        f"{len(models)} deterministic chat models of lmstrix.testing.test_fleet() (noisy ones "
-        "left out,\nthe broken one kept); a fresh simulator per strategy, time_scale=0: seconds "
-        "are simulated.\nlmstrix: find_context_limit(trials=1, min_context=2048, "
-        "resolution=1024, seed=0).\n"
+        f"{where}; a fresh simulator per strategy, time_scale=0: seconds are simulated.\n"
+        "lmstrix: find_context_limit(trials=1, min_context=2048, resolution=1024, seed=0).\n"
     )
     rows = []
     lm, nv = results["lmstrix"], results["baseline"]

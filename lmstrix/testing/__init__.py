@@ -13,6 +13,7 @@ from ._engine import Counters, InstanceInfo
 from ._fake import FakeLMStudio, serve
 from ._faults import FAULT_KINDS, Fault
 from ._fleet import demo_fleet, test_fleet
+from ._machine import machine_fleet
 from ._models import SimModel
 from ._server import ReceivedRequest
 
@@ -25,6 +26,7 @@ __all__ = [
     "ReceivedRequest",
     "SimModel",
     "demo_fleet",
+    "machine_fleet",
     "serve",
     "test_fleet",
 ]
