@@ -7,10 +7,14 @@ reads as its default, so a hand-edited file never crashes a reader.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Tuple
+
+from ._coerce import bool_or_none as _bool
+from ._coerce import float_or_none as _float
+from ._coerce import int_or_none as _int
+from ._coerce import str_or_none as _str
 
 if TYPE_CHECKING:
     from .types import ModelInfo
@@ -42,35 +46,6 @@ FAILURE_KINDS: Tuple[str, ...] = (
     "server_error",
 )
 """The values of :attr:`ProbeRecord.failure` (``None`` when the probe passed)."""
-
-
-def _int(value: Any) -> Optional[int]:
-    if type(value) is int:  # the common case first: registries hold many of these
-        return value
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _float(value: Any) -> Optional[float]:
-    if type(value) is float and math.isfinite(value):
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def _str(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) else None
-
-
-def _bool(value: Any) -> Optional[bool]:
-    return value if isinstance(value, bool) else None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from ._coerce import float_or_none as _float_or_none
+from ._coerce import int_or_none as _int_or_none
+from ._coerce import str_or_none as _str_or_none
+
 __all__ = [
     "Chunk",
     "Completion",
@@ -18,26 +22,6 @@ __all__ = [
     "Stats",
     "Usage",
 ]
-
-
-def _int_or_none(value: Any) -> Optional[int]:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _float_or_none(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _str_or_none(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)
