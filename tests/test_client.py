@@ -1,17 +1,23 @@
-"""The Client against the simulator over real loopback sockets."""
+"""The Client against the simulator over real loopback sockets: the contract suite.
+
+Every test that talks to a server runs over both transports, the stdlib one and
+``RequestsTransport`` (skipped only when ``requests`` is not installed), through the
+``make_client`` fixture. Tests that look inside the stdlib pool stay stdlib-only.
+"""
 
 from __future__ import annotations
 
 import logging
 import socket
 import threading
-from typing import Iterator, List
+from typing import Any, Callable, Iterator, List
 
 import pytest
 
 import lmstrix
 from lmstrix import Client
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
+from lmstrix.transport import StdlibTransport, Transport
 
 TOKEN = "sk-lm-Abc12345:SECRETsecretSECRET0000"
 
@@ -39,6 +45,34 @@ MODELS = [
 ]
 
 
+MakeClient = Callable[..., Client]
+
+
+def new_transport(name: str) -> Transport:
+    """A fresh transport of the kind ``name`` (``requests`` skips when not installed)."""
+    if name == "stdlib":
+        return StdlibTransport()
+    pytest.importorskip("requests")
+    from lmstrix.requests_transport import RequestsTransport
+
+    return RequestsTransport()
+
+
+@pytest.fixture(params=["stdlib", "requests"])
+def transport_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_client(transport_name: str) -> MakeClient:
+    """``Client(...)`` over the transport under test."""
+
+    def make(*args: Any, **kwargs: Any) -> Client:
+        return Client(*args, transport=new_transport(transport_name), **kwargs)
+
+    return make
+
+
 @pytest.fixture
 def sim() -> Iterator[FakeLMStudio]:
     with FakeLMStudio(models=MODELS) as server:
@@ -46,8 +80,8 @@ def sim() -> Iterator[FakeLMStudio]:
 
 
 @pytest.fixture
-def client(sim: FakeLMStudio) -> Iterator[Client]:
-    with Client(sim.base_url, max_retries=2, retry_backoff_s=0.01) as c:
+def client(sim: FakeLMStudio, make_client: MakeClient) -> Iterator[Client]:
+    with make_client(sim.base_url, max_retries=2, retry_backoff_s=0.01) as c:
         yield c
 
 
@@ -61,8 +95,8 @@ def free_port() -> int:
 
 
 @pytest.mark.parametrize("api", ["v1", "v0", "openai"])
-def test_detection_and_list_models(api: str) -> None:
-    with FakeLMStudio(models=MODELS, api=api) as sim, Client(sim.base_url) as client:
+def test_detection_and_list_models(api: str, make_client: MakeClient) -> None:
+    with FakeLMStudio(models=MODELS, api=api) as sim, make_client(sim.base_url) as client:
         models = client.list_models()
         assert client.server_api == api
         assert {m.key for m in models} == {"acme/chat-7b", "acme/fit-3b", "nomic/embed"}
@@ -116,8 +150,8 @@ def test_load_refused_and_unknown(client: Client) -> None:
         client.load("acme/chat-7b", ttl=5)
 
 
-def test_load_needs_v1() -> None:
-    with FakeLMStudio(models=MODELS, api="v0") as sim, Client(sim.base_url) as client:
+def test_load_needs_v1(make_client: MakeClient) -> None:
+    with FakeLMStudio(models=MODELS, api="v0") as sim, make_client(sim.base_url) as client:
         with pytest.raises(lmstrix.APIError) as info:
             client.load("acme/chat-7b", context_length=4096)
         assert "LM Studio 0.4" in str(info.value)
@@ -250,9 +284,9 @@ def test_retry_after_is_honoured(client: Client, sim: FakeLMStudio, status: int)
     assert sim.counters.requests.get("/v1/chat/completions") == 2
 
 
-def test_retries_are_capped(sim: FakeLMStudio) -> None:
+def test_retries_are_capped(sim: FakeLMStudio, make_client: MakeClient) -> None:
     sim.inject(Fault(path="/v1/chat/completions", kind="status", status=503, times=10))
-    with Client(sim.base_url, max_retries=2, retry_backoff_s=0.001) as client:
+    with make_client(sim.base_url, max_retries=2, retry_backoff_s=0.001) as client:
         with pytest.raises(lmstrix.APIStatusError) as info:
             client.chat("acme/chat-7b", "hi")
     assert info.value.status_code == 503
@@ -280,9 +314,9 @@ def test_reset_during_load_is_not_retried(client: Client, sim: FakeLMStudio) -> 
     assert client.loaded_instances() == []
 
 
-def test_connection_refused_is_one_friendly_line() -> None:
+def test_connection_refused_is_one_friendly_line(make_client: MakeClient) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    with Client(url, max_retries=1, retry_backoff_s=0.001) as client:
+    with make_client(url, max_retries=1, retry_backoff_s=0.001) as client:
         with pytest.raises(lmstrix.APIConnectionError) as info:
             client.list_models()
     message = str(info.value)
@@ -293,9 +327,9 @@ def test_connection_refused_is_one_friendly_line() -> None:
     assert isinstance(info.value, ConnectionError)
 
 
-def test_timeout_is_an_api_timeout(sim: FakeLMStudio) -> None:
+def test_timeout_is_an_api_timeout(sim: FakeLMStudio, make_client: MakeClient) -> None:
     sim.inject(Fault(path="/v1/chat/completions", kind="delay", delay_s=1.0))
-    with Client(sim.base_url, timeout=lmstrix.Timeout(1, 0.2, 1)) as client:
+    with make_client(sim.base_url, timeout=lmstrix.Timeout(1, 0.2, 1)) as client:
         with pytest.raises(lmstrix.APITimeoutError) as info:
             client.chat("acme/chat-7b", "hi")
     assert "timed out" in str(info.value)
@@ -305,18 +339,20 @@ def test_timeout_is_an_api_timeout(sim: FakeLMStudio) -> None:
 # ---------------------------------------------------------------- auth and secrets
 
 
-def test_token_is_sent_and_never_shown(caplog: pytest.LogCaptureFixture) -> None:
+def test_token_is_sent_and_never_shown(
+    caplog: pytest.LogCaptureFixture, make_client: MakeClient
+) -> None:
     caplog.set_level(logging.DEBUG, logger="lmstrix")
     with FakeLMStudio(models=MODELS, api_token=TOKEN) as sim:
-        with Client(sim.base_url) as anonymous:
+        with make_client(sim.base_url) as anonymous:
             with pytest.raises(lmstrix.AuthenticationError) as info:
                 anonymous.list_models()
             assert "LM_API_TOKEN" in str(info.value)
-        with Client(sim.base_url, api_token="sk-lm-wrong000:wrongwrongwrongwrong") as wrong:
+        with make_client(sim.base_url, api_token="sk-lm-wrong000:wrongwrongwrongwrong") as wrong:
             with pytest.raises(lmstrix.AuthenticationError) as info2:
                 wrong.chat("acme/chat-7b", "hi")
             assert "wrongwrong" not in str(info2.value)
-        with Client(sim.base_url, api_token=TOKEN) as client:
+        with make_client(sim.base_url, api_token=TOKEN) as client:
             assert client.list_models()
             done = client.chat("acme/chat-7b", "What is 2+3?")
             assert "5" in done.text
@@ -330,24 +366,26 @@ def test_token_is_sent_and_never_shown(caplog: pytest.LogCaptureFixture) -> None
     assert "SECRET" not in caplog.text
 
 
-def test_token_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_token_from_environment(monkeypatch: pytest.MonkeyPatch, make_client: MakeClient) -> None:
     monkeypatch.setenv("LM_API_TOKEN", TOKEN)
-    with FakeLMStudio(models=MODELS, api_token=TOKEN) as sim, Client(sim.base_url) as client:
+    with FakeLMStudio(models=MODELS, api_token=TOKEN) as sim, make_client(sim.base_url) as client:
         assert client.list_models()
 
 
 # ---------------------------------------------------------------- model identity
 
 
-def test_wrong_model_answered_warns_or_raises(caplog: pytest.LogCaptureFixture) -> None:
+def test_wrong_model_answered_warns_or_raises(
+    caplog: pytest.LogCaptureFixture, make_client: MakeClient
+) -> None:
     with FakeLMStudio(models=MODELS, lenient_model_names=True) as sim:
-        with Client(sim.base_url) as client:
+        with make_client(sim.base_url) as client:
             client.load("acme/chat-7b", context_length=4096)
             caplog.set_level(logging.WARNING, logger="lmstrix")
             done = client.chat("acme/typo", "What is 2+3?")
             assert done.model == "acme/chat-7b"
             assert "acme/typo" in caplog.text
-        with Client(sim.base_url, strict_model=True) as strict:
+        with make_client(sim.base_url, strict_model=True) as strict:
             with pytest.raises(lmstrix.ModelNotFoundError):
                 strict.chat("acme/typo", "What is 2+3?")
             with pytest.raises(lmstrix.ModelNotFoundError):
@@ -384,9 +422,11 @@ def test_shared_client_across_threads(client: Client) -> None:
     assert all("5" in t for t in texts)
 
 
-def test_keep_alive_reuses_connections(client: Client) -> None:
-    transport = client._transport
-    for _ in range(5):
-        client.chat("acme/chat-7b", "What is 2+3?")
-    idle = sum(len(v) for v in transport._idle.values())  # type: ignore[attr-defined]
+def test_keep_alive_reuses_connections(sim: FakeLMStudio) -> None:
+    # stdlib-only: it looks inside StdlibTransport's pool (see test_requests_transport.py)
+    transport = StdlibTransport()
+    with Client(sim.base_url, transport=transport) as client:
+        for _ in range(5):
+            client.chat("acme/chat-7b", "What is 2+3?")
+        idle = sum(len(v) for v in transport._idle.values())
     assert idle == 1

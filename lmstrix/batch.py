@@ -1,0 +1,487 @@
+"""Run many prompts through one model with a pool of threads; resumable, crash-safe.
+
+>>> from lmstrix.batch import read_items, run_batch      # doctest: +SKIP
+>>> summary = run_batch(read_items("in.jsonl"), client, "qwen2.5-7b-instruct",
+...                     output="out.jsonl", params={"temperature": 0})
+
+Every item gets exactly one line in the JSONL output, success or failure, written by
+one thread (the caller's) as one ``write()`` of a whole line. A run that is killed, or
+stopped with Ctrl-C, is resumed by running it again: ids already in the output are
+skipped, and a torn last line left by a crash is cut off first. Standard library only;
+not imported by ``lmstrix`` itself. See ``docs/user-guide/batch.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Set,
+    Union,
+)
+
+from ._batch_io import OutputFile, Prompter, item_key, read_items, valid_id
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    AuthenticationError,
+    ConfigError,
+    ContextOverflowError,
+    ModelNotFoundError,
+)
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .prompts import PromptLibrary
+
+__all__ = [
+    "DEFAULT_WORKERS",
+    "BatchProgress",
+    "BatchSummary",
+    "default_workers",
+    "read_items",
+    "run_batch",
+]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+DEFAULT_WORKERS = 4
+"""Workers used when the server does not say how many parallel slots the model has."""
+
+RETRY_BACKOFF_S = 0.5
+"""First pause before an item is tried again; doubles per try, capped at 8 s."""
+
+_POLL_S = 0.2  # how often the waiting caller thread wakes up (lets Ctrl-C in on Windows)
+
+
+@dataclass(frozen=True)
+class BatchProgress:
+    """Where a batch stands, passed to ``on_progress`` after each item.
+
+    ``done`` counts items written in this run (``failed`` of them with an error),
+    ``skipped`` items already in the output (or repeated ids in the input). ``total``
+    is ``len(items)`` when the input has a length, else ``None`` until the input is
+    exhausted. ``item_id`` is the item this call is about; ``status`` is ``"ok"``,
+    ``"failed"`` or ``"skipped"``; ``error`` is ``"Type: message"`` for a failure.
+    """
+
+    done: int
+    total: Optional[int]
+    failed: int
+    skipped: int
+    item_id: Any = None
+    error: Optional[str] = None
+    status: str = "ok"
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """The outcome of :func:`run_batch`.
+
+    ``total`` items were read; ``done`` of them were written in this run (``failed`` of
+    those with an error) and ``skipped`` were already in ``output``.
+    """
+
+    total: int
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+    output: str
+
+    @property
+    def succeeded(self) -> int:
+        """Items answered without error in this run."""
+        return self.done - self.failed
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A JSON-ready dictionary (``seconds`` rounded to milliseconds)."""
+        return {
+            "total": self.total,
+            "done": self.done,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "succeeded": self.succeeded,
+            "seconds": round(self.seconds, 3),
+            "output": self.output,
+        }
+
+
+def default_workers(client: Client, model: str) -> int:
+    """The parallel slots the server gives ``model``'s loaded instances, else 4.
+
+    Looks the model up by instance id or model key in ``client.loaded_instances()``
+    and takes the largest ``config.parallel``; never raises.
+    """
+    try:
+        slots = [
+            inst.parallel
+            for inst in client.loaded_instances()
+            if model in (inst.id, inst.model_key) and inst.parallel
+        ]
+    except Exception as exc:  # any failure only means "the server cannot say"
+        log.debug("cannot read the parallel slots of %s: %s", model, exc)
+        return DEFAULT_WORKERS
+    return max(slots) if slots else DEFAULT_WORKERS
+
+
+def run_batch(
+    items: Iterable[Mapping[str, Any]],
+    client: Client,
+    model: str,
+    *,
+    output: Union[str, os.PathLike[str]],
+    workers: Optional[int] = None,
+    template: Optional[str] = None,
+    library: Union[PromptLibrary, str, os.PathLike[str], None] = None,
+    params: Optional[Mapping[str, Any]] = None,
+    retries: int = 1,
+    rpm: Optional[float] = None,
+    on_progress: Optional[Callable[[BatchProgress], None]] = None,
+) -> BatchSummary:
+    """Send every item to ``model`` with ``client.chat`` and append one line per item to ``output``.
+
+    Each item is a mapping with an ``id`` and either ``prompt`` (text), ``messages`` (a
+    chat list) or, with ``template``, the template's variables (its other fields, or a
+    ``vars`` mapping). ``template`` names an entry of ``library`` (a
+    :class:`~lmstrix.prompts.PromptLibrary` or the path of one); without a library it is
+    the template text itself. ``params`` go into each request (``temperature``,
+    ``max_tokens``...). ``workers`` defaults to :func:`default_workers`. ``retries`` is
+    how many more times an item is tried after a retryable failure (connection cut,
+    timeout, HTTP 429 or 5xx), on top of the client's own retries. ``rpm`` caps requests
+    per minute across all workers. ``on_progress`` is called in the caller's thread,
+    one call at a time, after each item's line is on disk (and for each skipped item).
+
+    Items whose id is already in ``output`` are skipped; a repeated id in the input is
+    processed once and its repeats are skipped (logged as a warning). A failed item
+    (status error, overflow, timeout) is written with its ``error`` and the batch goes
+    on. Errors about the whole batch stop it and are raised, with nothing written for
+    the item: authentication, an unknown model, a server that cannot be reached.
+
+    On Ctrl-C (or any exception, including one raised by ``on_progress``) no new item is
+    started, answers already received are written, requests in flight are abandoned
+    (they run again on resume), and the exception is re-raised; every line in the
+    output is complete.
+
+    Raises:
+        ConfigError: bad arguments, an unreadable or damaged output file, or a bad item
+            (no id, nothing to send, a template variable missing).
+        APIConnectionError, AuthenticationError, ModelNotFoundError: see above.
+        KeyboardInterrupt: Ctrl-C; run again with the same arguments to resume.
+    """
+    if workers is not None and (isinstance(workers, bool) or int(workers) < 1):
+        raise ConfigError(f"workers must be at least 1, not {workers!r}")
+    if retries < 0:
+        raise ConfigError(f"retries must not be negative, not {retries!r}")
+    if rpm is not None and not rpm > 0:
+        raise ConfigError(f"rpm must be positive, not {rpm!r}")
+    body = dict(params or {})
+    clash = {"model", "messages"} & set(body)
+    if clash:
+        raise ConfigError(f"params must not set {', '.join(sorted(clash))}: pass them otherwise")
+    prompter = Prompter(template, library)
+    count = int(workers) if workers is not None else default_workers(client, model)
+    out = OutputFile(output)
+    written = out.open()
+    try:
+        run = _Run(client, model, body, prompter, out, written, count, retries, rpm, on_progress)
+        return run.go(items)
+    finally:
+        out.close()
+
+
+class _Job:
+    __slots__ = ("item_id", "key", "messages")
+
+    def __init__(self, item_id: Any, key: str, messages: List[Mapping[str, Any]]) -> None:
+        self.item_id, self.key, self.messages = item_id, key, messages
+
+
+class _Result:
+    __slots__ = ("error", "item_id", "record")
+
+    def __init__(self, item_id: Any, record: Dict[str, Any], error: Optional[str]) -> None:
+        self.item_id, self.record, self.error = item_id, record, error
+
+
+class _Fatal:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+class _RateLimiter:
+    """Spaces requests ``60 / rpm`` seconds apart across threads."""
+
+    def __init__(self, rpm: float) -> None:
+        self.interval = 60.0 / rpm
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Wait for this thread's turn; False when ``stop`` was set meanwhile."""
+        with self._lock:
+            now = time.monotonic()
+            turn = max(now, self._next)
+            self._next = turn + self.interval
+        return not stop.wait(turn - now) if turn > now else not stop.is_set()
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _error_dict(exc: BaseException) -> Dict[str, Any]:
+    error: Dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, APIStatusError):
+        error["status_code"] = exc.status_code
+    return error
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors about the whole batch, not this item: every other item would fail too."""
+    if isinstance(exc, (AuthenticationError, ModelNotFoundError)):
+        return True
+    return isinstance(exc, APIConnectionError) and not isinstance(exc, TimeoutError)
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, ContextOverflowError):
+        return False
+    if isinstance(exc, APIStatusError):
+        return exc.status_code == 429 or exc.status_code >= 500
+    return isinstance(exc, APIConnectionError)
+
+
+class _Run:
+    """One run: the caller's thread reads items and writes lines; workers send requests."""
+
+    def __init__(
+        self,
+        client: Client,
+        model: str,
+        params: Dict[str, Any],
+        prompter: Prompter,
+        out: OutputFile,
+        written: Set[str],
+        workers: int,
+        retries: int,
+        rpm: Optional[float],
+        on_progress: Optional[Callable[[BatchProgress], None]],
+    ) -> None:
+        self.client, self.model, self.params = client, model, params
+        self.prompter, self.out, self.on_progress = prompter, out, on_progress
+        self.written = written  # keys already in the output when the run began
+        self.handed: Set[str] = set()  # keys handed to the workers in this run
+        self.workers, self.retries = workers, retries
+        self.limiter = _RateLimiter(rpm) if rpm else None
+        self.stop = threading.Event()
+        self.jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self.results: queue.Queue[Union[_Result, _Fatal]] = queue.Queue()
+        self.total: Optional[int] = None
+        self.done = self.failed = self.skipped = self.read = self.outstanding = 0
+        self.started = time.perf_counter()
+
+    # -- the caller's thread ------------------------------------------------------------
+
+    def go(self, items: Iterable[Mapping[str, Any]]) -> BatchSummary:
+        if hasattr(items, "__len__"):
+            self.total = len(items)  # type: ignore[arg-type]
+        threads = [
+            threading.Thread(target=self._work, name=f"lmstrix-batch-{i}", daemon=True)
+            for i in range(self.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        # Enough queued work to keep every worker busy, and no more: memory stays
+        # bounded however long the input is.
+        capacity = 2 * self.workers
+        source = iter(items)
+        exhausted = False
+        try:
+            while True:
+                self._collect(block=False)
+                if not exhausted and self.outstanding < capacity:
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        self.total = self.read
+                        continue
+                    self._take(item)
+                elif exhausted and self.outstanding == 0:
+                    break
+                else:
+                    self._collect(block=True)
+        except BaseException:
+            self.stop.set()
+            self._abandon()
+            raise
+        finally:
+            for _ in threads:
+                self.jobs.put(None)
+        for thread in threads:
+            thread.join()
+        return BatchSummary(
+            self.read, self.done, self.skipped, self.failed, self._elapsed(), self.out.path
+        )
+
+    def _take(self, item: Mapping[str, Any]) -> None:
+        self.read += 1
+        where = f"batch item #{self.read}"
+        if not isinstance(item, Mapping):
+            raise ConfigError(f"{where} is a {type(item).__name__}, not a mapping")
+        item_id = item.get("id")
+        if not valid_id(item_id):
+            raise ConfigError(f"{where}: 'id' must be a non-empty string or an integer")
+        key = item_key(item_id)
+        if key in self.written or key in self.handed:
+            if key in self.handed:
+                log.warning("%s: id %r appeared before in the input; skipped", where, item_id)
+            self.skipped += 1
+            self._report(item_id, None, "skipped")
+            return
+        messages = self.prompter.messages(item, f"{where} (id {item_id!r})")
+        self.handed.add(key)
+        self.outstanding += 1
+        self.jobs.put(_Job(item_id, key, messages))
+
+    def _collect(self, *, block: bool) -> None:
+        """Write every answer that is ready (waiting a little for one when ``block``)."""
+        ready: List[_Result] = []
+        try:
+            got = self.results.get(timeout=_POLL_S) if block else self.results.get_nowait()
+            while True:
+                if isinstance(got, _Fatal):
+                    self._flush(ready)
+                    raise got.exc
+                ready.append(got)
+                got = self.results.get_nowait()
+        except queue.Empty:
+            pass
+        self._flush(ready)
+
+    def _flush(self, ready: List[_Result]) -> None:
+        if not ready:
+            return
+        for result in ready:
+            self.out.write(result.record)
+            self.outstanding -= 1
+        self.out.sync()  # one fsync per group of lines written together
+        for result in ready:
+            self.done += 1
+            self.failed += result.error is not None
+            self._report(result.item_id, result.error, "failed" if result.error else "ok")
+
+    def _report(self, item_id: Any, error: Optional[str], status: str) -> None:
+        if self.on_progress is not None:
+            self.on_progress(
+                BatchProgress(
+                    self.done,
+                    self.total,
+                    self.failed,
+                    self.skipped,
+                    item_id,
+                    error,
+                    status,
+                    self._elapsed(),
+                )
+            )
+
+    def _abandon(self) -> None:
+        """After an interrupt: drop queued jobs, write answers already received."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self.jobs.get_nowait()
+        ready: List[_Result] = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                got = self.results.get_nowait()
+                if isinstance(got, _Result):
+                    ready.append(got)
+        self.on_progress = None  # the caller is on its way out
+        with contextlib.suppress(Exception):
+            self._flush(ready)
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    # -- worker threads -------------------------------------------------------------------
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            if self.stop.is_set():
+                continue
+            result = self._attempt(job)
+            if result is not None:
+                self.results.put(result)
+
+    def _attempt(self, job: _Job) -> Union[_Result, _Fatal, None]:
+        started_at, started = "", 0.0
+        attempts = 0
+        while True:
+            if self.limiter is not None and not self.limiter.wait(self.stop):
+                return None
+            if not attempts:  # timings start when the first request goes out
+                started_at, started = _now(), time.perf_counter()
+            attempts += 1
+            try:
+                done = self.client.chat(self.model, job.messages, **self.params)
+            except Exception as exc:  # a worker must report every failure, never die
+                if _is_fatal(exc):
+                    return _Fatal(exc)
+                if attempts <= self.retries and _retryable(exc):
+                    pause = min(8.0, RETRY_BACKOFF_S * 2.0 ** (attempts - 1))
+                    log.info("batch item %r: %s; trying again in %.1f s", job.item_id, exc, pause)
+                    if self.stop.wait(pause):
+                        return None
+                    continue
+                error = _error_dict(exc)
+                record = self._record(job, None, error, started_at, started, attempts)
+                return _Result(job.item_id, record, f"{error['type']}: {error['message']}")
+            return _Result(
+                job.item_id, self._record(job, done, None, started_at, started, attempts), None
+            )
+
+    def _record(
+        self,
+        job: _Job,
+        done: Any,
+        error: Optional[Dict[str, Any]],
+        started_at: str,
+        started: float,
+        attempts: int,
+    ) -> Dict[str, Any]:
+        return {
+            "id": job.item_id,
+            "model": self.model,
+            "output": None if done is None else done.text,
+            "finish_reason": None if done is None else done.finish_reason,
+            "usage": None if done is None else done.usage.to_dict(),
+            "stats": None if done is None else done.stats.to_dict(),
+            "error": error,
+            "started_at": started_at,
+            "finished_at": _now(),
+            "seconds": round(time.perf_counter() - started, 4),
+            "attempts": attempts,
+        }
