@@ -1,34 +1,42 @@
-"""``lmstrix demo``: the whole job on the built-in simulator, in well under a minute.
+"""The simulator commands: ``lmstrix demo`` (the whole job, in seconds) and ``simulate``.
 
-Starts a simulated LM Studio fleet on loopback, lists it, finds the loadable and
-working context of every chat model with a progress display, prints a table of
-declared / loadable / working context, and streams one answer.
+``demo`` starts a simulated LM Studio fleet on loopback, lists it, finds the loadable
+and working context of every chat model with a progress display, prints a table of
+declared / loadable / working context, and streams one answer. ``simulate`` serves the
+same simulator in the foreground, for trying the other commands without LM Studio.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
-from typing import Any, Dict, List
+import threading
+from typing import Any, Dict, List, Optional
 
-from ._output import EXIT_FAILURE, EXIT_OK, emit_json, note, table
+from ._output import EXIT_FAILURE, EXIT_OK, table
+from ._session import CliError, Session, UsageError
+
+__all__ = ["SIMULATED_APIS", "cmd_simulate", "run_demo"]
+
+SIMULATED_APIS = ("v1", "v0", "openai")
 
 
-def run_demo(*, as_json: bool = False, trials: int = 3) -> int:
+def run_demo(session: Session, *, trials: int = 3) -> int:
     """Run the demo; return the exit code."""
     from ..client import Client
     from ..context import SearchProgress, find_context_limit
     from ..registry import Registry
     from ..testing import FakeLMStudio, demo_fleet
 
+    if trials < 1:
+        raise UsageError(f"--trials must be at least 1, not {trials}")
     reports: List[Dict[str, Any]] = []
     # The simulated fleet's results go to a throw-away registry, never the user's own.
     with tempfile.TemporaryDirectory(prefix="lmstrix-demo-") as home, FakeLMStudio(
         models=demo_fleet()
     ) as fake, Client(fake.base_url) as client:
-        note(f"lmstrix demo: a simulated LM Studio is listening at {fake.base_url}")
+        session.note(f"lmstrix demo: a simulated LM Studio is listening at {fake.base_url}")
         models = [m for m in client.list_models() if m.type != "embedding"]
-        note(f"found {len(models)} chat models; measuring their real context limits...")
+        session.note(f"found {len(models)} chat models; measuring their real context limits...")
         registry = Registry(f"{home}/registry.json", server=fake.base_url)
 
         for index, info in enumerate(models, 1):
@@ -36,7 +44,9 @@ def run_demo(*, as_json: bool = False, trials: int = 3) -> int:
             def progress(step: SearchProgress, index: int = index) -> None:
                 mark = "ok" if step.ok else f"fail: {step.failure}"
                 what = "load " if step.kind == "load" else "probe"
-                note(f"  [{index}/{len(models)}] {step.model}: {what} {step.size:>7,} -> {mark}")
+                session.progress(
+                    f"  [{index}/{len(models)}] {step.model}: {what} {step.size:>7,} -> {mark}"
+                )
 
             report = find_context_limit(
                 client,
@@ -50,36 +60,76 @@ def run_demo(*, as_json: bool = False, trials: int = 3) -> int:
             reports.append(report.to_dict())
         question = "What is 2+3?"
         chosen = models[0].key
-        if not as_json:
-            print(
-                table(
-                    ["model", "declared", "loadable", "working", "status", "loads"],
+        session.echo(
+            table(
+                ["model", "declared", "loadable", "working", "status", "loads"],
+                [
                     [
-                        [
-                            r["key"],
-                            r["declared_context"],
-                            r["loadable_context"],
-                            r["working_context"],
-                            r["status"],
-                            r["loads"],
-                        ]
-                        for r in reports
-                    ],
-                )
+                        r["key"],
+                        r["declared_context"],
+                        r["loadable_context"],
+                        r["working_context"],
+                        r["status"],
+                        r["loads"],
+                    ]
+                    for r in reports
+                ],
             )
-            print(f"\n{chosen} > {question}")
-        stream = client.stream_chat(chosen, question, temperature=0)
+        )
+        session.echo(f"\n{chosen} > {question}")
         answer: List[str] = []
-        for chunk in stream:
-            answer.append(chunk.text)
-            if not as_json:
-                sys.stdout.write(chunk.text)
-                sys.stdout.flush()
-        if not as_json:
-            print()
-    if as_json:
+        with client.stream_chat(chosen, question, temperature=0) as stream:
+            for chunk in stream:
+                answer.append(chunk.text)
+                session.write(chunk.text)
+        session.write("\n")
+    if session.as_json:
         for r in reports:
             r.pop("probes", None)
-        emit_json({"models": reports, "answer": "".join(answer)})
+        session.emit({"models": reports, "answer": "".join(answer)})
     failed = [r for r in reports if r["status"] not in ("done", "failed")]
     return EXIT_FAILURE if failed else EXIT_OK
+
+
+def cmd_simulate(
+    session: Session,
+    *,
+    port: int = 1234,
+    api: str = "v1",
+    time_scale: float = 0.0,
+    stop_event: Optional[threading.Event] = None,
+) -> int:
+    """Serve the simulated demo fleet on ``127.0.0.1:port`` until Ctrl-C (then exit 0)."""
+    from ..testing import FakeLMStudio, serve
+
+    if api not in SIMULATED_APIS:
+        raise UsageError(f"--api must be one of {', '.join(SIMULATED_APIS)}, not {api!r}")
+    if not 0 <= port <= 65535:
+        raise UsageError(f"--port must be 0-65535, not {port}")
+    if time_scale < 0:
+        raise UsageError(f"--time-scale must not be negative, not {time_scale}")
+
+    def ready(fake: FakeLMStudio) -> None:
+        models = [m.key for m in fake.models]
+        if session.as_json:
+            session.emit({"server": fake.base_url, "api": fake.api, "models": models})
+        else:
+            session.echo(fake.base_url)
+        session.note(
+            f"a simulated LM Studio ({fake.api} API, {len(models)} models) is listening at "
+            f"{fake.base_url}; try `lmstrix --server {fake.base_url} list`. Ctrl-C stops it."
+        )
+
+    try:
+        serve(
+            "127.0.0.1",
+            port,
+            api=api,
+            time_scale=time_scale,
+            on_ready=ready,
+            stop_event=stop_event,
+        )
+    except OSError as exc:
+        raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+    session.note("the simulator stopped")
+    return EXIT_OK

@@ -6,9 +6,8 @@ The server (see ``conftest.py`` and ``llama_server.py``) speaks only the OpenAI 
 context, a running stream cut with ``[DONE]`` when another request arrives. Answers
 are checked at temperature 0, where this model is deterministic.
 
-TODO (later issues): the CLI against this server -- ``lmstrix chat MODEL PROMPT --json``
-(the JSON answer has the right text) and ``lmstrix test MODEL --json`` (a report whose
-``working_context`` is at most the server's ``n_ctx``, with ``loads`` == 0).
+The CLI against this server (``chat --json``, ``test --json``) is tested in
+``test_real_cli.py``.
 """
 
 from __future__ import annotations

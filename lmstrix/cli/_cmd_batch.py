@@ -1,0 +1,104 @@
+"""``lmstrix batch``: many prompts through one model, resumably (``lmstrix.batch``)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, Optional
+
+from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
+from ._session import CliError, Session, UsageError
+
+if TYPE_CHECKING:
+    from ..prompts import PromptLibrary
+
+__all__ = ["cmd_batch"]
+
+
+def cmd_batch(
+    session: Session,
+    input: str,
+    *,
+    output: str,
+    model: str,
+    workers: Optional[int] = None,
+    prompts: Optional[str] = None,
+    template: Optional[str] = None,
+    retries: int = 1,
+    rpm: Optional[float] = None,
+    temperature: Optional[float] = None,
+    max_tokens: Optional[int] = None,
+) -> int:
+    """Run every item of ``input`` through ``model``, writing results to ``output``.
+
+    The input is read by :func:`lmstrix.batch.read_items` (JSONL, CSV or one prompt per
+    line); ``template`` names an entry of the ``prompts`` library, or is the template
+    text itself without one. Exit 1 when an item failed; a run interrupted (130) or
+    failed resumes when the same command runs again (items already in ``output`` are
+    skipped).
+    """
+    try:
+        batch: Any = importlib.import_module("..batch", __package__)
+    except ImportError:
+        raise CliError(
+            "batch support is coming: this lmstrix has no lmstrix.batch module yet"
+        ) from None
+    for name, value in (("--workers", workers), ("--max-tokens", max_tokens)):
+        if value is not None and value < 1:
+            raise UsageError(f"{name} must be at least 1, not {value}")
+    if retries < 0:
+        raise UsageError(f"--retries must be 0 or more, not {retries}")
+    if rpm is not None and rpm <= 0:
+        raise UsageError(f"--rpm must be positive, not {rpm}")
+    if prompts is not None and template is None:
+        raise UsageError("--prompts needs --template NAME (the library entry to render)")
+    library: Optional[PromptLibrary] = None
+    if prompts is not None:
+        from ..prompts import PromptLibrary
+
+        library = PromptLibrary.from_file(prompts)
+    params: Dict[str, Any] = {}
+    if temperature is not None:
+        params["temperature"] = temperature
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+
+    def progress(step: Any) -> None:
+        total = "?" if step.total is None else step.total
+        session.progress(
+            f"batch: {step.done}/{total} done, {step.failed} failed (last: {step.item_id})"
+        )
+
+    from ..errors import ModelNotFoundError
+
+    try:
+        summary = batch.run_batch(
+            batch.read_items(input),
+            session.client(),
+            model,
+            output=output,
+            workers=workers,
+            template=template,
+            library=library,
+            params=params or None,
+            retries=retries,
+            rpm=rpm,
+            on_progress=progress,
+        )
+    except KeyboardInterrupt:
+        raise CliError(
+            f"interrupted; the results so far are in {output}, and running the same "
+            "command again skips them",
+            EXIT_INTERRUPTED,
+        ) from None
+    except ModelNotFoundError as exc:
+        raise session.unknown_model(model, exc) from exc
+    doc = summary.to_dict()
+    if session.as_json:
+        session.emit(doc)
+    else:
+        session.echo(
+            f"batch: {doc.get('done')} done, {doc.get('skipped')} skipped, "
+            f"{doc.get('failed')} failed of {doc.get('total')} "
+            f"in {float(doc.get('seconds') or 0):.1f} s; results in {output}"
+        )
+    return EXIT_FAILURE if doc.get("failed") else EXIT_OK

@@ -1,0 +1,155 @@
+"""``lmstrix chat`` (one question, streamed on a terminal) and ``lmstrix prompt render``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from ._output import EXIT_OK
+from ._session import Session, UsageError
+
+if TYPE_CHECKING:
+    from ..prompts import PromptLibrary
+    from ..types import Completion
+
+__all__ = ["cmd_chat", "cmd_prompt_render", "read_text"]
+
+
+def read_text(session: Session, path: str) -> str:
+    """The text of ``path`` (``-`` is stdin); an unreadable file is bad input (exit 2)."""
+    if path == "-":
+        return session.stdin.read()
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"cannot read {path}: not UTF-8 text ({exc.reason})") from None
+
+
+def _library(path: str) -> PromptLibrary:
+    from ..prompts import PromptLibrary
+
+    return PromptLibrary.from_file(path)
+
+
+def _prompt(
+    session: Session,
+    prompt: Optional[str],
+    file: Optional[str],
+    prompts: Optional[str],
+    template: Optional[str],
+    variables: Sequence[str],
+) -> str:
+    """The user message, from the argument, ``-f``, stdin, or a rendered template."""
+    from ..prompts import parse_assignments
+
+    if prompt is not None and file is not None:
+        raise UsageError("give the prompt as an argument or with -f FILE, not both")
+    text = prompt if file is None else read_text(session, file)
+    if template is None:
+        if prompts is not None or variables:
+            raise UsageError("--prompts and --var need --template NAME")
+        if text is None and not session.is_tty(session.stdin):
+            text = session.stdin.read()
+        if not text or not text.strip():
+            raise UsageError("no prompt: give one as an argument, with -f FILE, or on stdin")
+        return text
+    if prompts is None:
+        raise UsageError("--template needs --prompts FILE (a JSON or TOML prompt library)")
+    values: Dict[str, Any] = parse_assignments(variables)
+    if text is not None:  # the prompt text fills {{input}} unless --var input=... says else
+        values.setdefault("input", text)
+    return _library(prompts).render(template, values)
+
+
+def _stats_line(completion: Completion) -> str:
+    stats, usage = completion.stats, completion.usage
+
+    def num(value: Optional[float], fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    return (
+        f"stats: time to first token {num(stats.time_to_first_token_s, '.3f')} s, "
+        f"{num(stats.tokens_per_second, '.1f')} tokens/s, "
+        f"total {num(stats.total_time_s, '.2f')} s; "
+        f"usage: {num(usage.prompt_tokens, 'd')} prompt + {num(usage.completion_tokens, 'd')} "
+        f"completion = {num(usage.total_tokens, 'd')} tokens"
+    )
+
+
+def cmd_chat(
+    session: Session,
+    model: str,
+    prompt: Optional[str] = None,
+    *,
+    file: Optional[str] = None,
+    system: Optional[str] = None,
+    temperature: Optional[float] = None,
+    max_tokens: Optional[int] = None,
+    stream: Optional[bool] = None,
+    stats: bool = False,
+    prompts: Optional[str] = None,
+    template: Optional[str] = None,
+    variables: Sequence[str] = (),
+) -> int:
+    """Ask ``model`` one question; stream the answer when stdout is a terminal."""
+    from ..errors import ModelNotFoundError
+
+    text = _prompt(session, prompt, file, prompts, template, variables)
+    if max_tokens is not None and max_tokens < 1:
+        raise UsageError(f"--max-tokens must be at least 1, not {max_tokens}")
+    messages: List[Dict[str, str]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": text})
+    params: Dict[str, Any] = {}
+    if temperature is not None:
+        params["temperature"] = temperature
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    streaming = (
+        stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
+    )
+    client = session.client()
+    try:
+        if streaming:
+            with client.stream_chat(model, messages, **params) as answer:
+                for chunk in answer:
+                    session.write(chunk.text)
+                completion = answer.completion
+            if not completion.text.endswith("\n"):
+                session.write("\n")
+        else:
+            completion = client.chat(model, messages, **params)
+            session.echo(completion.text.rstrip("\n"))
+    except ModelNotFoundError as exc:
+        raise session.unknown_model(model, exc) from exc
+    if stats:
+        session._err(_stats_line(completion))
+    if session.as_json:
+        session.emit(
+            {
+                "model": model,
+                "served_by": completion.model,
+                "text": completion.text,
+                "finish_reason": completion.finish_reason,
+                "usage": completion.usage.to_dict(),
+                "stats": completion.stats.to_dict(),
+            }
+        )
+    return EXIT_OK
+
+
+def cmd_prompt_render(
+    session: Session, file: str, name: str, *, variables: Sequence[str] = ()
+) -> int:
+    """Render the entry ``name`` of the prompt library ``file`` with ``--var`` values."""
+    from ..prompts import parse_assignments
+
+    text = _library(file).render(name, parse_assignments(variables))
+    if session.as_json:
+        session.emit({"file": file, "name": name, "text": text})
+    else:
+        session.echo(text)
+    return EXIT_OK

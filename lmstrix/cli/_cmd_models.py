@@ -1,0 +1,250 @@
+"""The commands about what is known of the models: ``doctor``, ``scan``, ``list``, ``show``."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
+
+from ._output import EXIT_FAILURE, EXIT_OK, table
+from ._session import Session
+
+if TYPE_CHECKING:
+    from .._records import ModelRecord
+    from ..types import ModelInfo
+
+__all__ = ["cmd_doctor", "cmd_list", "cmd_scan", "cmd_show", "record_row"]
+
+_API_NAMES = {
+    "v1": "LM Studio 0.4+ (/api/v1)",
+    "v0": "LM Studio 0.3 (/api/v0)",
+    "openai": "OpenAI-compatible (/v1 only)",
+}
+
+
+def record_row(
+    key: str, info: Optional[ModelInfo], record: Optional[ModelRecord]
+) -> Dict[str, Any]:
+    """One model as ``list``/``ps`` show it: the server's view joined with the registry's."""
+    declared = info.max_context_length if info is not None else None
+    if declared is None and record is not None:
+        declared = record.declared_context
+    mtype = info.type if info is not None else None
+    return {
+        "key": key,
+        "type": mtype if mtype is not None else (record.type if record else None),
+        "declared_context": declared,
+        "loadable_context": record.loadable_context if record else None,
+        "working_context": record.working_context if record else None,
+        "status": record.status if record else "untested",
+        "tested_at": record.tested_at if record else None,
+        "on_server": info is not None,
+        "loaded": bool(info is not None and info.is_loaded),
+    }
+
+
+def cmd_doctor(session: Session) -> int:
+    """Check the Python, the server (reachable, API, auth, models) and the registry."""
+    import platform
+    import sys
+
+    from .. import __version__
+    from ..config import resolve_token
+    from ..errors import APIError, AuthenticationError, LMStrixError
+
+    url = session.base_url
+    token_set = resolve_token(session.token) is not None
+    server: Dict[str, Any] = {
+        "url": url,
+        "reachable": False,
+        "api": None,
+        "auth": "unknown",
+        "token_set": token_set,
+        "models": None,
+        "loaded": None,
+        "error": None,
+    }
+    try:
+        client = session.client()
+        models = client.list_models()
+        server.update(
+            reachable=True,
+            api=client.server_api,
+            auth="ok" if token_set else "not required",
+            models=len(models),
+            loaded=sum(len(m.loaded_instances) for m in models),
+        )
+    except AuthenticationError as exc:
+        server.update(reachable=True, auth="failed", error=str(exc))
+    except APIError as exc:
+        server["error"] = str(exc)
+
+    registry = session.registry()
+    reg: Dict[str, Any] = {
+        "path": str(registry.path),
+        "exists": registry.path.exists(),
+        "ok": False,
+        "records": None,
+        "error": None,
+    }
+    try:
+        reg["records"] = len(registry.records())
+        reg["ok"] = True
+    except LMStrixError as exc:
+        reg["error"] = str(exc)
+
+    ok = bool(server["reachable"] and server["auth"] != "failed" and reg["ok"])
+    report = {
+        "ok": ok,
+        "lmstrix": __version__,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "server": server,
+        "registry": reg,
+    }
+    if session.as_json:
+        session.emit(report)
+        return EXIT_OK if ok else EXIT_FAILURE
+
+    def mark(good: bool) -> str:
+        return "ok  " if good else "FAIL"
+
+    session.echo(f"ok    lmstrix {__version__}, Python {report['python']} ({sys.executable})")
+    if server["reachable"] and server["auth"] != "failed":
+        api = _API_NAMES.get(str(server["api"]), str(server["api"]))
+        session.echo(
+            f"ok    server {url}: {api}, {server['models']} models, {server['loaded']} loaded"
+        )
+    else:
+        session.echo(f"FAIL  server {url}: {server['error']}")
+    auth = server["auth"]
+    how = "token set" if token_set else "no token set"
+    session.echo(f"{mark(auth != 'failed')}  auth: {auth} ({how})")
+    where = "" if reg["exists"] else " (not created yet)"
+    if reg["ok"]:
+        session.echo(f"ok    registry {reg['path']}{where}: {reg['records']} records for {url}")
+    else:
+        session.echo(f"FAIL  registry {reg['path']}: {reg['error']}")
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
+def cmd_scan(session: Session) -> int:
+    """Bring the registry in line with the server's models; test results are kept."""
+    client = session.client()
+    result = session.registry().sync(client)
+    total = len(session.registry().records())
+    doc = {
+        "server": result.server,
+        "models": total,
+        "added": result.added,
+        "updated": result.updated,
+        "vanished": result.vanished,
+        "returned": result.returned,
+    }
+    if session.as_json:
+        session.emit(doc)
+        return EXIT_OK
+    session.echo(f"scanned {result.server}: {total} models in the registry")
+    changes = [
+        ("added", result.added),
+        ("updated", result.updated),
+        ("vanished", result.vanished),
+        ("returned", result.returned),
+    ]
+    for name, keys in changes:
+        if keys:
+            session.echo(f"  {name} ({len(keys)}): {', '.join(keys)}")
+    if not (result.added or result.updated or result.vanished):
+        session.echo("  nothing changed")
+    return EXIT_OK
+
+
+def cmd_list(session: Session) -> int:
+    """The server's models joined with the registry: declared, loadable, working, status."""
+    client = session.client()
+    infos = client.list_models()
+    records = {r.key: r for r in session.registry().records()}
+    rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
+    rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
+    if session.as_json:
+        session.emit({"server": client.base_url, "models": rows})
+        return EXIT_OK
+    if not rows:
+        session.echo(f"the server at {client.base_url} lists no models")
+        return EXIT_OK
+    session.echo(
+        table(
+            ["model", "declared", "loadable", "working", "status", "loaded"],
+            [
+                [
+                    r["key"],
+                    r["declared_context"],
+                    r["loadable_context"],
+                    r["working_context"],
+                    r["status"] if r["on_server"] else f"{r['status']} (gone)",
+                    "yes" if r["loaded"] else "",
+                ]
+                for r in rows
+            ],
+        )
+    )
+    return EXIT_OK
+
+
+def cmd_show(session: Session, model: str) -> int:
+    """One model's record with its probe history (from the registry; else the server's view)."""
+    from .._records import ModelRecord
+    from ..errors import ModelNotFoundError
+
+    record = session.registry().get(model)
+    if record is None:
+        try:
+            info = session.client().get_model(model)
+        except ModelNotFoundError as exc:
+            raise session.unknown_model(model) from exc
+        record = ModelRecord.from_model_info(info, session.base_url)
+    doc = record.to_dict()
+    doc["loads"] = sum(1 for p in record.probes if p.kind == "load")
+    if session.as_json:
+        session.emit(doc)
+        return EXIT_OK
+    fields = [
+        ("model", record.key),
+        ("server", record.server),
+        ("type", record.type),
+        ("architecture", record.architecture),
+        ("quantization", record.quantization),
+        ("declared context", record.declared_context),
+        ("loadable context", record.loadable_context),
+        ("working context", record.working_context),
+        ("status", record.status + (" (no longer on the server)" if record.vanished else "")),
+        ("tested", _when(record.tested_at)),
+        ("chars per token", record.chars_per_token),
+    ]
+    if record.failure_reason:
+        fields.append(("reason", record.failure_reason))
+    for name, value in fields:
+        shown = "-" if value is None else f"{value:,}" if isinstance(value, int) else value
+        session.echo(f"{name + ':':<18}{shown}")
+    if record.probes:
+        session.echo(f"\nprobe history ({len(record.probes)} steps, {doc['loads']} loads):")
+        session.echo(
+            table(["#", "kind", "size", "result", "applied", "tokens", "s"], _probes(record))
+        )
+    else:
+        session.echo("\nnot tested yet: run `lmstrix test " + record.key + "`")
+    return EXIT_OK
+
+
+def _probes(record: ModelRecord) -> List[List[Any]]:
+    rows: List[List[Any]] = []
+    for n, p in enumerate(record.probes, 1):
+        result = "pending" if p.ok is None else "ok" if p.ok else str(p.failure)
+        seconds = None if p.seconds is None else f"{p.seconds:.2f}"
+        rows.append([n, p.kind, p.size, result, p.applied_context, p.prompt_tokens, seconds])
+    return rows
+
+
+def _when(stamp: Optional[float]) -> Optional[str]:
+    if stamp is None:
+        return None
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))

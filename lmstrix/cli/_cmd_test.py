@@ -1,0 +1,155 @@
+"""``lmstrix test``: find the loadable and working context of models, resumably."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+
+from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, table
+from ._session import CliError, Session, UsageError
+
+if TYPE_CHECKING:
+    from .._records import ModelRecord
+    from ..context import SearchProgress
+
+__all__ = ["cmd_test", "skipped_report"]
+
+
+def skipped_report(record: ModelRecord) -> Dict[str, Any]:
+    """The report of a model not searched again (already ``done``): registry values, no cost."""
+    return {
+        "key": record.key,
+        "server": record.server,
+        "declared_context": record.declared_context,
+        "loadable_context": record.loadable_context,
+        "working_context": record.working_context,
+        "status": record.status,
+        "reason": record.failure_reason,
+        "loads": 0,
+        "requests": 0,
+        "prompt_tokens": 0,
+        "seconds": 0.0,
+        "chars_per_token": record.chars_per_token,
+        "can_load": None,
+        "resumed": False,
+        "probes": [],
+        "skipped": True,
+    }
+
+
+def _at_least(name: str, value: Optional[int], low: int = 1) -> None:
+    if value is not None and value < low:
+        raise UsageError(f"{name} must be at least {low}, not {value}")
+
+
+def cmd_test(
+    session: Session,
+    models: Sequence[str] = (),
+    *,
+    all_models: bool = False,
+    min_context: int = 2048,
+    max_context: Optional[int] = None,
+    resolution: int = 1024,
+    trials: int = 3,
+    reset: bool = False,
+) -> int:
+    """Search each model's limits; skip models already ``done`` unless ``reset``.
+
+    Every step is in the registry as it happens, so an interrupted run (exit 130)
+    resumes where it stopped when run again. Exit 1 when a model failed the test.
+    """
+    from ..context import find_context_limit
+
+    if bool(models) == all_models:
+        raise UsageError("name the models to test, or give --all (not both)")
+    _at_least("--min", min_context)
+    _at_least("--max", max_context)
+    _at_least("--resolution", resolution)
+    _at_least("--trials", trials)
+    client = session.client()
+    registry = session.registry()
+    infos = client.list_models()
+    if all_models:
+        keys = [info.key for info in infos if info.type != "embedding"]
+    else:
+        known = [info.key for info in infos]
+        for key in models:
+            if key not in known:
+                raise client.model_not_found(key, known)
+        keys = list(dict.fromkeys(models))
+
+    reports: List[Dict[str, Any]] = []
+    for index, key in enumerate(keys, 1):
+        where = f"[{index}/{len(keys)}] {key}"
+        record = registry.get(key)
+        if record is not None and record.status == "done" and not reset:
+            session.note(
+                f"{where}: tested already (working {_n(record.working_context)}); "
+                "--reset tests it again"
+            )
+            reports.append(skipped_report(record))
+            continue
+        session.note(f"{where}: searching its loadable and working context...")
+
+        def progress(step: SearchProgress, where: str = where) -> None:
+            session.progress(f"{where}: {_step(step)}")
+
+        try:
+            report = find_context_limit(
+                client,
+                key,
+                registry=registry,
+                min_context=min_context,
+                max_context=max_context,
+                resolution=resolution,
+                trials=trials,
+                on_progress=progress,
+                reset=reset,
+            )
+        except KeyboardInterrupt:
+            raise CliError(
+                f"interrupted while testing {key}; the registry keeps every step, so "
+                "running the same command again resumes the search",
+                EXIT_INTERRUPTED,
+            ) from None
+        doc = report.to_dict()
+        doc["skipped"] = False
+        reports.append(doc)
+        session.note(
+            f"{where}: {report.status}: loadable {_n(report.loadable_context)}, working "
+            f"{_n(report.working_context)} ({report.loads} loads, {report.seconds:.1f} s)"
+            + (f"; {report.reason}" if report.reason else "")
+        )
+    if session.as_json:
+        session.emit({"server": client.base_url, "models": reports})
+    else:
+        session.echo(
+            table(
+                ["model", "declared", "loadable", "working", "status", "loads"],
+                [
+                    [
+                        r["key"],
+                        r["declared_context"],
+                        r["loadable_context"],
+                        r["working_context"],
+                        r["status"] + (" (skipped)" if r["skipped"] else ""),
+                        r["loads"],
+                    ]
+                    for r in reports
+                ],
+            )
+        )
+    failed = [r["key"] for r in reports if r["status"] != "done"]
+    return EXIT_FAILURE if failed else EXIT_OK
+
+
+def _step(step: SearchProgress) -> str:
+    what = "load " if step.kind == "load" else "probe"
+    outcome = "ok" if step.ok else f"failed ({step.failure})"
+    return (
+        f"{what} {step.size:>7,} tokens -> {outcome}  "
+        f"[{step.loads} loads, {step.requests} requests]"
+    )
+
+
+def _n(value: Optional[int]) -> str:
+    return "-" if value is None else f"{value:,}"

@@ -1,0 +1,199 @@
+"""One CLI run: the global options, the output, a lazily made client and registry.
+
+Both front ends (``click_app`` and ``_lite``) parse arguments into a :class:`Session`
+and the keyword arguments of one command function, then call :func:`run_command`,
+which imports the command's module, runs it, and turns library errors into messages
+and exit codes (0 ok, 1 failure, 2 bad usage or input, 130 interrupted). Nothing here
+imports more than the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+from typing import IO, TYPE_CHECKING, Any, Optional, TextIO
+
+from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Output
+
+if TYPE_CHECKING:
+    from ..client import Client
+    from ..registry import Registry
+
+__all__ = ["CliError", "Session", "UsageError", "run_command"]
+
+
+class CliError(Exception):
+    """A failure the CLI reports in one line; ``exit_code`` is 1 unless said otherwise."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+class UsageError(CliError):
+    """Bad usage or bad input (an option value, an unreadable file): exit 2."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, EXIT_USAGE)
+
+
+class Session(Output):
+    """The global options of one run, its output, and the client and registry it uses.
+
+    ``server``, ``token`` and ``registry_path`` fall back to ``$LMSTRIX_SERVER``,
+    ``$LM_API_TOKEN``/``$LMSTUDIO_API_TOKEN`` and ``$LMSTRIX_REGISTRY``/``$LMSTRIX_HOME``
+    the way the library does. The token is registered as a secret of the output.
+    """
+
+    def __init__(
+        self,
+        *,
+        server: Optional[str] = None,
+        token: Optional[str] = None,
+        registry_path: Optional[str] = None,
+        timeout_s: Optional[float] = None,
+        as_json: bool = False,
+        verbosity: int = 0,
+        stdout: Optional[TextIO] = None,
+        stderr: Optional[TextIO] = None,
+        stdin: Optional[IO[str]] = None,
+    ) -> None:
+        super().__init__(
+            as_json=as_json, verbosity=verbosity, stdout=stdout, stderr=stderr, stdin=stdin
+        )
+        self.server = server or None
+        self.token = token or None
+        self.registry_path = registry_path or None
+        self.timeout_s = timeout_s
+        self._client: Optional[Client] = None
+        self._registry: Optional[Registry] = None
+        from ..config import resolve_token
+
+        self.add_secret(resolve_token(self.token))
+
+    @property
+    def base_url(self) -> str:
+        """The server URL this run talks to (normalised)."""
+        from ..config import resolve_base_url
+
+        return resolve_base_url(self.server)
+
+    def client(self) -> Client:
+        """The run's :class:`~lmstrix.Client` (made on first use, closed by :meth:`close`)."""
+        if self._client is None:
+            from ..client import Client
+
+            self._client = Client(self.server, api_token=self.token, timeout=self.timeout_s)
+        return self._client
+
+    def registry(self) -> Registry:
+        """The run's :class:`~lmstrix.Registry`, scoped to this run's server."""
+        if self._registry is None:
+            from ..registry import Registry
+
+            self._registry = Registry(self.registry_path, server=self.base_url)
+        return self._registry
+
+    def unknown_model(self, key: str, cause: Optional[Exception] = None) -> Exception:
+        """The error for an unknown model, with close matches from the server and registry.
+
+        When ``cause`` (the server's own "not found" error) is given and the server does
+        list ``key`` after all, ``cause`` is returned unchanged.
+        """
+        from ..errors import RegistryError
+
+        client = self.client()
+        models = client.list_models()
+        known = [m.key for m in models]
+        if cause is not None and key in known + [i.id for m in models for i in m.loaded_instances]:
+            return cause
+        with contextlib.suppress(RegistryError):  # a damaged registry must not hide this
+            known += [r.key for r in self.registry().records() if r.key not in known]
+        return client.model_not_found(key, known)
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
+class _Handler(logging.Handler):
+    """Library log records, on the session's stderr, token blanked out."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__()
+        self.session = session
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # pragma: no cover - a broken log call must not kill a command
+            text = str(record.msg)
+        level = record.levelname.lower()
+        where = f" {record.name}" if self.session.verbosity > 0 else ""
+        self.session._err(f"{level}{where}: {text}")
+
+
+def _log_level(verbosity: int) -> int:
+    if verbosity < 0:
+        return logging.ERROR
+    return {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+
+
+def run_command(session: Session, module: str, function: str, **arguments: Any) -> int:
+    """Run ``lmstrix.cli.<module>.<function>(session, **arguments)``; return the exit code.
+
+    This is the one place where errors become CLI messages: a failure is one line on
+    stderr (a traceback too with ``-v``), never a secret.
+    """
+    logger = logging.getLogger("lmstrix")
+    handler = _Handler(session)
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(_log_level(session.verbosity))
+    try:
+        command = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        return int(command(session, **arguments))
+    except KeyboardInterrupt:
+        session.error("interrupted")
+        return EXIT_INTERRUPTED
+    except BaseException as exc:  # every failure becomes one line and an exit code
+        code = _exit_code(exc)
+        if code is None:
+            raise
+        if session.verbosity > 0:
+            import traceback
+
+            session._err("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        session.error(_message(exc))
+        return code
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        session.close()
+
+
+def _exit_code(exc: BaseException) -> Optional[int]:
+    """The exit code for an error, or ``None`` for what must propagate (SystemExit)."""
+    from ..errors import ConfigError, LMStrixError, TemplateError
+
+    if isinstance(exc, CliError):
+        return exc.exit_code
+    if isinstance(exc, (ConfigError, TemplateError)):
+        return EXIT_USAGE
+    if isinstance(exc, LMStrixError):
+        return EXIT_FAILURE
+    if isinstance(exc, (SystemExit, GeneratorExit)):
+        return None
+    return EXIT_FAILURE
+
+
+def _message(exc: BaseException) -> str:
+    from ..errors import LMStrixError
+
+    if isinstance(exc, (CliError, LMStrixError)):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
