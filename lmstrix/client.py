@@ -52,6 +52,10 @@ class Client:
             refused or reset before an answer, HTTP 429 and 503).
         strict_model: raise :class:`ModelNotFoundError` when the server answers with
             another model than the one asked for (default: log a warning).
+        retry_backoff_s: the first retry's delay; it doubles with each retry (with
+            jitter) up to ``retry_max_s``. A server's ``Retry-After`` is honoured
+            instead, up to a minute.
+        retry_max_s: the longest delay between two retries.
     """
 
     def __init__(

@@ -65,7 +65,11 @@ class ContextReport:
     ``working_context`` the largest prompt, in the server's tokens, it still answered
     right. ``loads`` counts load attempts (failed ones included), ``requests`` every
     HTTP request of the search, ``prompt_tokens`` the prompt tokens sent, ``seconds``
-    the wall time, and ``probes`` every step.
+    the wall time, and ``probes`` every step. ``model`` and ``server`` say what was
+    searched; ``status`` is ``done`` or ``failed`` and ``reason`` says why it failed (or
+    notes a limitation, such as a server that cannot load models); ``chars_per_token``
+    is the calibrated ratio; ``can_load`` is False on servers without a load endpoint;
+    ``resumed`` is True when earlier results from the registry were used.
     """
 
     model: str
@@ -127,6 +131,8 @@ def find_context_limit(
     when all ``trials`` needles pass there. With a ``registry``, every step is
     recorded as it happens and a search resumes from earlier results; ``reset``
     forgets them first. ``on_progress`` receives a :class:`SearchProgress` per step.
+    ``seed`` fixes the needles and filler (for repeatable runs); ``keep_loaded`` leaves
+    the last instance loaded instead of unloading it at the end.
 
     Raises:
         ContextSearchError: bad bounds, or an unknown or non-chat model.

@@ -69,7 +69,12 @@ class SyncResult:
 
 
 class Registry:
-    """The model registry file (default :func:`lmstrix._paths.default_registry_path`).
+    """The model registry: one JSON file of models and their measured limits.
+
+    The file is ``path``, by default ``$LMSTRIX_REGISTRY``, else
+    ``$LMSTRIX_HOME/registry.json``, else ``registry.json`` in the platform data folder
+    (``$XDG_DATA_HOME/lmstrix`` or ``~/.local/share/lmstrix``, ``~/Library/Application
+    Support/lmstrix``, ``%LOCALAPPDATA%\\lmstrix``).
 
     ``server`` is the default scope of every method (else ``$LMSTRIX_SERVER``, else
     ``http://localhost:1234``); each method takes ``server=`` to use another. Safe to

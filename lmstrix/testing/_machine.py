@@ -45,7 +45,10 @@ _MODELS: Tuple[Tuple[str, float, float, int, int, int, int, int, str], ...] = (
 
 
 def machine_fleet(memory_gib: float = 16.0) -> List[SimModel]:
-    """The :data:`_MODELS` library as it behaves with ``memory_gib`` for model and cache."""
+    """About 18 typical models as they behave with ``memory_gib`` for weights and cache.
+
+    Models whose weights do not fit at all are left out.
+    """
     budget = int(memory_gib * _GIB) - _RUNTIME_OVERHEAD_BYTES
     fleet: List[SimModel] = []
     for key, params, weights_gb, declared, layers, kv_heads, head, effective, kind in _MODELS:

@@ -1,0 +1,380 @@
+"""The examples run, on the simulator and against a server given with ``--server``.
+
+Every ``examples/*.py`` (``_common.py`` aside) is run as a user would run it, in a
+subprocess with no arguments, and must exit 0 and print what it is meant to print.
+The pure helpers (code-fence extraction, document chunking, the table) are tested
+directly, and the Python snippets of the docs pages are run against the simulator.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Dict, Iterator, List, Tuple
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import lmstrix
+from lmstrix.testing import FakeLMStudio, SimModel, demo_fleet, machine_fleet
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+# What each example must print on the simulator (regular expressions, multiline).
+MARKERS: Dict[str, Tuple[str, ...]] = {
+    "basic_chat.py": (r"^A: 42$", r"^conversation: 7 messages$"),
+    "streaming_chat.py": (
+        r"^Simulated answer from lmstrix-demo/solid-3b to: Tell me a short story",
+        r"^first token after: \d+\.\d{3} s$",
+        r"finish_reason stop",
+        r"^stream closed early: yes$",
+    ),
+    "summarize_document.py": (
+        r"^search: done, \d+ loads",
+        r"^working context: [\d,]+ tokens \(tested\)",
+        r"^fits in one request: no$",
+        r"^chunks: [2-9]$",
+        r"^  part 1 of [2-9] \([\d,]+ characters\): Simulated answer from example/reader-3b",
+        r"^final summary:\nSimulated answer from example/reader-3b to: These are summaries",
+    ),
+    "code_generator.py": (
+        r"^task: Write a Python function is_palindrome",
+        r"^no fenced code in the answer; the raw answer was:\nSimulated answer from",
+    ),
+    "compare_models.py": (
+        r"^model +seconds +first token s +tokens +tokens/s +answer$",
+        r"^example/fast-1b +\d+\.\d{3} +\d+\.\d{3} +13 ",
+        r"^example/medium-4b ",
+        r"^example/slow-8b ",
+        r"^fastest: example/",
+    ),
+    "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
+    "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
+    "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
+}
+
+
+def _examples() -> List[str]:
+    return sorted(p.name for p in EXAMPLES.glob("*.py") if p.name != "_common.py")
+
+
+def run_example(name: str, *args: str) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def load_example(name: str) -> ModuleType:
+    """Import ``examples/NAME.py`` as a module (with ``examples/`` on the path for _common)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(f"example_{name[:-3]}", EXAMPLES / name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --------------------------------------------------------------------------- runs
+
+
+@pytest.mark.parametrize("name", _examples())
+def test_example_runs_on_the_simulator(name: str) -> None:
+    result = run_example(name)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip(), f"{name} printed nothing"
+    assert "Traceback" not in result.stderr
+    # An example without markers yet (just added) must still run cleanly.
+    for marker in MARKERS.get(name, ()):
+        assert re.search(marker, result.stdout, re.MULTILINE), (marker, result.stdout)
+
+
+def test_the_examples_page_lists_every_example() -> None:
+    page = (ROOT / "docs" / "user-guide" / "examples.md").read_text(encoding="utf-8")
+    for name in _examples():
+        assert f"examples/{name}" in page, f"describe examples/{name} in examples.md"
+
+
+@pytest.mark.parametrize("name", [n for n in _examples() if n != "prompt_templates.py"])
+def test_example_takes_server_and_model(name: str) -> None:
+    result = run_example(name, "--help")
+    assert result.returncode == 0, result.stderr
+    assert "--server URL" in result.stdout
+    assert "--model KEY" in result.stdout
+
+
+@pytest.fixture
+def server() -> Iterator[FakeLMStudio]:
+    """A separate server, reached with --server like a real one (nothing loaded)."""
+    with FakeLMStudio(demo_fleet()) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "marker"),
+    [
+        ("basic_chat.py", [], r"^model: lmstrix-demo/tiny-chat-1b\nQ: .*\nA: 42$"),
+        ("basic_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^A: 42$"),
+        ("streaming_chat.py", [], r"^stream closed early: yes$"),
+        ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
+        (
+            "compare_models.py",
+            ["--model", "lmstrix-demo/solid-3b", "--model", "lmstrix-demo/noisy-2b"],
+            r"^lmstrix-demo/noisy-2b ",
+        ),
+    ],
+)
+def test_example_against_a_server(
+    server: FakeLMStudio, name: str, args: List[str], marker: str
+) -> None:
+    result = run_example(name, "--server", server.base_url, *args)
+    assert result.returncode == 0, result.stderr
+    assert "simulator" not in result.stderr  # it used the server it was given
+    assert re.search(marker, result.stdout, re.MULTILINE), result.stdout
+
+
+def test_compare_models_needs_a_model_when_none_is_loaded(server: FakeLMStudio) -> None:
+    result = run_example("compare_models.py", "--server", server.base_url)
+    assert result.returncode == 2
+    assert "--model KEY" in result.stderr
+
+
+def test_summarizer_against_a_server_uses_and_fills_the_registry(
+    server: FakeLMStudio, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry.json"
+    base = ["--server", server.base_url, "--model", "lmstrix-demo/tiny-chat-1b"]
+    tested = run_example("summarize_document.py", *base, "--registry", str(registry), "--test")
+    assert tested.returncode == 0, tested.stderr
+    assert "searching it now" in tested.stdout
+    assert registry.exists()
+    assert not server.loaded()  # what the example loaded, it unloaded
+
+    again = run_example("summarize_document.py", *base, "--registry", str(registry))
+    assert again.returncode == 0, again.stderr
+    assert "searching" not in again.stdout  # the registry's record is reused
+    assert re.search(r"^working context: [\d,]+ tokens \(tested\)", again.stdout, re.MULTILINE)
+    assert re.search(r"^fits in one request: yes$", again.stdout, re.MULTILINE)
+    assert "chunks:" not in again.stdout
+
+    other = tmp_path / "other.json"
+    untested = run_example("summarize_document.py", *base, "--registry", str(other))
+    assert untested.returncode == 0, untested.stderr
+    assert "working context: not tested, assuming 2,048 tokens" in untested.stdout
+    assert re.search(r"^chunks: [2-9]$", untested.stdout, re.MULTILINE)
+    assert not other.exists()  # no search unless asked
+
+
+def test_example_reports_an_unreachable_server() -> None:
+    result = run_example("basic_chat.py", "--server", "http://127.0.0.1:9")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: ")
+    assert "127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------- docs snippets
+
+
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        (
+            "user-guide/python-api.md",
+            ["Hello Ada! I am a patient tutor.", "asked 32768, got 23552"],
+        ),
+        ("index.md", ["Simulated answer from qwen/qwen3-4b-2507 to: Tell me a story"]),
+        ("installation.md", []),
+    ],
+)
+def test_doc_page_snippets_run(
+    page: str, expected: List[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every ``python`` block of a docs page, in order, against a simulated server."""
+    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
+    blocks = re.findall(r"^```python\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
+    assert blocks
+    embedder = SimModel("text-embedding-nomic-embed-text-v1.5", 2048, type="embedding")
+    saved_path = list(sys.path)  # the vendoring snippet adds a folder to it
+    with FakeLMStudio([*machine_fleet(16), embedder]) as fake:
+        namespace: Dict[str, object] = {}
+        for number, block in enumerate(blocks, 1):
+            code = block.replace("http://localhost:1234", fake.base_url)
+            exec(compile(code, f"{page} block {number}", "exec"), namespace)
+        if "client" in namespace:
+            assert isinstance(namespace["client"], lmstrix.Client)
+    sys.path[:] = saved_path
+    out = capsys.readouterr().out
+    for line in expected:
+        assert line in out
+
+
+# --------------------------------------------------------------------------- code fences
+
+
+@pytest.fixture(scope="module")
+def codegen() -> ModuleType:
+    return load_example("code_generator.py")
+
+
+ANSWER = """Sure! Here is the function:
+
+```python
+def is_palindrome(text):
+    \"\"\"True when text reads the same backwards.\"\"\"
+    kept = [c.lower() for c in text if c.isalnum()]
+    return kept == kept[::-1]
+```
+
+You can call it like `is_palindrome("Racecar")`.
+"""
+
+
+def test_extracts_the_fenced_python_from_an_answer(codegen: ModuleType) -> None:
+    blocks = codegen.extract_code_blocks(ANSWER)
+    assert len(blocks) == 1
+    block = blocks[0]
+    assert block.language == "python"
+    assert block.closed
+    assert block.code.startswith("def is_palindrome(text):\n")
+    assert block.code.endswith("return kept == kept[::-1]\n")
+    namespace: Dict[str, object] = {}
+    exec(compile(block.code, "<answer>", "exec"), namespace)
+    assert namespace["is_palindrome"]("A man, a plan, a canal: Panama")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("no code here", []),
+        ("```\nplain\n```", [("", "plain\n", True)]),
+        ("~~~ Python extra words\nx = 1\n~~~", [("python", "x = 1\n", True)]),
+        ("```js\na()\n```\ntext\n```py\nb()\n```", [("js", "a()\n", True), ("py", "b()\n", True)]),
+        # A longer fence holds shorter ones; only a fence at least as long closes it.
+        (
+            "````markdown\n```python\nx\n```\n````",
+            [("markdown", "```python\nx\n```\n", True)],
+        ),
+        # Tildes do not close a backtick fence, and the reverse.
+        ("```\na\n~~~\nb\n```", [("", "a\n~~~\nb\n", True)]),
+        # An answer cut off by max_tokens: the block runs to the end.
+        ("```python\ndef f():\n    return", [("python", "def f():\n    return\n", False)]),
+        # The opening fence's indentation is removed from the lines (no more than it).
+        ("  ```python\n  if x:\n      y()\n z\n  ```", [("python", "if x:\n    y()\nz\n", True)]),
+        # Four spaces make an indented code line, not a fence.
+        ("    ```python\n    x\n    ```", []),
+        # Backticks in the info string: inline code, not a fence.
+        ("```x``` and more", []),
+        ("```python\r\nx = 1\r\n```\r\n", [("python", "x = 1\n", True)]),
+        ("```python\n```", [("python", "", True)]),
+        ("```python\nx = 1\n```   ", [("python", "x = 1\n", True)]),
+    ],
+)
+def test_fence_cases(codegen: ModuleType, text: str, expected: List[Tuple[str, str, bool]]) -> None:
+    assert [tuple(b) for b in codegen.extract_code_blocks(text)] == expected
+
+
+def test_pick_block_prefers_the_language_asked_for(codegen: ModuleType) -> None:
+    blocks = codegen.extract_code_blocks("```bash\nls\n```\n```py\nx = 1\n```")
+    assert codegen.pick_block(blocks, "python").code == "x = 1\n"
+    assert codegen.pick_block(blocks, "rust").language == "bash"  # else the first
+    assert codegen.pick_block([], "python") is None
+
+
+# --------------------------------------------------------------------------- chunking
+
+
+@pytest.fixture(scope="module")
+def summarizer() -> ModuleType:
+    return load_example("summarize_document.py")
+
+
+def test_short_text_is_one_chunk(summarizer: ModuleType) -> None:
+    assert summarizer.split_into_chunks("  Short text.  ", 100) == ["Short text."]
+    assert summarizer.split_into_chunks(" \n\n ", 100) == []
+
+
+def test_chunks_break_at_paragraphs_first(summarizer: ModuleType) -> None:
+    paragraphs = ["A" * 40 + ".", "B" * 40 + ".", "C" * 40 + "."]
+    chunks = summarizer.split_into_chunks("\n\n".join(paragraphs), 90)
+    assert chunks == [paragraphs[0] + "\n\n" + paragraphs[1], paragraphs[2]]
+
+
+def test_a_long_paragraph_breaks_at_sentences_then_words(summarizer: ModuleType) -> None:
+    text = "One two three. Four five six. Seven eight nine ten eleven twelve."
+    assert summarizer.split_into_chunks(text, 30) == [
+        "One two three. Four five six.",
+        "Seven eight nine ten eleven",
+        "twelve.",
+    ]
+
+
+def test_a_word_longer_than_a_chunk_is_cut(summarizer: ModuleType) -> None:
+    assert summarizer.split_into_chunks("ab " + "x" * 25, 10) == ["ab", "x" * 10, "x" * 10, "x" * 5]
+
+
+def test_chunk_size_must_be_positive(summarizer: ModuleType) -> None:
+    with pytest.raises(ValueError, match="max_chars"):
+        summarizer.split_into_chunks("text", 0)
+
+
+@pytest.mark.parametrize("max_chars", [50, 500, 5_000, 50_000])
+def test_the_sample_document_splits_into_chunks_that_fit(
+    summarizer: ModuleType, max_chars: int
+) -> None:
+    document = summarizer.sample_document()
+    chunks = summarizer.split_into_chunks(document, max_chars)
+    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
+    assert " ".join(chunks).split() == document.split()  # every word, in order
+    # Packing: two neighbours never fit together (else they would be one chunk).
+    for left, right in zip(chunks, chunks[1:]):
+        assert len(left) + 1 + len(right) > max_chars
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(alphabet=st.sampled_from("ab .!?\n"), max_size=300),
+    max_chars=st.integers(min_value=1, max_value=60),
+)
+def test_chunking_keeps_every_character_and_the_limit(text: str, max_chars: int) -> None:
+    summarizer = load_example("summarize_document.py")
+    chunks = summarizer.split_into_chunks(text, max_chars)
+    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
+    assert all(chunk == chunk.strip() for chunk in chunks)
+    assert "".join("".join(chunks).split()) == "".join(text.split())
+
+
+def test_the_budget_leaves_room_for_instructions(summarizer: ModuleType) -> None:
+    assert summarizer.estimate_tokens("x" * 10, 4.0) == 3
+    instructions = "y" * 400  # 100 tokens at 4 characters per token
+    chars = summarizer.chunk_budget(1_000, 4.0, instructions)
+    room = 1_000 - 100 - summarizer.TEMPLATE_TOKENS
+    assert chars == int(room * summarizer.SAFETY * 4.0)
+    assert summarizer.chunk_budget(10, 4.0, instructions) == 1  # never zero or negative
+
+
+# --------------------------------------------------------------------------- table
+
+
+def test_comparison_table_aligns_columns() -> None:
+    compare = load_example("compare_models.py")
+    table = compare.format_table(
+        ("model", "seconds", "answer"), [["a", "1.5", "yes"], ["long-model", "12.25", "no"]]
+    )
+    assert table.splitlines() == [
+        "model       seconds  answer",
+        "----------  -------  ------",
+        "a               1.5  yes",
+        "long-model    12.25  no",
+    ]
