@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, table
+from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
 
 if TYPE_CHECKING:
@@ -122,22 +122,7 @@ def cmd_test(
     if session.as_json:
         session.emit({"server": client.base_url, "models": reports})
     else:
-        session.echo(
-            table(
-                ["model", "declared", "loadable", "working", "status", "loads"],
-                [
-                    [
-                        r["key"],
-                        r["declared_context"],
-                        r["loadable_context"],
-                        r["working_context"],
-                        r["status"] + (" (skipped)" if r["skipped"] else ""),
-                        r["loads"],
-                    ]
-                    for r in reports
-                ],
-            )
-        )
+        session.echo(limits_table(reports))
     failed = [r["key"] for r in reports if r["status"] != "done"]
     return EXIT_FAILURE if failed else EXIT_OK
 

@@ -12,7 +12,7 @@ import tempfile
 import threading
 from typing import Any, Dict, List, Optional
 
-from ._output import EXIT_FAILURE, EXIT_OK, table
+from ._output import EXIT_FAILURE, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
 
 __all__ = ["SIMULATED_APIS", "cmd_simulate", "run_demo"]
@@ -60,22 +60,7 @@ def run_demo(session: Session, *, trials: int = 3) -> int:
             reports.append(report.to_dict())
         question = "What is 2+3?"
         chosen = models[0].key
-        session.echo(
-            table(
-                ["model", "declared", "loadable", "working", "status", "loads"],
-                [
-                    [
-                        r["key"],
-                        r["declared_context"],
-                        r["loadable_context"],
-                        r["working_context"],
-                        r["status"],
-                        r["loads"],
-                    ]
-                    for r in reports
-                ],
-            )
-        )
+        session.echo(limits_table(reports))
         session.echo(f"\n{chosen} > {question}")
         answer: List[str] = []
         with client.stream_chat(chosen, question, temperature=0) as stream:

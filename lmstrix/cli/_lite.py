@@ -273,14 +273,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     from ._session import Session, run_command
 
-    options = {k: getattr(args, k, _DEFAULTS[k]) for k in _GLOBALS}
-    session = Session(
-        server=options["server"],
-        token=options["token"],
-        registry_path=options["registry"],
-        timeout_s=options["timeout"],
-        as_json=bool(options["json"]),
-        verbosity=-1 if options["quiet"] else int(options["verbose"]),
-    )
+    session = Session.from_options({k: getattr(args, k, _DEFAULTS[k]) for k in _GLOBALS})
     module, function = COMMANDS[name]
     return run_command(session, module, function, **_arguments(args))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO, Any, List, Optional, Sequence, TextIO
+from typing import IO, Any, List, Mapping, Optional, Sequence, TextIO
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -31,6 +31,24 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def limits_table(reports: Sequence[Mapping[str, Any]]) -> str:
+    """The declared / loadable / working table of context-search reports (``to_dict()``)."""
+    return table(
+        ["model", "declared", "loadable", "working", "status", "loads"],
+        [
+            [
+                r["key"],
+                r["declared_context"],
+                r["loadable_context"],
+                r["working_context"],
+                r["status"] + (" (skipped)" if r.get("skipped") else ""),
+                r["loads"],
+            ]
+            for r in reports
+        ],
+    )
 
 
 def _isatty(stream: Any) -> bool:

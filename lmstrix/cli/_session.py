@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from typing import IO, TYPE_CHECKING, Any, Optional, TextIO
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, TextIO
 
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Output
 
@@ -46,6 +46,18 @@ class Session(Output):
     ``$LM_API_TOKEN``/``$LMSTUDIO_API_TOKEN`` and ``$LMSTRIX_REGISTRY``/``$LMSTRIX_HOME``
     the way the library does. The token is registered as a secret of the output.
     """
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Session:
+        """A session from the global options as both front ends parse them."""
+        return cls(
+            server=options["server"],
+            token=options["token"],
+            registry_path=options["registry"],
+            timeout_s=options["timeout"],
+            as_json=bool(options["json"]),
+            verbosity=-1 if options["quiet"] else int(options["verbose"]),
+        )
 
     def __init__(
         self,

@@ -98,15 +98,7 @@ def _global_options(hidden: bool) -> Callable[[F], F]:
 def _run(command: str, **arguments: Any) -> int:
     from ._session import Session, run_command
 
-    settings = _settings(click.get_current_context())
-    session = Session(
-        server=settings["server"],
-        token=settings["token"],
-        registry_path=settings["registry"],
-        timeout_s=settings["timeout"],
-        as_json=bool(settings["json"]),
-        verbosity=-1 if settings["quiet"] else int(settings["verbose"]),
-    )
+    session = Session.from_options(_settings(click.get_current_context()))
     module, function = COMMANDS[command]
     return run_command(session, module, function, **arguments)
 
