@@ -16,10 +16,11 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._errormap import error_for, parse_json
+from ._replies import Messages, Replay, merge_rows, messages_of, same_model, stats_of
 from .config import Timeout, resolve_base_url, resolve_token
 from .errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
 from .stream import ChatStream
-from .types import Completion, LoadedInstance, ModelInfo, Stats, Usage
+from .types import Completion, LoadedInstance, ModelInfo, Usage
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -31,8 +32,6 @@ __all__ = ["Client", "Messages"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
-
-Messages = Union[str, Sequence[Mapping[str, Any]]]
 
 _RETRY_STATUSES = (429, 503)
 _LOAD_KEYS = frozenset(
@@ -176,7 +175,7 @@ class Client:
             body = self._json("GET", path)
             found = body.get(key) if isinstance(body, dict) else None
             rows = [r for r in found if isinstance(r, Mapping)] if isinstance(found, list) else []
-        return _merge_rows(rows)
+        return merge_rows(rows)
 
     def get_model(self, key: str) -> ModelInfo:
         """One model by key, or :class:`ModelNotFoundError` listing close matches."""
@@ -286,7 +285,7 @@ class Client:
         ``params`` go into the request body as they are (``temperature``,
         ``max_tokens``, ``stop``, ``seed``, ``response_format``, ...).
         """
-        body = {"model": model, "messages": _messages(messages), **params, "stream": False}
+        body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
         return self._complete_once("/v1/chat/completions", body, model, chat=True)
 
     def complete(self, model: str, prompt: str, **params: Any) -> Completion:
@@ -300,7 +299,7 @@ class Client:
         The request is sent before this returns, so connection and status errors
         are raised here, not at the first chunk.
         """
-        body = {"model": model, "messages": _messages(messages), **params}
+        body = {"model": model, "messages": messages_of(messages), **params}
         return self._stream("/v1/chat/completions", body, model, "chat")
 
     def stream_complete(self, model: str, prompt: str, **params: Any) -> ChatStream:
@@ -350,7 +349,7 @@ class Client:
             finish_reason=choice.get("finish_reason"),
             model=server_model,
             usage=usage,
-            stats=_stats(answer.get("stats"), elapsed, usage),
+            stats=stats_of(answer.get("stats"), elapsed, usage),
             reasoning=str(reasoning),
             raw=answer,
         )
@@ -373,7 +372,7 @@ class Client:
             err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
             if err is not None:
                 raise err
-            response = _Replay(response.status_code, response.headers, raw)
+            response = Replay(response.status_code, response.headers, raw)
         return ChatStream(
             response,
             url=url,
@@ -384,7 +383,7 @@ class Client:
         )
 
     def _check_model(self, asked: str, served: str) -> None:
-        if _same_model(asked, served):
+        if same_model(asked, served):
             return
         message = (
             f"asked {self.base_url} for model {asked!r} but {served!r} answered; "
@@ -485,70 +484,3 @@ class Client:
                 return min(seconds, max(self.retry_max_s, 60.0))
         base = min(self.retry_max_s, self.retry_backoff_s * (2.0**attempt))
         return base * (0.5 + random.random() / 2)  # jitter spreads out retrying clients
-
-
-class _Replay:
-    """A response whose body was read already and is served again to a stream."""
-
-    def __init__(self, status_code: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self._body = body
-
-    def read(self) -> bytes:
-        return self._body
-
-    def iter_bytes(self) -> Any:
-        if self._body:
-            yield self._body
-
-    def close(self) -> None:
-        pass
-
-
-def _messages(messages: Messages) -> List[Mapping[str, Any]]:
-    if isinstance(messages, str):
-        return [{"role": "user", "content": messages}]
-    result = list(messages)
-    for i, msg in enumerate(result):
-        if not isinstance(msg, Mapping) or "role" not in msg:
-            raise TypeError(f"messages[{i}] must be a mapping with 'role' and 'content'")
-    return result
-
-
-def _same_model(asked: str, served: str) -> bool:
-    if served == asked or served.startswith(asked + ":"):
-        return True
-    # LM Studio may answer with the key without the "@quant" variant, or a file path.
-    base = asked.split("@", 1)[0]
-    return served == base or served.endswith("/" + asked) or asked.endswith("/" + served)
-
-
-def _stats(raw: Any, elapsed: float, usage: Usage) -> Stats:
-    if isinstance(raw, dict) and raw:
-        stats = Stats.from_dict(raw)
-        if stats.total_time_s is None:
-            return Stats(
-                stats.time_to_first_token_s,
-                stats.tokens_per_second,
-                stats.generation_time_s,
-                elapsed,
-                stats.stop_reason,
-                "server",
-            )
-        return stats
-    rate = usage.completion_tokens / elapsed if usage.completion_tokens and elapsed > 0 else None
-    return Stats(total_time_s=elapsed, tokens_per_second=rate, source="client")
-
-
-def _merge_rows(rows: List[Mapping[str, Any]]) -> List[ModelInfo]:
-    """Model rows to :class:`ModelInfo`, one per key (v0 may list a key twice)."""
-    merged: Dict[str, ModelInfo] = {}
-    for row in rows:
-        info = ModelInfo.from_dict(row)
-        if not info.key:
-            continue
-        old = merged.get(info.key)
-        if old is None or (info.is_loaded and not old.is_loaded):
-            merged[info.key] = info
-    return list(merged.values())
