@@ -25,6 +25,8 @@ __all__ = ["Bounds", "LoadOutcome", "ProbeOutcome", "Prober", "SearchResult", "r
 # that answers nothing right before any large prompt is paid for.
 SANITY_TOKENS = 256
 GROWTH_DOUBLING_BELOW = 8192
+# Failures that are the model's answer (as opposed to the server or the connection).
+ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
 GROWTH_STEP_DIV = 4
 
 
@@ -199,6 +201,10 @@ class _WorkSearch:
         self.state = state
         self.resolution = resolution
         self.trials = trials
+        # Needles in play: the trials', and at least two, so that one failed request
+        # (a timeout, a server error) does not end the search at its first probe.
+        self.needles = max(2, trials)
+        self.lead = 0  # the needle the growth and bisection use (trial 0)
         self.good: Optional[int] = state.work_good
         self.bad: Optional[int] = state.work_bad
         self.measured: Dict[int, int] = {}
@@ -222,6 +228,14 @@ class _WorkSearch:
         if self.good is None:
             sanity = SANITY_TOKENS if ceiling is None else min(SANITY_TOKENS, ceiling)
             first = self.prober.probe(sanity, 0)
+            for other in range(1, self.needles):
+                # A timeout or a server error says nothing about the model: try another
+                # needle. A wrong answer does, and no size can count above a failure.
+                if first.ok or first.failure in ANSWER_FAILURES:
+                    break
+                first = self.prober.probe(sanity, other)
+                if first.ok:
+                    self.lead = other  # this needle works: lead with it
             if not first.ok:
                 self.state.failed = (
                     f"the model failed the smallest probe ({first.tokens} tokens: "
@@ -241,7 +255,7 @@ class _WorkSearch:
                     return
                 self._fail(good)
                 break
-            outcome = self.prober.probe(target, 0)
+            outcome = self._probe(target, 0)
             if outcome.ok:
                 self._pass(target, outcome.tokens)
             else:
@@ -298,11 +312,15 @@ class _WorkSearch:
             self.good = max(below)
             self.state.work_good = self.measured[self.good]
 
+    def _probe(self, target: int, trial: int) -> ProbeOutcome:
+        """Probe with the ``trial``-th needle counted from the lead one."""
+        return self.prober.probe(target, (trial + self.lead) % self.needles)
+
     def _probe_all(self, target: int, strict: bool) -> bool:
         count = self.trials if strict else 1
         tokens = target
         for trial in range(count):
-            outcome = self.prober.probe(target, trial)
+            outcome = self._probe(target, trial)
             if not outcome.ok:
                 self._fail(target)
                 return False
@@ -314,7 +332,7 @@ class _WorkSearch:
 
     def _confirm(self, target: int) -> bool:
         for trial in range(1, self.trials):
-            if not self.prober.probe(target, trial).ok:
+            if not self._probe(target, trial).ok:
                 return False
         self.confirmed.add(target)
         return True

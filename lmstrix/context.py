@@ -170,7 +170,8 @@ class _Runner:
         self.trials = trials
         self.on_progress = on_progress
         rng = random.Random(seed)
-        self.needles = [(_probe.make_secret(rng), rng.randrange(1 << 30)) for _ in range(trials)]
+        count = max(2, trials)  # the search may switch to a second needle (see _search)
+        self.needles = [(_probe.make_secret(rng), rng.randrange(1 << 30)) for _ in range(count)]
         self.can_load = client.supports_load
         self.instance: Optional[str] = None
         self.instance_context: Optional[int] = None
@@ -181,6 +182,7 @@ class _Runner:
         self.samples: List[Tuple[int, int]] = []  # (characters, tokens) of good probes
         self.chars_per_token = 4.0
         self.overhead = 0.0
+        self.fitted = False  # True once chars/token and overhead come from a two-point fit
 
     # ------------------------------------------------------------------ the run
 
@@ -361,10 +363,10 @@ class _Runner:
             measured = answer.usage.prompt_tokens
             reply = answer.text.strip()
             detail = reply[:80]
-            # One sample cannot separate characters per token from the chat template's
-            # fixed overhead, so truncation is judged from the second good probe on.
-            calibrated = len(self.samples) >= 2
-            if measured is not None and calibrated and measured < TRUNCATION_RATIO * expected:
+            # One sample (or several of about one size) cannot separate characters per
+            # token from the chat template's fixed overhead, so truncation is judged
+            # only once the fit spans sizes at least 1.5x apart.
+            if measured is not None and self.fitted and measured < TRUNCATION_RATIO * expected:
                 failure = "truncated"
             elif not reply:
                 failure = "empty"
@@ -395,11 +397,11 @@ class _Runner:
     ) -> ModelRecord:
         rec = _need(rec, self).with_probe(probe)
         good, bad = rec.work_good, rec.work_bad
-        if probe.trial == 0:
-            if probe.ok:
-                good = max(size, good or 0)
-            elif bad is None or probe.size < bad:
-                bad = probe.size
+        # Bounds for a resumed search, from every needle: any pass, the smallest failure.
+        if probe.ok:
+            good = max(size, good or 0)
+        elif bad is None or probe.size < bad:
+            bad = probe.size
         cpt = round(self.chars_per_token, 4) if self.samples else rec.chars_per_token
         return replace(rec, work_good=good, work_bad=bad, chars_per_token=cpt)
 
@@ -416,7 +418,8 @@ class _Runner:
         self.samples.append((chars, tokens))
         lo = min(self.samples)
         hi = max(self.samples)
-        if hi[0] - lo[0] > 200 and hi[1] > lo[1]:
+        self.fitted = hi[0] >= 1.5 * lo[0] and hi[1] > lo[1]
+        if self.fitted:
             self.chars_per_token = (hi[0] - lo[0]) / (hi[1] - lo[1])
             self.overhead = max(0.0, lo[1] - lo[0] / self.chars_per_token)
         else:

@@ -402,8 +402,10 @@ def test_probe_timeouts_are_classified(sim: FakeLMStudio) -> None:
         sim.clear_faults()
     first_probe = next(p for p in report.probes if p.kind == "prompt")
     assert first_probe.failure == "timeout"
-    assert report.status == "failed"
-    assert "timeout" in report.reason
+    # One slow answer is not a broken model: the next needle passes and the search goes on.
+    assert report.status == "done"
+    assert report.working_context is not None
+    assert report.working_context <= 8192
 
 
 def test_server_errors_during_probes(sim: FakeLMStudio) -> None:
@@ -415,8 +417,9 @@ def test_server_errors_during_probes(sim: FakeLMStudio) -> None:
         sim.clear_faults()
     first_probe = next(p for p in report.probes if p.kind == "prompt")
     assert first_probe.ok is False
-    assert first_probe.failure
-    assert report.status == "failed"
+    assert first_probe.failure == "server_error"
+    assert report.status == "done"  # a transient error does not condemn the model
+    assert report.working_context is not None
 
 
 def test_empty_replies_and_overflow(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
