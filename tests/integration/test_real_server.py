@@ -396,32 +396,21 @@ def test_the_server_still_answers_after_an_overflow(client: lmstrix.Client, mode
     assert last_number(completion.text) == ANSWER
 
 
-def _find_context_limit_exists() -> bool:
-    try:
-        return callable(lmstrix.find_context_limit)
-    except (ImportError, AttributeError):  # lmstrix.context is not written yet
-        return False
-
-
-# The context search comes with a later issue: until lmstrix has it, this test is not
-# defined at all (rather than reported as skipped).
-if _find_context_limit_exists():
-
-    def test_find_context_limit_on_an_openai_only_server(
-        real_server: Tuple[str, int], client: lmstrix.Client, model: str
-    ) -> None:
-        # Without a load endpoint the search measures the working context of the
-        # model as served (DESIGN: "skip 3 and search the working limit"). SmolLM2
-        # finds the needle up to n_ctx here; prompts above n_ctx overflow (HTTP 400).
-        _, n_ctx = real_server
-        report = lmstrix.find_context_limit(
-            client, model, min_context=256, max_context=n_ctx, resolution=512, trials=2, seed=2
-        )
-        assert report.status == "done", report.reason
-        assert report.loads == 0
-        assert report.loadable_context is None
-        assert report.working_context is not None
-        assert n_ctx // 2 <= report.working_context <= n_ctx
-        assert report.requests >= len(report.probes) >= 2
-        assert report.prompt_tokens >= report.working_context
-        assert all(p.size <= n_ctx for p in report.probes if p.ok)
+def test_find_context_limit_on_an_openai_only_server(
+    real_server: Tuple[str, int], client: lmstrix.Client, model: str
+) -> None:
+    # Without a load endpoint the search measures the working context of the
+    # model as served (DESIGN: "skip 3 and search the working limit"). SmolLM2
+    # finds the needle up to n_ctx here; prompts above n_ctx overflow (HTTP 400).
+    _, n_ctx = real_server
+    report = lmstrix.find_context_limit(
+        client, model, min_context=256, max_context=n_ctx, resolution=512, trials=2, seed=2
+    )
+    assert report.status == "done", report.reason
+    assert report.loads == 0
+    assert report.loadable_context is None
+    assert report.working_context is not None
+    assert n_ctx // 2 <= report.working_context <= n_ctx
+    assert report.requests >= len(report.probes) >= 2
+    assert report.prompt_tokens >= report.working_context
+    assert all(p.size <= n_ctx for p in report.probes if p.ok)
