@@ -6,32 +6,13 @@ request policy only.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Sequence, Union
+from typing import Any, Dict, List, Mapping, Sequence, Union
 
 from .types import ModelInfo, Stats, Usage
 
-__all__ = ["Messages", "Replay", "merge_rows", "messages_of", "same_model", "stats_of"]
+__all__ = ["Messages", "merge_rows", "messages_of", "same_model", "stats_of"]
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
-
-
-class Replay:
-    """A response whose body was read already and is served again to a stream."""
-
-    def __init__(self, status_code: int, headers: Mapping[str, str], body: bytes) -> None:
-        self.status_code = status_code
-        self.headers = headers
-        self._body = body
-
-    def read(self) -> bytes:
-        return self._body
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        if self._body:
-            yield self._body
-
-    def close(self) -> None:
-        pass
 
 
 def messages_of(messages: Messages) -> List[Mapping[str, Any]]:

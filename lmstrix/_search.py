@@ -72,7 +72,6 @@ class Bounds:
     load_bad: Optional[int] = None
     work_good: Optional[int] = None
     work_bad: Optional[int] = None
-    work_confirmed: bool = False
     failed: str = ""
 
 
@@ -269,7 +268,6 @@ class _WorkSearch:
         if self.good is None or target > self.good:
             self.good = target
         self.state.work_good = self.measured[self.good]
-        self.state.work_confirmed = self.good in self.confirmed
 
     def _fail(self, target: int) -> None:
         if self.bad is None or target < self.bad:
@@ -291,7 +289,6 @@ class _WorkSearch:
                 good, bad = self.good or good, self.bad or bad
             if self.trials == 1 or good in self.confirmed or self._confirm(good):
                 self.confirmed.add(good)
-                self.state.work_confirmed = True
                 self.done = True
                 return
             strict = True

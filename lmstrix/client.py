@@ -16,7 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from ._errormap import error_for, parse_json
-from ._replies import Messages, Replay, merge_rows, messages_of, same_model, stats_of
+from ._replies import Messages, merge_rows, messages_of, same_model, stats_of
 from .config import Timeout, resolve_base_url, resolve_token
 from .errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
 from .stream import ChatStream
@@ -372,7 +372,9 @@ class Client:
             err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
             if err is not None:
                 raise err
-            response = Replay(response.status_code, response.headers, raw)
+            from .transport import BufferedResponse
+
+            response = BufferedResponse(response.status_code, response.headers, raw)
         return ChatStream(
             response,
             url=url,

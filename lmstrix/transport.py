@@ -23,7 +23,7 @@ from .errors import APIConnectionError, APITimeoutError
 if TYPE_CHECKING:
     import http.client
 
-__all__ = ["Response", "StdlibTransport", "Transport", "connection_error"]
+__all__ = ["BufferedResponse", "Response", "StdlibTransport", "Transport", "connection_error"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -188,10 +188,10 @@ class _StdlibResponse:
         self._drop()
 
 
-class _BufferedResponse:
-    """A :class:`Response` whose body is already in memory."""
+class BufferedResponse:
+    """A :class:`Response` whose body is already in memory (any transport may use it)."""
 
-    def __init__(self, status_code: int, headers: Dict[str, str], body: bytes) -> None:
+    def __init__(self, status_code: int, headers: Mapping[str, str], body: bytes) -> None:
         self.status_code = status_code
         self.headers = headers
         self._body = body
@@ -278,7 +278,7 @@ class StdlibTransport:
             headers = {k.lower(): v for k, v in resp.getheaders()}
             resp.close()
             self._release(conn, reusable=not resp.will_close)
-            return _BufferedResponse(resp.status, headers, data)
+            return BufferedResponse(resp.status, headers, data)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
