@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from lmstrix.registry import Registry
 from lmstrix.testing import FakeLMStudio
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
@@ -34,3 +36,15 @@ def fake() -> Iterator[FakeLMStudio]:
     """A simulated LM Studio 0.4 (v1 API) with the demo fleet."""
     with FakeLMStudio() as server:
         yield server
+
+
+@pytest.fixture
+def reg_path(tmp_path: Path) -> Path:
+    """Where a test's registry file goes (its folder does not exist yet)."""
+    return tmp_path / "data" / "registry.json"
+
+
+@pytest.fixture
+def reg(reg_path: Path) -> Registry:
+    """A registry at ``reg_path`` (the default server, ``$LMSTRIX_SERVER`` being unset)."""
+    return Registry(reg_path)

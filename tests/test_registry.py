@@ -8,33 +8,17 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import pytest
+from _registry_helpers import SERVER
+from _registry_helpers import snapshot as _snapshot
 
 from lmstrix import _atomic
 from lmstrix._filelock import FileLock
 from lmstrix.errors import RegistryError
 from lmstrix.registry import DEFAULT_SERVER, ModelRecord, ProbeRecord, Registry, SyncResult
 from lmstrix.types import ModelInfo
-
-SERVER = "http://localhost:1234"
-
-
-@pytest.fixture
-def reg_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "registry.json"
-
-
-@pytest.fixture
-def reg(reg_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.delenv("LMSTRIX_SERVER", raising=False)
-    return Registry(reg_path)
-
-
-def _snapshot(path: Path) -> Tuple[bytes, int]:
-    return path.read_bytes(), path.stat().st_mtime_ns
-
 
 # -- construction and reading ----------------------------------------------------------
 

@@ -5,30 +5,15 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, Dict, List
 
 import pytest
+from _registry_helpers import SERVER
+from _registry_helpers import snapshot as _snapshot
 
 from lmstrix.errors import RegistryCorruptError, RegistryError
 from lmstrix.registry import ModelRecord, ProbeRecord, Registry
 from lmstrix.types import ModelInfo
-
-SERVER = "http://localhost:1234"
-
-
-@pytest.fixture
-def reg_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "registry.json"
-
-
-@pytest.fixture
-def reg(reg_path: Path, monkeypatch: pytest.MonkeyPatch) -> Registry:
-    monkeypatch.delenv("LMSTRIX_SERVER", raising=False)
-    return Registry(reg_path)
-
-
-def _snapshot(path: Path) -> Tuple[bytes, int]:
-    return path.read_bytes(), path.stat().st_mtime_ns
 
 
 class FakeClient:
