@@ -198,10 +198,12 @@ _streams_lock = threading.Lock()
 
 
 def filler(length: int, *, seed: int = 0) -> str:
-    """Return the first ``length`` characters (at most) of the seed's filler, cut at a word end.
+    """Return the first ``length`` characters of the seed's filler (one fewer when that
+    would end on a space).
 
-    The result never ends with a space and never contains a digit; it is empty when
-    ``length`` is smaller than the first word.
+    The cut may fall inside a word: that keeps probe sizes exact to a character, which
+    the search needs to fill an instance to its last tokens. The result never ends with
+    a space and never contains a digit.
     """
     if length <= 0:
         return ""
@@ -215,10 +217,7 @@ def filler(length: int, *, seed: int = 0) -> str:
         else:
             _streams.move_to_end(seed)
         text = stream.ensure(length)
-    if text[length] == " ":
-        return text[:length]
-    cut = text.rfind(" ", 0, length)
-    return text[:cut] if cut > 0 else ""
+    return text[:length].rstrip(" ")
 
 
 def make_secret(rng: random.Random) -> str:
@@ -239,8 +238,8 @@ def min_probe_chars(secret: str = "000000") -> int:
 def build_probe(secret: str, target_chars: int, *, seed: int = 0) -> str:
     """Build a probe of about ``target_chars`` characters hiding ``secret``.
 
-    The result is at most ``target_chars`` long and shorter only by the part of a word
-    (a few characters), or it is the minimal probe when ``target_chars`` is smaller.
+    The result is ``target_chars`` long (one shorter when the filler would end on a
+    space), or it is the minimal probe when ``target_chars`` is smaller.
 
     Raises:
         ValueError: ``secret`` is not six digits.
