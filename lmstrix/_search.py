@@ -3,7 +3,9 @@
 Two limits are searched together (see ``docs/user-guide/context-search.md``):
 
 * the **loadable** limit, by loads: the top first, then bisection between the best
-  good and the smallest bad load until they are within ``resolution``;
+  good and the smallest bad load until they are within ``resolution``. Each split
+  keeps the fewest loads the worst case needs, and within that leans by what a
+  failure costs: high after cheap refusals, low after crashes;
 * the **working** limit, by prompt length on the instance that is loaded, without
   reloads: grow the prompt (doubling, one needle and one filler stream so each probe
   extends the server's cached prefix), then bisect downwards after the first failure,
@@ -16,6 +18,7 @@ no reload. Keeping this module pure lets tests drive it against random truths.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol, Set
 
@@ -27,7 +30,8 @@ SANITY_TOKENS = 256
 GROWTH_DOUBLING_BELOW = 8192
 # Failures that are the model's answer (as opposed to the server or the connection).
 ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
-GROWTH_STEP_DIV = 4
+GROWTH_STEP_DIV = 8
+TOP_UPS = 2  # nudges that bring a probe meant to fill an instance up to its ceiling
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ class LoadOutcome:
     ok: bool
     applied: Optional[int] = None
     failure: Optional[str] = None
+    # A refusal before anything was allocated (LM Studio's memory guardrail answers
+    # 4xx at once), as opposed to a load that ran and crashed (5xx) or timed out.
+    refused: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,26 +144,33 @@ def _load_search(
 ) -> Optional[int]:
     """Bisect the loads; return the largest loaded context the working search ran on."""
     searched_at: Optional[int] = None
+    refusals = crashes = 0
     while not state.failed:
         good, bad = state.load_good, state.load_bad
         if good is not None and (good >= top or (bad is not None and bad - good <= resolution)):
             break
         if bad is None:
             size = top
+        elif good is None and bad <= floor:
+            # Resumed with a failure at or below the smallest load size (a load that
+            # took the server down, say): nothing smaller is worth trying.
+            state.failed = f"the model does not load even at {bad} tokens of context"
+            return searched_at
         else:
-            low = good if good is not None else floor
-            if bad - low <= resolution:
-                if good is None:
-                    size = floor  # the bottom was never verified: one last load
-                else:
-                    break  # pragma: no cover - handled by the check above
-            else:
-                size = low + (bad - low) // 2
+            # A working search waiting for a larger instance wants the last load to
+            # succeed; cheap refusals make failures the better bet, crashes successes.
+            pending = work.started and not work.done
+            lean = -1 if crashes > refusals else (1 if refusals else 0)
+            size = _split(good, bad, floor, resolution, lean, pending)
         outcome = prober.load(size)
         if outcome.ok:
             state.load_good = max(size, state.load_good or 0)
         else:
             state.load_bad = size if bad is None else min(bad, size)
+            if outcome.refused:
+                refusals += 1
+            elif outcome.applied is None:
+                crashes += 1
             if outcome.applied is not None and outcome.applied < size:
                 # Auto-fit: the server loaded the largest context it found workable
                 # itself. That is its own answer to the question, so it is taken as the
@@ -173,6 +187,40 @@ def _load_search(
             work.run()
             searched_at = max(outcome.applied, searched_at or 0)
     return searched_at
+
+
+def _split(
+    good: Optional[int], bad: int, floor: int, resolution: int, lean: int, pending: bool
+) -> int:
+    """The next load size between the best good (or the unverified floor) and ``bad``.
+
+    The search ends when ``bad - good <= resolution``: ``good`` is then within
+    ``resolution`` of the limit, which lies below ``bad``. An interval of ``n``
+    resolution-wide buckets needs ``steps = ceil(log2(n))`` more loads in the worst
+    case, and any size that leaves at most ``2 ** (steps - 1)`` buckets on either side
+    keeps it at that; plain midpoints can cost one more. An unverified floor counts as
+    one more bucket ("nothing loads", settled by a load at the floor).
+
+    Within the sizes that keep the worst case, ``lean`` picks: 1 the highest (failures
+    have been cheap refusals, while a success costs a whole load), -1 the lowest
+    (failures crash after a whole load, and a smaller load costs less), 0 the middle.
+    The last load, while the working search waits for a larger instance
+    (``pending``), takes the lowest: it then likely succeeds, and the working search
+    finishes on it instead of on one more load.
+    """
+    width = resolution
+    low = good if good is not None else floor - width
+    steps = max(1, math.ceil(math.log2((bad - low) / width)))
+    half = width << (steps - 1)
+    smallest = max(bad - half, low + 1, floor)
+    largest = max(smallest, min(low + half, bad - 1))
+    if steps == 1 and pending:
+        return smallest
+    if lean > 0:
+        return largest
+    if lean < 0:
+        return smallest
+    return min(largest, max(smallest, low + (bad - low) // 2))
 
 
 def _grow(size: int) -> int:
@@ -255,11 +303,31 @@ class _WorkSearch:
                 self._fail(good)
                 break
             outcome = self._probe(target, 0)
+            if target == ceiling:
+                outcome = self._top_up(target, ceiling, outcome)
             if outcome.ok:
                 self._pass(target, outcome.tokens)
             else:
                 self._fail(target)
         self._refine()
+
+    def _top_up(self, asked: int, ceiling: int, outcome: ProbeOutcome) -> ProbeOutcome:
+        """Bring a passing probe meant to fill the instance up to its ceiling.
+
+        Prompt sizes are estimates (a probe ends on a whole word, and characters per
+        token are calibrated), so one that should fill the instance can come up a few
+        tokens short. Each nudge costs only a few new tokens on the cached prefix; one
+        that would overshoot the ceiling is not taken.
+        """
+        for _ in range(TOP_UPS):
+            if not outcome.ok or outcome.tokens >= ceiling:
+                break
+            asked += ceiling - outcome.tokens
+            nudged = self._probe(asked, 0)
+            if not nudged.ok or nudged.tokens > ceiling:
+                break
+            outcome = nudged
+        return outcome
 
     def _pass(self, target: int, tokens: int) -> None:
         self.measured[target] = tokens

@@ -283,7 +283,10 @@ class _Runner:
         try:
             instance = self.client.load(self.key, context_length=size)
         except ModelLoadError as exc:
-            return self._load_done(size, False, None, "load_failed", str(exc), started)
+            refused = exc.status_code is not None and 400 <= exc.status_code < 500
+            return self._load_done(
+                size, False, None, "load_failed", str(exc), started, refused=refused
+            )
         except APITimeoutError as exc:
             return self._load_done(size, False, None, "timeout", str(exc), started)
         except APIConnectionError as exc:
@@ -305,6 +308,8 @@ class _Runner:
         failure: Optional[str],
         detail: str,
         started: float,
+        *,
+        refused: bool = False,
     ) -> LoadOutcome:
         probe = ProbeRecord(
             kind="load",
@@ -331,7 +336,7 @@ class _Runner:
 
         self._save(apply)
         self._progress(probe, f"load at {size:,} tokens")
-        return LoadOutcome(ok, applied, failure)
+        return LoadOutcome(ok, applied, failure, refused)
 
     def ceiling(self) -> Optional[int]:
         if self.instance_context is None:

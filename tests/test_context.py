@@ -146,6 +146,23 @@ def test_max_context_caps_the_loads(client: Client) -> None:
     assert report.working_context <= 16384
 
 
+def test_refusals_and_crashes_steer_the_load_search() -> None:
+    """A guardrail refusal (HTTP 400) is cheap, so the next split leans high; a crash
+    (HTTP 500) cost a whole load, so it leans low. Both find the limit."""
+    refusing = SimModel("sim/refusing", 65536, 37_311, 20_005)
+    crashing = SimModel("sim/crashing", 65536, 37_311, 20_005, crash_on_overload=True)
+    with FakeLMStudio(models=[refusing, crashing], time_scale=0.0) as server:
+        with Client(server.base_url, max_retries=0) as c:
+            reports = [find_context_limit(c, m.key, trials=1, seed=1) for m in (refusing, crashing)]
+    high, low = ([p.size for p in r.probes if p.kind == "load"] for r in reports)
+    assert high[0] == low[0] == 65536
+    assert high[1] > low[1]
+    for report in reports:
+        assert report.loadable_context is not None
+        assert 37_311 - RESOLUTION <= report.loadable_context <= 37_311
+        assert report.loads <= load_budget(refusing)
+
+
 def test_keep_loaded_leaves_the_instance(sim: FakeLMStudio, client: Client) -> None:
     report = find_context_limit(client, "sim/serial", keep_loaded=True, seed=1)
     try:

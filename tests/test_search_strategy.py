@@ -16,11 +16,14 @@ from lmstrix._search import (
     LoadOutcome,
     ProbeOutcome,
     SearchResult,
+    _split,
     run_search,
 )
 
 ROOM = 24  # answer room the fake keeps free above a prompt (like context.ANSWER_TOKENS)
 FLOOR = 2048
+RESOLUTIONS = st.sampled_from([256, 512, 1024])
+TRIALS = st.sampled_from([1, 3])
 CALL_LIMIT = 5000  # a search that makes more calls than this does not terminate
 
 
@@ -32,7 +35,8 @@ class FakeProber:
     ``(working * (1 - band), working]`` fails with that probability, deterministic per
     (size, trial). ``n_ctx``: an instance that is already loaded (no load endpoint);
     probes above ``n_ctx - ROOM`` fail with an overflow. ``flaky_trials``: trials >= 1
-    fail at every size above this one (trial 0 is the truth).
+    fail at every size above this one (trial 0 is the truth). ``refuse``: failed loads
+    are guardrail refusals (cheap) rather than crashes.
     """
 
     def __init__(
@@ -45,8 +49,12 @@ class FakeProber:
         band: float = 0.15,
         n_ctx: Optional[int] = None,
         flaky_trials: Optional[int] = None,
+        refuse: bool = False,
+        short: int = 0,
     ) -> None:
         self.loadable = loadable
+        self.refuse = refuse
+        self.short = short
         self.working = working
         self.auto_fit = auto_fit
         self.noise = noise
@@ -74,7 +82,7 @@ class FakeProber:
             self.loaded = max(256, self.loadable // 256 * 256)
             return LoadOutcome(False, self.loaded, "auto_fit")
         self.loaded = None
-        return LoadOutcome(False, None, "load_failed")
+        return LoadOutcome(False, None, "load_failed", refused=self.refuse)
 
     def ceiling(self) -> Optional[int]:
         if self.n_ctx is not None or self.loaded is None:
@@ -107,7 +115,9 @@ class FakeProber:
         if not ok:
             over = self.n_ctx is not None and tokens > self.n_ctx - ROOM
             failure = "overflow_error" if over else "wrong_answer"
-        return ProbeOutcome(ok, tokens, failure)
+        # ``short``: every prompt comes out that many tokens shorter than asked (a probe
+        # cut at a word, a calibration that is a little off).
+        return ProbeOutcome(ok, max(1, tokens - self.short), failure)
 
 
 def search(
@@ -353,6 +363,126 @@ def test_resume_with_no_successful_load_still_searches_the_working_limit(
     assert fake.load_sizes[-1] == loadable  # one load at the known limit finishes the search
 
 
+def worst_case_loads(top: int, resolution: int) -> int:
+    """The top, then the fewest loads that settle ``(top - floor) / resolution`` buckets
+    plus "nothing loads" in the worst case."""
+    if top <= FLOOR:
+        return 1
+    return 1 + math.ceil(math.log2((top - FLOOR) / resolution + 1))
+
+
+@settings(deadline=None, max_examples=300)
+@given(
+    top=st.integers(2049, 262144),
+    share=st.floats(0.0, 1.0),
+    resolution=RESOLUTIONS,
+    refuse=st.booleans(),
+)
+def test_property_loads_never_exceed_the_worst_case_bound(
+    top: int, share: float, resolution: int, refuse: bool
+) -> None:
+    """Whatever way the splits lean, no truth needs more loads than a balanced search."""
+    loadable = int(FLOOR * 0.5 + share * (top - FLOOR * 0.5))
+    fake = FakeProber(loadable, 300, refuse=refuse)  # working limit found on any instance
+    search(fake, top, resolution=resolution, trials=1)
+    assert fake.loads <= worst_case_loads(top, resolution)
+
+
+def test_splits_lean_high_after_refusals_and_low_after_crashes() -> None:
+    refusing = FakeProber(37311, 20005, refuse=True)
+    crashing = FakeProber(37311, 20005)
+    a = search(refusing, 65536, trials=1)
+    b = search(crashing, 65536, trials=1)
+    assert refusing.load_sizes[0] == crashing.load_sizes[0] == 65536
+    assert refusing.load_sizes[1] > crashing.load_sizes[1]
+    # Both keep the balanced worst case and find the same limit within resolution.
+    for fake, result in ((refusing, a), (crashing, b)):
+        assert fake.loads <= worst_case_loads(65536, 1024)
+        assert result.loadable is not None
+        assert 37311 - 1024 <= result.loadable <= 37311
+
+
+@pytest.mark.parametrize("loadable", [40960, 38982, 45961])
+def test_last_load_leans_to_success_while_the_working_search_waits(loadable: int) -> None:
+    """Models that answer up to their full context: the working search waits for the
+    instance at the loadable limit; the last load aims low, here succeeds, and the
+    working search finishes on it without a reload."""
+    fake = FakeProber(loadable, loadable, refuse=True)
+    result = search(fake, 65536, trials=1)
+    assert result.loadable is not None
+    assert loadable - 1024 <= result.loadable <= loadable
+    assert len(fake.load_sizes) == len(set(fake.load_sizes))  # no size loaded twice
+    assert fake.load_sizes[-1] == result.loadable
+    assert result.working == result.loadable - ROOM
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "lean", "pending", "want"),
+    [
+        (4096, 36864, 0, False, 20480),  # 32 buckets: the middle, exactly
+        (4096, 36000, 1, False, 20480),  # 31 buckets: highest that keeps 16 on the left
+        (4096, 36000, -1, False, 19616),  # lowest that keeps 16 on the right
+        (30000, 32048, 1, True, 31024),  # the last load, working search waiting: lowest
+        (30000, 32048, 1, False, 31024),  # two buckets: only one size keeps it to one load
+        (None, 8192, 0, False, 4608),  # unverified floor: one more bucket below it
+        (None, 2900, 1, False, 2048),  # the floor itself settles "nothing loads"
+    ],
+)
+def test_split_keeps_the_worst_case_and_leans_within_it(
+    good: Optional[int], bad: int, lean: int, pending: bool, want: int
+) -> None:
+    assert _split(good, bad, FLOOR, 1024, lean, pending) == want
+
+
+def test_a_probe_that_comes_up_short_is_topped_up_to_the_ceiling() -> None:
+    fake = FakeProber(8192, 8192, short=3)
+    result = search(fake, 8192, trials=1)
+    assert result.working == 8192 - ROOM
+    asked = [p[0] for p in fake.probes]
+    assert asked[-2:] == [8192 - ROOM, 8192 - ROOM + 3]  # one nudge of three tokens
+
+
+class Lumpy(FakeProber):
+    """Prompts come out 3 tokens short, and 5 tokens long once asked past the ceiling
+    (a probe that can only end on whole words, say)."""
+
+    def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        outcome = super().probe(tokens, trial)
+        ceiling = self.ceiling()
+        over = ceiling is not None and tokens > ceiling
+        return ProbeOutcome(outcome.ok, tokens + 5 if over else tokens - 3, outcome.failure)
+
+
+def test_a_nudge_that_would_overshoot_the_ceiling_is_not_taken() -> None:
+    fake = Lumpy(8192, 8192)
+    result = search(fake, 8192, trials=1)
+    assert result.working == 8192 - ROOM - 3  # the last probe that fit
+    assert [p[0] for p in fake.probes][-2:] == [8192 - ROOM, 8192 - ROOM + 3]
+
+
+def test_resume_with_a_failure_at_the_floor_stops_without_loading() -> None:
+    fake = FakeProber(8192, 8192)
+    result = search(fake, 32768, bounds=Bounds(load_bad=FLOOR))
+    assert result.status == "failed"
+    assert "does not load even at 2048" in result.reason
+    assert fake.loads == 0
+
+
+@pytest.mark.parametrize(
+    ("bounds", "first"),
+    [
+        # resumed bounds and no failure seen in this run: the balanced middle
+        (Bounds(load_good=4096, load_bad=36864), 20480),
+        # the floor is unverified: it counts as one more bucket below the range
+        (Bounds(load_bad=8192), 4608),
+    ],
+)
+def test_resumed_split_without_failure_kinds_takes_the_middle(bounds: Bounds, first: int) -> None:
+    fake = FakeProber(6000, 300)
+    search(fake, 65536, trials=1, bounds=bounds)
+    assert fake.load_sizes[0] == first
+
+
 # -------------------------------------------------------------- without a load endpoint
 
 
@@ -379,9 +509,6 @@ def test_no_load_endpoint_broken_model_fails() -> None:
 
 
 # ---------------------------------------------------------------------------- properties
-
-RESOLUTIONS = st.sampled_from([256, 512, 1024])
-TRIALS = st.sampled_from([1, 3])
 
 
 @st.composite
