@@ -1,16 +1,24 @@
-"""Benchmark: lmstrix's context search against a naive baseline on the same simulated fleet.
+"""Benchmark: lmstrix's context search against a naive baseline on the same simulated fleets.
 
 Run it from the repository root (or anywhere): ``python benchmarks/bench_context.py``
 (``--json`` for machine output; ``--quick`` is accepted and changes nothing: the
-whole run takes about two seconds, and a subset would report different ratios).
+whole run takes a few seconds, and a subset would report different ratios).
 Standard library and lmstrix only; the simulator runs with ``time_scale=0``, so costs
 are the simulator's *modelled* seconds (``counters.simulated_seconds``), never real sleeps.
 
-Fleet: every chat model of ``lmstrix.testing.test_fleet()`` that answers
-deterministically, i.e. all LLMs except the ``noise > 0`` ones (their answers near the
-limit are coin flips, so one run of each strategy would compare luck). The broken
-model is kept: it is deterministic, and a search must cope with it. Every strategy
-sees exactly the same models, each on a fresh simulator, counters reset per model.
+Fleets (``--fleet``; every strategy sees exactly the same models, each sub-fleet on a
+fresh simulator, counters reset per model):
+
+* ``test``: every chat model of ``lmstrix.testing.test_fleet()`` that answers
+  deterministically, i.e. all LLMs except the ``noise > 0`` ones (their answers near
+  the limit are coin flips, so one run of each strategy would compare luck). The
+  broken model is kept: it is deterministic, and a search must cope with it. These are
+  edge cases, mostly with small declared contexts (1k-32k).
+* ``machine``: ``lmstrix.testing.machine_fleet(--memory-gib)``, typical LM Studio
+  models whose limits follow from their weights and KV cache against that memory.
+* ``all`` (the default): the test fleet plus the machine fleet at each of
+  ``MACHINE_GIB`` (8 to 64 GiB, the memory sizes LM Studio users run), added up.
+  The targets are judged on these totals; a breakdown shows every sub-fleet.
 
 Strategies:
 
@@ -37,13 +45,14 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from _common import Target, emit_json, fmt_ratio, print_table, print_targets
 
 from lmstrix import Client, find_context_limit
+from lmstrix.context import ANSWER_TOKENS  # the reply room every probe keeps free
 from lmstrix.errors import APIError
 from lmstrix.testing import FakeLMStudio, SimModel, machine_fleet, test_fleet
 
@@ -59,13 +68,28 @@ NAIVE_STEP = 10_240
 NAIVE_RESOLUTION = 1024
 
 
+# The memory sizes of the machines in the default fleet (GiB for weights and KV cache).
+MACHINE_GIB = (8, 16, 24, 32, 64)
+
+
 def fleet(name: str = "test", memory_gib: float = 16.0) -> List[SimModel]:
-    """The models every strategy runs on: the deterministic chat models of the test fleet,
-    or ``machine_fleet(memory_gib)`` (typical LM Studio models on a machine whose memory
+    """One sub-fleet: the deterministic chat models of the test fleet, or
+    ``machine_fleet(memory_gib)`` (typical LM Studio models on a machine whose memory
     for weights and KV cache is ``memory_gib``)."""
     if name == "machine":
         return machine_fleet(memory_gib)
     return [m for m in test_fleet() if m.type == "llm" and m.noise == 0]
+
+
+def fleets(name: str, memory_gib: float) -> List[Tuple[str, List[SimModel]]]:
+    """The labelled sub-fleets ``--fleet name`` runs (``all``: test plus every machine)."""
+    if name == "test":
+        return [("test", fleet("test"))]
+    if name == "machine":
+        return [(f"machine {memory_gib:g} GiB", fleet("machine", memory_gib))]
+    return [("test", fleet("test"))] + [
+        (f"machine {gib:g} GiB", fleet("machine", gib)) for gib in MACHINE_GIB
+    ]
 
 
 def true_loadable(model: SimModel) -> int:
@@ -74,10 +98,11 @@ def true_loadable(model: SimModel) -> int:
 
 
 def true_working(model: SimModel) -> Optional[int]:
-    """The largest prompt it answers right (None: it never does)."""
+    """The largest prompt it answers right (None: it never does), leaving room for the
+    reply at the loadable limit (a probe asks for ``ANSWER_TOKENS`` of answer)."""
     if model.broken:
         return None
-    return min(model.working_context, true_loadable(model))
+    return min(model.working_context, true_loadable(model) - ANSWER_TOKENS)
 
 
 # ---------------------------------------------------------------------------- strategies
@@ -160,15 +185,22 @@ def theoretical(model: SimModel) -> Dict[str, Any]:
     limit; a success, at least a load at the floor), one unload, and one probe at the
     working limit (prefill of that many tokens and one generated token; a broken
     model needs only the smallest probe, 256 tokens).
+
+    ``top_first_loads`` (a reference for DESIGN's rule of trying the top first): the
+    top, then the loads a balanced search over the resolution-wide buckets and
+    "nothing loads" needs in the worst case, ceil(log2((top - floor) / resolution + 1)).
+    Almost every truth needs that many: a balanced tree has nearly all its leaves at
+    full depth.
     """
     top = model.declared_context
     floor = min(MIN_CONTEXT, top)
     limit = true_loadable(model)
     if limit >= top or model.auto_fit:
-        loads = 1
+        loads = top_first = 1
     else:
         intervals = math.ceil((top - floor) / RESOLUTION)
         loads = max(1, math.ceil(math.log2(intervals + 1)))
+        top_first = 1 + math.ceil(math.log2((top - floor) / RESOLUTION + 1))
     fail = model.load_seconds(limit) if model.crash_on_overload else model.load_base_s * 0.25
     cheapest = min(fail, model.load_seconds(floor))
     working = true_working(model)
@@ -179,6 +211,7 @@ def theoretical(model: SimModel) -> Dict[str, Any]:
         "loadable": limit,
         "working": working,
         "loads": loads,
+        "top_first_loads": top_first,
         "simulated_seconds": load_s + prompt_s,
         "load_seconds": load_s,
         "prompt_seconds": prompt_s,
@@ -225,19 +258,88 @@ def measure(
 # ---------------------------------------------------------------------------- report
 
 
+FIELDS = (
+    "loads",
+    "requests",
+    "prompt_tokens",
+    "simulated_seconds",
+    "load_seconds",
+    "prompt_seconds",
+)
+
+
+def run_fleet(label: str, models: List[SimModel]) -> Dict[str, Any]:
+    """Both strategies and the minimum on one sub-fleet, with the hidden truth."""
+    return {
+        "fleet": label,
+        "models": [m.key for m in models],
+        "sim_models": models,
+        "results": {
+            "lmstrix": measure("lmstrix", models, run_lmstrix),
+            "baseline": measure("baseline", models, run_naive),
+            "minimum": {m.key: theoretical(m) for m in models},
+        },
+        "truth": {
+            m.key: {"loadable": true_loadable(m), "working": true_working(m)} for m in models
+        },
+    }
+
+
+def total(runs: List[Dict[str, Any]], strategy: str, field: str) -> float:
+    """A field summed over the runs' models (0 for what the minimum does not count)."""
+    return float(sum(r.get(field) or 0 for run in runs for r in run["results"][strategy].values()))
+
+
+def accuracy(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
+    """lmstrix against the hidden truth; the baseline's single number against both limits."""
+    errors: Dict[str, List[int]] = {"loadable": [], "working": []}
+    above: List[str] = []
+    naive_over_w: List[str] = []
+    naive_over_l: List[str] = []
+    for run in runs:
+        where = f"{run['fleet']}: " if len(runs) > 1 else ""
+        for key, found in run["results"]["lmstrix"].items():
+            true = run["truth"][key]
+            for kind, errs in errors.items():
+                got, want = found[kind], true[kind]
+                if got is None or want is None:
+                    if got != want:
+                        above.append(f"{where}{key} {kind}: found {got}, truth {want}")
+                    continue
+                errs.append(abs(got - want))
+                if got > want:
+                    above.append(f"{where}{key} {kind}: {got:,} > {want:,}")
+        for key, r in run["results"]["baseline"].items():
+            if r["loadable"] is None:
+                continue
+            if (run["truth"][key]["working"] or 0) < r["loadable"]:
+                naive_over_w.append(where + key)
+            if run["truth"][key]["loadable"] < r["loadable"]:
+                naive_over_l.append(where + key)
+    return {
+        "lmstrix_max_abs_error_loadable": max(errors["loadable"], default=0),
+        "lmstrix_max_abs_error_working": max(errors["working"], default=0),
+        "lmstrix_above_truth": above,
+        "baseline_above_true_working": naive_over_w,
+        "baseline_above_true_loadable": naive_over_l,
+    }
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="accepted for CI; the full run takes about two seconds, so it is the same run",
+        help="accepted for CI; the full run takes a few seconds, so it is the same run",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument(
         "--fleet",
-        choices=("test", "machine"),
-        default="test",
-        help="test: the edge-case test fleet; machine: typical models on one machine",
+        choices=("all", "test", "machine"),
+        default="all",
+        help="all (default): the test fleet plus typical models on machines of "
+        f"{', '.join(str(g) for g in MACHINE_GIB)} GiB; test: the edge-case test fleet; "
+        "machine: typical models on one machine (--memory-gib)",
     )
     parser.add_argument(
         "--memory-gib",
@@ -245,61 +347,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         default=16.0,
         help="with --fleet machine: memory for weights and KV cache (default 16)",
     )
+    parser.add_argument(
+        "--per-model", action="store_true", help="print every model (the default for one fleet)"
+    )
     args = parser.parse_args(argv)
 
-    models = fleet(args.fleet, args.memory_gib)
-    results = {
-        "lmstrix": measure("lmstrix", models, run_lmstrix),
-        "baseline": measure("baseline", models, run_naive),
-    }
-    minimum = {m.key: theoretical(m) for m in models}
-    truth = {m.key: {"loadable": true_loadable(m), "working": true_working(m)} for m in models}
-
-    def total(strategy: str, field: str) -> float:
-        if strategy == "minimum":
-            return float(sum(minimum[k][field] for k in minimum))
-        return float(sum(r[field] for r in results[strategy].values()))
-
-    loads_ratio = total("lmstrix", "loads") / total("baseline", "loads")
-    seconds_ratio = total("lmstrix", "simulated_seconds") / total("baseline", "simulated_seconds")
-    load_s_ratio = total("lmstrix", "load_seconds") / total("baseline", "load_seconds")
-
-    # Accuracy: lmstrix against the hidden truth; the baseline's single number against both.
-    errors_l: List[int] = []
-    errors_w: List[int] = []
-    above: List[str] = []
-    for key, found in results["lmstrix"].items():
-        true = truth[key]
-        for kind, errs in (("loadable", errors_l), ("working", errors_w)):
-            got, want = found[kind], true[kind]
-            if got is None or want is None:
-                if got != want:
-                    above.append(f"{key} {kind}: found {got}, truth {want}")
-                continue
-            errs.append(abs(got - want))
-            if got > want:
-                above.append(f"{key} {kind}: {got:,} > {want:,}")
-    naive_over_w = [
-        k
-        for k, r in results["baseline"].items()
-        if r["loadable"] is not None and (truth[k]["working"] or 0) < r["loadable"]
-    ]
-    naive_over_l = [
-        k
-        for k, r in results["baseline"].items()
-        if r["loadable"] is not None and truth[k]["loadable"] < r["loadable"]
-    ]
+    runs = [run_fleet(label, models) for label, models in fleets(args.fleet, args.memory_gib)]
+    base_loads = total(runs, "baseline", "loads")
+    base_seconds = total(runs, "baseline", "simulated_seconds")
+    loads_ratio = total(runs, "lmstrix", "loads") / base_loads
+    seconds_ratio = total(runs, "lmstrix", "simulated_seconds") / base_seconds
+    load_s_ratio = total(runs, "lmstrix", "load_seconds") / total(runs, "baseline", "load_seconds")
     targets = [
         Target("loads: lmstrix / baseline", loads_ratio, "<=", TARGET_LOADS, "x"),
         Target("simulated seconds: lmstrix / baseline", seconds_ratio, "<=", TARGET_SECONDS, "x"),
     ]
-    accuracy = {
-        "lmstrix_max_abs_error_loadable": max(errors_l, default=0),
-        "lmstrix_max_abs_error_working": max(errors_w, default=0),
-        "lmstrix_above_truth": above,
-        "baseline_above_true_working": naive_over_w,
-        "baseline_above_true_loadable": naive_over_l,
-    }
+    acc = accuracy(runs)
+    count = sum(len(run["models"]) for run in runs)
 
     if args.json:
         emit_json(
@@ -307,21 +371,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "benchmark": "bench_context",
                 "fleet": args.fleet,
                 "memory_gib": args.memory_gib if args.fleet == "machine" else None,
+                "machine_gib": list(MACHINE_GIB) if args.fleet == "all" else None,
                 "quick": args.quick,
-                "models": [m.key for m in models],
-                "truth": truth,
-                "results": {**results, "minimum": minimum},
+                "fleets": [
+                    {
+                        "fleet": run["fleet"],
+                        "models": run["models"],
+                        "truth": run["truth"],
+                        "results": run["results"],
+                        "ratios": {
+                            "loads": total([run], "lmstrix", "loads")
+                            / total([run], "baseline", "loads"),
+                            "simulated_seconds": total([run], "lmstrix", "simulated_seconds")
+                            / total([run], "baseline", "simulated_seconds"),
+                        },
+                    }
+                    for run in runs
+                ],
                 "totals": {
                     s: {
-                        f: total(s, f)
-                        for f in (
-                            "loads",
-                            "requests",
-                            "prompt_tokens",
-                            "simulated_seconds",
-                            "load_seconds",
-                            "prompt_seconds",
-                        )
+                        f: total(runs, s, f)
+                        for f in FIELDS
                         if not (s == "minimum" and f in ("requests", "prompt_tokens"))
                     }
                     for s in ("lmstrix", "baseline", "minimum")
@@ -331,119 +401,140 @@ def main(argv: Optional[List[str]] = None) -> int:
                     "simulated_seconds": seconds_ratio,
                     "load_seconds": load_s_ratio,
                 },
-                "accuracy": accuracy,
+                "accuracy": acc,
                 "targets": [t.to_dict() for t in targets],
             }
         )
         return 0
 
-    if args.fleet == "machine":
-        where = (
-            f"{len(models)} models of lmstrix.testing.machine_fleet({args.memory_gib:g}) "
-            f"(typical models,\nlimits from weights and KV cache against {args.memory_gib:g} GiB)"
-        )
-    else:
-        where = (
-            f"{len(models)} deterministic chat models of lmstrix.testing.test_fleet() (noisy "
-            "ones left out,\nthe broken one kept)"
-        )
     print(
-        f"{where}; a fresh simulator per strategy, time_scale=0: seconds are simulated.\n"
+        f"{count} models in {len(runs)} fleet(s): {', '.join(r['fleet'] for r in runs)}.\n"
+        "test = the deterministic chat models of lmstrix.testing.test_fleet() (edge cases;\n"
+        "noisy ones left out, the broken one kept); machine N GiB = machine_fleet(N), typical\n"
+        "models with limits from weights and KV cache against N GiB. A fresh simulator per\n"
+        "fleet and strategy, time_scale=0: seconds are simulated.\n"
         "lmstrix: find_context_limit(trials=1, min_context=2048, resolution=1024, seed=0).\n"
     )
-    rows = []
-    lm, nv = results["lmstrix"], results["baseline"]
-    for m in models:
-        k = m.key
-        rows.append(
-            [
-                k,
-                m.declared_context,
-                truth[k]["loadable"],
-                truth[k]["working"],
-                lm[k]["loadable"],
-                lm[k]["working"],
-                lm[k]["loads"],
-                lm[k]["simulated_seconds"],
-                nv[k]["loadable"],
-                nv[k]["loads"],
-                nv[k]["simulated_seconds"],
-                minimum[k]["loads"],
-                minimum[k]["simulated_seconds"],
-            ]
-        )
-    print_table(
-        [
-            "model",
-            "declared",
-            "true L",
-            "true W",
-            "lmstrix L",
-            "lmstrix W",
-            "loads",
-            "sim s",
-            "naive L",
-            "loads",
-            "sim s",
-            "min loads",
-            "min s",
-        ],
-        rows,
-        title="Per model (L = loadable, W = working; '-' = none found)",
-    )
-    trows = []
-    for s in ("lmstrix", "baseline", "minimum"):
-        loads, secs = total(s, "loads"), total(s, "simulated_seconds")
-        measured = s != "minimum"
-        trows.append(
-            [
-                s,
-                int(loads),
-                int(total(s, "load_failures")) if measured else None,
-                int(total(s, "requests")) if measured else None,
-                int(total(s, "prompt_tokens")) if measured else None,
-                secs,
-                total(s, "load_seconds"),
-                total(s, "prompt_seconds"),
-                total(s, "wall_seconds") if measured else None,
-                fmt_ratio(loads / total("baseline", "loads")),
-                fmt_ratio(secs / total("baseline", "simulated_seconds")),
-                fmt_ratio(total(s, "load_seconds") / total("baseline", "load_seconds")),
-            ]
-        )
-    print_table(
-        [
-            "strategy",
-            "loads",
-            "failed",
-            "requests",
-            "prompt tokens",
-            "sim s",
-            "load s",
-            "prompt s",
-            "wall s",
-            "loads / base",
-            "sim s / base",
-            "load s / base",
-        ],
-        trows,
-        title="Totals (sim s = load s, i.e. loads and unloads, + prompt s, i.e. prefill and "
-        "generation)",
-    )
+    if args.per_model or len(runs) == 1:
+        for run in runs:
+            print_models(run)
+    print_breakdown(runs)
+    print_totals(runs)
     print("Accuracy")
+    above = acc["lmstrix_above_truth"]
     print(
-        f"  lmstrix: max |found - truth| loadable {accuracy['lmstrix_max_abs_error_loadable']:,}"
-        f", working {accuracy['lmstrix_max_abs_error_working']:,} tokens; above the truth: "
+        f"  lmstrix: max |found - truth| loadable {acc['lmstrix_max_abs_error_loadable']:,}"
+        f", working {acc['lmstrix_max_abs_error_working']:,} tokens; above the truth: "
         f"{', '.join(above) if above else 'none'}"
     )
+    over_l = acc["baseline_above_true_loadable"]
     print(
-        f"  baseline: its number exceeds the true working limit for {len(naive_over_w)} of "
-        f"{len(models)} models, the true loadable limit for {len(naive_over_l)}"
-        + (f" ({', '.join(naive_over_l)})" if naive_over_l else "")
+        f"  baseline: its number exceeds the true working limit for "
+        f"{len(acc['baseline_above_true_working'])} of {count} models, the true loadable "
+        f"limit for {len(over_l)}" + (f" ({', '.join(over_l)})" if over_l else "")
     )
     print()
     print_targets(targets)
     return 0
+
+
+def print_models(run: Dict[str, Any]) -> None:
+    lm, nv, mn = (run["results"][s] for s in ("lmstrix", "baseline", "minimum"))
+    truth = run["truth"]
+    rows = [
+        [
+            m.key,
+            m.declared_context,
+            truth[m.key]["loadable"],
+            truth[m.key]["working"],
+            lm[m.key]["loadable"],
+            lm[m.key]["working"],
+            lm[m.key]["loads"],
+            lm[m.key]["simulated_seconds"],
+            nv[m.key]["loadable"],
+            nv[m.key]["loads"],
+            nv[m.key]["simulated_seconds"],
+            mn[m.key]["loads"],
+            mn[m.key]["simulated_seconds"],
+        ]
+        for m in run["sim_models"]
+    ]
+    headers = ["model", "declared", "true L", "true W", "lmstrix L", "lmstrix W", "loads"]
+    headers += ["sim s", "naive L", "loads", "sim s", "min loads", "min s"]
+    print_table(
+        headers,
+        rows,
+        title=f"Per model, {run['fleet']} (L = loadable, W = working; '-' = none found)",
+    )
+
+
+def print_breakdown(runs: List[Dict[str, Any]]) -> None:
+    rows = []
+    for run in runs:
+        one = [run]
+        base_l, base_s = (
+            total(one, "baseline", "loads"),
+            total(one, "baseline", "simulated_seconds"),
+        )
+        rows.append(
+            [
+                run["fleet"],
+                len(run["models"]),
+                int(total(one, "lmstrix", "loads")),
+                int(base_l),
+                int(total(one, "minimum", "loads")),
+                int(total(one, "minimum", "top_first_loads")),
+                fmt_ratio(total(one, "lmstrix", "loads") / base_l),
+                fmt_ratio(total(one, "minimum", "loads") / base_l),
+                fmt_ratio(total(one, "minimum", "top_first_loads") / base_l),
+                total(one, "lmstrix", "simulated_seconds"),
+                base_s,
+                fmt_ratio(total(one, "lmstrix", "simulated_seconds") / base_s),
+                fmt_ratio(total(one, "minimum", "simulated_seconds") / base_s),
+            ]
+        )
+    headers = ["fleet", "models", "loads", "base", "min", "top-first", "loads / base"]
+    headers += ["min / base", "top-first / base", "sim s", "base sim s", "sim s / base"]
+    headers += ["min / base"]
+    print_table(
+        headers,
+        rows,
+        title="Per fleet: lmstrix, the baseline, the minimum, and the worst case of any "
+        "search that tries the top first",
+    )
+
+
+def print_totals(runs: List[Dict[str, Any]]) -> None:
+    def ratio(strategy: str, field: str) -> str:
+        return fmt_ratio(total(runs, strategy, field) / total(runs, "baseline", field))
+
+    rows = []
+    for s in ("lmstrix", "baseline", "minimum"):
+        measured = s != "minimum"
+        rows.append(
+            [
+                s,
+                int(total(runs, s, "loads")),
+                int(total(runs, s, "load_failures")) if measured else None,
+                int(total(runs, s, "requests")) if measured else None,
+                int(total(runs, s, "prompt_tokens")) if measured else None,
+                total(runs, s, "simulated_seconds"),
+                total(runs, s, "load_seconds"),
+                total(runs, s, "prompt_seconds"),
+                total(runs, s, "wall_seconds") if measured else None,
+                ratio(s, "loads"),
+                ratio(s, "simulated_seconds"),
+                ratio(s, "load_seconds"),
+            ]
+        )
+    headers = ["strategy", "loads", "failed", "requests", "prompt tokens", "sim s", "load s"]
+    headers += ["prompt s", "wall s", "loads / base", "sim s / base", "load s / base"]
+    print_table(
+        headers,
+        rows,
+        title="Totals (sim s = load s, i.e. loads and unloads, + prompt s, i.e. prefill and "
+        "generation)",
+    )
 
 
 if __name__ == "__main__":
