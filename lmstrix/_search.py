@@ -208,10 +208,9 @@ def _split(
     (``pending``), takes the lowest: it then likely succeeds, and the working search
     finishes on it instead of on one more load.
     """
-    width = resolution
-    low = good if good is not None else floor - width
-    steps = max(1, math.ceil(math.log2((bad - low) / width)))
-    half = width << (steps - 1)
+    low = good if good is not None else floor - resolution
+    steps = max(1, math.ceil(math.log2((bad - low) / resolution)))
+    half = resolution << (steps - 1)
     smallest = max(bad - half, low + 1, floor)
     largest = max(smallest, min(low + half, bad - 1))
     if steps == 1 and pending:
