@@ -20,9 +20,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Set
+from typing import Dict, List, Optional, Protocol, Set, Tuple
 
-__all__ = ["Bounds", "LoadOutcome", "ProbeOutcome", "Prober", "SearchResult", "run_search"]
+__all__ = [
+    "Bounds",
+    "LoadOutcome",
+    "ProbeOutcome",
+    "Prober",
+    "SearchResult",
+    "after_load",
+    "run_search",
+]
 
 # The first prompt probe: small, to calibrate characters per token and catch a model
 # that answers nothing right before any large prompt is paid for.
@@ -31,6 +39,7 @@ GROWTH_DOUBLING_BELOW = 8192
 # Failures that are the model's answer (as opposed to the server or the connection).
 ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
 GROWTH_STEP_DIV = 8
+LEAN = 0.1  # how far a split leans from the middle, as a share of the interval
 TOP_UPS = 2  # nudges that bring a probe meant to fill an instance up to its ceiling
 
 
@@ -163,21 +172,11 @@ def _load_search(
             lean = -1 if crashes > refusals else (1 if refusals else 0)
             size = _split(good, bad, floor, resolution, lean, pending)
         outcome = prober.load(size)
-        if outcome.ok:
-            state.load_good = max(size, state.load_good or 0)
-        else:
-            state.load_bad = size if bad is None else min(bad, size)
-            if outcome.refused:
-                refusals += 1
-            elif outcome.applied is None:
-                crashes += 1
-            if outcome.applied is not None and outcome.applied < size:
-                # Auto-fit: the server loaded the largest context it found workable
-                # itself. That is its own answer to the question, so it is taken as the
-                # boundary rather than bisected again with more (risky) loads.
-                state.load_good = max(outcome.applied, state.load_good or 0)
-                state.load_bad = state.load_good + 1
-            elif size <= floor:
+        state.load_good, state.load_bad = after_load(good, bad, size, outcome)
+        if not outcome.ok and outcome.applied is None:  # refused, crashed, timed out
+            refusals += outcome.refused
+            crashes += not outcome.refused
+            if size <= floor:
                 state.failed = f"the model does not load even at {size} tokens of context"
                 return searched_at
         if outcome.applied is not None and (not work.started or _settled(state, top, resolution)):
@@ -187,6 +186,24 @@ def _load_search(
             work.run()
             searched_at = max(outcome.applied, searched_at or 0)
     return searched_at
+
+
+def after_load(
+    good: Optional[int], bad: Optional[int], size: int, outcome: LoadOutcome
+) -> Tuple[Optional[int], Optional[int]]:
+    """The load bounds ``(good, bad)`` once a load at ``size`` ended with ``outcome``.
+
+    A success raises the best good, a failure lowers the smallest bad. An auto-fit (the
+    server loaded, but less than ``size``) is the server's own answer to what fits here:
+    that size becomes the boundary, taken as the limit rather than bisected again with
+    more (risky) loads.
+    """
+    if outcome.ok:
+        return max(size, good or 0), bad
+    if outcome.applied is not None and outcome.applied < size:
+        fit = max(outcome.applied, good or 0)
+        return fit, fit + 1
+    return good, size if bad is None else min(bad, size)
 
 
 def _split(
@@ -201,9 +218,12 @@ def _split(
     keeps it at that; plain midpoints can cost one more. An unverified floor counts as
     one more bucket ("nothing loads", settled by a load at the floor).
 
-    Within the sizes that keep the worst case, ``lean`` picks: 1 the highest (failures
-    have been cheap refusals, while a success costs a whole load), -1 the lowest
-    (failures crash after a whole load, and a smaller load costs less), 0 the middle.
+    Within the sizes that keep the worst case, ``lean`` moves the split from the middle
+    by ``LEAN`` of the interval: 1 up (failures have been cheap refusals, while a
+    success costs a whole load), -1 down (failures crash after a whole load, and a
+    smaller load costs less). The lean stays mild: where the worst case leaves much
+    room (an interval just above a power of two buckets), a lopsided split would still
+    keep the worst case but raise the loads most limits need.
     The last load, while the working search waits for a larger instance
     (``pending``), takes the lowest: it then likely succeeds, and the working search
     finishes on it instead of on one more load.
@@ -215,11 +235,8 @@ def _split(
     largest = max(smallest, min(low + half, bad - 1))
     if steps == 1 and pending:
         return smallest
-    if lean > 0:
-        return largest
-    if lean < 0:
-        return smallest
-    return min(largest, max(smallest, low + (bad - low) // 2))
+    share = 0.5 + LEAN * lean
+    return min(largest, max(smallest, low + int((bad - low) * share)))
 
 
 def _grow(size: int) -> int:

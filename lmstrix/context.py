@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import _probe
 from ._records import ModelRecord, ProbeRecord
-from ._search import Bounds, LoadOutcome, ProbeOutcome, run_search
+from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
 from .errors import (
     APIConnectionError,
     APIError,
@@ -322,21 +322,16 @@ class _Runner:
         )
         self.probes.append(probe)
 
+        outcome = LoadOutcome(ok, applied, failure, refused)
+
         def apply(rec: Optional[ModelRecord]) -> ModelRecord:
             rec = _need(rec, self).with_probe(probe)
-            good, bad = rec.load_good, rec.load_bad
-            if ok:
-                good = max(size, good or 0)
-            elif applied is not None:  # auto-fit: the server's own fit is the boundary
-                good = max(applied, good or 0)
-                bad = good + 1
-            else:
-                bad = size if bad is None else min(bad, size)
+            good, bad = after_load(rec.load_good, rec.load_bad, size, outcome)
             return replace(rec, load_good=good, load_bad=bad)
 
         self._save(apply)
         self._progress(probe, f"load at {size:,} tokens")
-        return LoadOutcome(ok, applied, failure, refused)
+        return outcome
 
     def ceiling(self) -> Optional[int]:
         if self.instance_context is None:
