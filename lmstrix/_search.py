@@ -224,6 +224,7 @@ def _split(
     smaller load costs less). The lean stays mild: where the worst case leaves much
     room (an interval just above a power of two buckets), a lopsided split would still
     keep the worst case but raise the loads most limits need.
+
     The last load, while the working search waits for a larger instance
     (``pending``), takes the lowest: it then likely succeeds, and the working search
     finishes on it instead of on one more load.
