@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from _sim_http import Http
 
 from lmstrix.registry import Registry
 from lmstrix.testing import FakeLMStudio
@@ -36,6 +37,14 @@ def fake() -> Iterator[FakeLMStudio]:
     """A simulated LM Studio 0.4 (v1 API) with the demo fleet."""
     with FakeLMStudio() as server:
         yield server
+
+
+@pytest.fixture
+def web(fake: FakeLMStudio) -> Iterator[Http]:
+    """A plain ``http.client`` JSON client on the test's simulator (``fake``)."""
+    client = Http(fake)
+    yield client
+    client.close()
 
 
 @pytest.fixture

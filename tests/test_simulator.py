@@ -5,57 +5,22 @@ Everything goes over real loopback sockets with ``http.client``.
 
 from __future__ import annotations
 
-import http.client
-import json
 import socket
 import threading
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from _sim_http import Http, chat_body
 
 from lmstrix.testing import FakeLMStudio, SimModel, demo_fleet, serve, test_fleet
 
 TOKEN = "sk-lm-Abcd1234:SecretSecretSecret00"
 
 
-class Http:
-    """A tiny keep-alive JSON client over one ``http.client`` connection."""
-
-    def __init__(self, fake: FakeLMStudio, token: Optional[str] = None) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=10)
-        self.token = token
-
-    def call(
-        self, method: str, path: str, body: Any = None, raw: Optional[bytes] = None
-    ) -> Tuple[int, Dict[str, str], Any]:
-        headers = {"Content-Type": "application/json"}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        self.conn.request(method, path, body=data, headers=headers)
-        resp = self.conn.getresponse()
-        payload = resp.read()
-        try:
-            parsed: Any = json.loads(payload)
-        except ValueError:
-            parsed = payload.decode()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, parsed
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 @pytest.fixture
 def fake() -> Iterator[FakeLMStudio]:
     with FakeLMStudio(test_fleet()) as server:
         yield server
-
-
-@pytest.fixture
-def web(fake: FakeLMStudio) -> Iterator[Http]:
-    client = Http(fake)
-    yield client
-    client.close()
 
 
 def load(h: Http, key: str, ctx: Optional[int] = None, **extra: Any) -> Tuple[int, Any]:
@@ -342,10 +307,6 @@ def test_unload_errors(web: Http, fake: FakeLMStudio) -> None:
 
 
 # -- JIT -----------------------------------------------------------------------------------
-
-
-def chat_body(model: str, text: str, **extra: Any) -> Dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
 
 @pytest.mark.parametrize("api", ["v1", "v0"])

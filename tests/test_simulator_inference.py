@@ -6,49 +6,13 @@ import http.client
 import json
 import math
 import random
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator
 
 import pytest
+from _sim_http import Http, chat_body
 
 from lmstrix._probe import QUESTION, build_probe, make_secret
 from lmstrix.testing import FakeLMStudio, SimModel, test_fleet
-
-
-class Http:
-    """A tiny keep-alive client over one ``http.client`` connection."""
-
-    def __init__(self, fake: FakeLMStudio) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=10)
-
-    def post(self, path: str, body: Any) -> Tuple[int, Any]:
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        resp = self.conn.getresponse()
-        raw = resp.read()
-        try:
-            return resp.status, json.loads(raw)
-        except ValueError:
-            return resp.status, raw.decode()
-
-    def stream(self, path: str, body: Any) -> Tuple[int, str, List[Any]]:
-        """POST with stream=true; return status, content type and the decoded ``data:`` items."""
-        body = dict(body, stream=True)
-        self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
-        resp = self.conn.getresponse()
-        text = resp.read().decode()
-        return resp.status, resp.getheader("Content-Type") or "", sse_data(text)
-
-
-def sse_data(text: str) -> List[Any]:
-    items: List[Any] = []
-    for line in text.split("\n"):
-        if line.startswith("data: "):
-            payload = line[len("data: ") :]
-            items.append(payload if payload == "[DONE]" else json.loads(payload))
-    return items
-
-
-def chat(model: str, text: str, **extra: Any) -> Dict[str, Any]:
-    return {"model": model, "messages": [{"role": "user", "content": text}], **extra}
 
 
 def probe_for_tokens(model: SimModel, tokens: int, secret: str = "482913", seed: int = 0) -> str:
@@ -66,13 +30,6 @@ def fake() -> Iterator[FakeLMStudio]:
         yield server
 
 
-@pytest.fixture
-def web(fake: FakeLMStudio) -> Iterator[Http]:
-    client = Http(fake)
-    yield client
-    client.conn.close()
-
-
 def content(reply: Dict[str, Any]) -> str:
     return str(reply["choices"][0]["message"]["content"])
 
@@ -82,7 +39,7 @@ def content(reply: Dict[str, Any]) -> str:
 
 def test_chat_shape_and_arithmetic(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k")
-    status, body = web.post("/v1/chat/completions", chat("sim/plain-8k", "What is 2+3?"))
+    status, body = web.post("/v1/chat/completions", chat_body("sim/plain-8k", "What is 2+3?"))
     assert status == 200
     assert body["object"] == "chat.completion"
     assert body["model"] == "sim/plain-8k" == body["system_fingerprint"]
@@ -101,9 +58,12 @@ def test_chat_shape_and_arithmetic(web: Http, fake: FakeLMStudio) -> None:
         ("0.1 + 0.2", "0.3"),
     ):
         assert (
-            content(web.post("/v1/chat/completions", chat("sim/plain-8k", question))[1]) == answer
+            content(web.post("/v1/chat/completions", chat_body("sim/plain-8k", question))[1])
+            == answer
         )
-    text = content(web.post("/v1/chat/completions", chat("sim/plain-8k", "Tell me a story"))[1])
+    text = content(
+        web.post("/v1/chat/completions", chat_body("sim/plain-8k", "Tell me a story"))[1]
+    )
     assert text == "Simulated answer from sim/plain-8k to: Tell me a story"
 
 
@@ -128,7 +88,7 @@ def test_bad_messages(web: Http, messages: Any) -> None:
 
 
 def test_max_tokens(web: Http) -> None:
-    body = chat("sim/plain-8k", "Tell me a long story please", max_tokens=3)
+    body = chat_body("sim/plain-8k", "Tell me a long story please", max_tokens=3)
     _, reply = web.post("/v1/chat/completions", body)
     assert content(reply) == "Simulated answer from"
     assert reply["choices"][0]["finish_reason"] == "length"
@@ -149,7 +109,7 @@ def test_probe_right_below_working_wrong_above(web: Http, fake: FakeLMStudio) ->
     fake.preload(model.key, 37_311)
     for tokens, right in ((2000, True), (20_005, True), (20_006, False), (37_000, False)):
         text = probe_for_tokens(model, tokens)
-        status, reply = web.post("/v1/chat/completions", chat(model.key, text, max_tokens=16))
+        status, reply = web.post("/v1/chat/completions", chat_body(model.key, text, max_tokens=16))
         assert status == 200
         used = reply["usage"]["prompt_tokens"]
         assert tokens - 5 <= used <= tokens
@@ -161,7 +121,7 @@ def test_probe_right_below_working_wrong_above(web: Http, fake: FakeLMStudio) ->
 
 def test_broken_model_is_always_wrong(web: Http) -> None:
     text = build_probe("482913", 400)
-    reply = web.post("/v1/chat/completions", chat("sim/broken-16k", text))[1]
+    reply = web.post("/v1/chat/completions", chat_body("sim/broken-16k", text))[1]
     assert content(reply) != "482913"
     assert content(reply).isdigit()
 
@@ -169,9 +129,11 @@ def test_broken_model_is_always_wrong(web: Http) -> None:
 def test_truncating_model(web: Http, fake: FakeLMStudio) -> None:
     model = FLEET["sim/truncating-20k"]
     fake.preload(model.key, 16_000)
-    ok = web.post("/v1/chat/completions", chat(model.key, probe_for_tokens(model, 15_000)))[1]
+    ok = web.post("/v1/chat/completions", chat_body(model.key, probe_for_tokens(model, 15_000)))[1]
     assert content(ok) == "482913"
-    status, cut = web.post("/v1/chat/completions", chat(model.key, probe_for_tokens(model, 18_000)))
+    status, cut = web.post(
+        "/v1/chat/completions", chat_body(model.key, probe_for_tokens(model, 18_000))
+    )
     assert status == 200
     assert cut["usage"]["prompt_tokens"] == 16_000
     assert content(cut) != "482913"
@@ -187,8 +149,8 @@ def test_noise_is_deterministic_per_prompt_and_varies_per_needle() -> None:
         for trial in range(12):
             secret = make_secret(rng)
             text = probe_for_tokens(model, 15_000, secret, seed=trial)
-            first = content(web.post("/v1/chat/completions", chat(model.key, text))[1])
-            again = content(web.post("/v1/chat/completions", chat(model.key, text))[1])
+            first = content(web.post("/v1/chat/completions", chat_body(model.key, text))[1])
+            again = content(web.post("/v1/chat/completions", chat_body(model.key, text))[1])
             assert first == again
             outcomes.append(first == secret)
         assert any(outcomes)
@@ -197,7 +159,9 @@ def test_noise_is_deterministic_per_prompt_and_varies_per_needle() -> None:
         for trial in range(5):
             secret = make_secret(rng)
             text = probe_for_tokens(model, 12_000, secret, seed=trial)
-            assert content(web.post("/v1/chat/completions", chat(model.key, text))[1]) == secret
+            assert (
+                content(web.post("/v1/chat/completions", chat_body(model.key, text))[1]) == secret
+            )
     # the seed of the server changes which needles fail
     with FakeLMStudio(test_fleet(), seed=4) as other:
         web = Http(other)
@@ -208,7 +172,7 @@ def test_noise_is_deterministic_per_prompt_and_varies_per_needle() -> None:
             secret = make_secret(rng)
             text = probe_for_tokens(model, 15_000, secret, seed=trial)
             other_outcomes.append(
-                content(web.post("/v1/chat/completions", chat(model.key, text))[1]) == secret
+                content(web.post("/v1/chat/completions", chat_body(model.key, text))[1]) == secret
             )
         assert other_outcomes != outcomes
 
@@ -218,7 +182,7 @@ def test_noise_is_deterministic_per_prompt_and_varies_per_needle() -> None:
 
 def test_overflow_non_stream(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k", 4096)
-    status, body = web.post("/v1/chat/completions", chat("sim/plain-8k", "x" * 20_000))
+    status, body = web.post("/v1/chat/completions", chat_body("sim/plain-8k", "x" * 20_000))
     assert status == 400
     assert body == {
         "error": "The number of tokens to keep from the initial prompt is greater than the "
@@ -231,14 +195,16 @@ def test_overflow_non_stream(web: Http, fake: FakeLMStudio) -> None:
 
 def test_overflow_stream_error_event(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k", 4096)
-    status, ctype, items = web.stream("/v1/chat/completions", chat("sim/plain-8k", "x" * 20_000))
+    status, ctype, items = web.stream(
+        "/v1/chat/completions", chat_body("sim/plain-8k", "x" * 20_000)
+    )
     assert status == 200
     assert ctype == "text/event-stream"
     assert len(items) == 1
     assert items[0]["error"]["type"] == "invalid_request_error"
     assert "n_keep: 5012>= n_ctx: 4096" in items[0]["error"]["message"]
     # the connection is still usable afterwards
-    assert web.post("/v1/chat/completions", chat("sim/plain-8k", "1+1"))[0] == 200
+    assert web.post("/v1/chat/completions", chat_body("sim/plain-8k", "1+1"))[0] == 200
 
 
 def test_overflow_stream_empty() -> None:
@@ -246,7 +212,7 @@ def test_overflow_stream_empty() -> None:
         fake.preload("sim/plain-8k", 4096)
         status, _, items = Http(fake).stream(
             "/v1/chat/completions",
-            chat("sim/plain-8k", "x" * 20_000, stream_options={"include_usage": True}),
+            chat_body("sim/plain-8k", "x" * 20_000, stream_options={"include_usage": True}),
         )
         assert status == 200
         assert items[-1] == "[DONE]"
@@ -258,7 +224,7 @@ def test_overflow_stream_empty() -> None:
 
 
 def test_stream_shape_and_usage_only_when_asked(web: Http, fake: FakeLMStudio) -> None:
-    body = chat("sim/plain-8k", "Tell me a story")
+    body = chat_body("sim/plain-8k", "Tell me a story")
     status, ctype, items = web.stream("/v1/chat/completions", body)
     assert status == 200
     assert ctype == "text/event-stream"
@@ -308,7 +274,7 @@ def test_completions_and_v0_extras(web: Http, fake: FakeLMStudio) -> None:
         "context_length": 4096,
     }
     assert body["runtime"]["supported_formats"] == ["gguf"]
-    body = web.post("/api/v0/chat/completions", chat("sim/plain-8k", "hi", max_tokens=1))[1]
+    body = web.post("/api/v0/chat/completions", chat_body("sim/plain-8k", "hi", max_tokens=1))[1]
     assert body["stats"]["stop_reason"] == "maxPredictedTokensReached"
     assert body["stats"]["tokens_per_second"] == 50.0
 
@@ -330,7 +296,7 @@ def test_embeddings(web: Http) -> None:
     assert "not an embedding model" in body["error"]["message"]
     status, body = web.post("/v1/embeddings", {"model": "sim/embed-768", "input": [1]})
     assert status == 400
-    status, body = web.post("/v1/chat/completions", chat("sim/embed-768", "hi"))
+    status, body = web.post("/v1/chat/completions", chat_body("sim/embed-768", "hi"))
     assert status == 400
     assert "embedding model" in body["error"]["message"]
 
@@ -339,7 +305,7 @@ def test_embeddings(web: Http) -> None:
 
 
 def test_unknown_model_and_lenient_names(fake: FakeLMStudio, web: Http) -> None:
-    status, body = web.post("/v1/chat/completions", chat("no/such", "hi"))
+    status, body = web.post("/v1/chat/completions", chat_body("no/such", "hi"))
     assert status == 404
     err = body["error"]
     assert err["code"] == "model_not_found"
@@ -354,32 +320,33 @@ def test_unknown_model_and_lenient_names(fake: FakeLMStudio, web: Http) -> None:
     with FakeLMStudio(test_fleet(), lenient_model_names=True) as lenient:
         h = Http(lenient)
         lenient.preload("sim/plain-8k")
-        status, body = h.post("/v1/chat/completions", chat("no/such", "hi"))
+        status, body = h.post("/v1/chat/completions", chat_body("no/such", "hi"))
         assert status == 200
         assert body["model"] == "sim/plain-8k"
         lenient.preload("sim/big-128k")
-        assert h.post("/v1/chat/completions", chat("no/such", "hi"))[0] == 404
+        assert h.post("/v1/chat/completions", chat_body("no/such", "hi"))[0] == 404
 
 
 def test_instance_ids_and_variants(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k", 2048)
     second = fake.preload("sim/plain-8k", 8192)
-    assert web.post("/v1/chat/completions", chat(second, "hi"))[1]["model"] == "sim/plain-8k:2"
+    assert web.post("/v1/chat/completions", chat_body(second, "hi"))[1]["model"] == "sim/plain-8k:2"
     assert (
-        web.post("/v1/chat/completions", chat("sim/plain-8k", "hi"))[1]["model"] == "sim/plain-8k"
+        web.post("/v1/chat/completions", chat_body("sim/plain-8k", "hi"))[1]["model"]
+        == "sim/plain-8k"
     )
-    body = web.post("/v1/chat/completions", chat("sim/plain-8k@q4_k_m", "hi"))[1]
+    body = web.post("/v1/chat/completions", chat_body("sim/plain-8k@q4_k_m", "hi"))[1]
     assert body["model"] == "sim/plain-8k"
-    assert web.post("/v1/chat/completions", chat("sim/variant@q8_0", "hi"))[0] == 200
+    assert web.post("/v1/chat/completions", chat_body("sim/variant@q8_0", "hi"))[0] == 200
 
 
 def test_openai_mode_never_jit_loads() -> None:
     with FakeLMStudio(test_fleet(), api="openai") as fake:
         h = Http(fake)
-        status, _body = h.post("/v1/chat/completions", chat("sim/plain-8k", "hi"))
+        status, _body = h.post("/v1/chat/completions", chat_body("sim/plain-8k", "hi"))
         assert status == 200
         assert fake.counters.loads == 0
-        assert h.post("/v1/chat/completions", chat("nope", "hi"))[0] == 404
+        assert h.post("/v1/chat/completions", chat_body("nope", "hi"))[0] == 404
 
 
 # -- cost model ----------------------------------------------------------------------------
@@ -391,31 +358,33 @@ def test_prompt_cache_reuses_the_shared_prefix(web: Http, fake: FakeLMStudio) ->
     first = probe_for_tokens(model, 10_000, seed=7)
     longer = probe_for_tokens(model, 30_000, seed=7)
     shorter = probe_for_tokens(model, 5_000, seed=7)
-    web.post("/v1/chat/completions", chat(model.key, first))
+    web.post("/v1/chat/completions", chat_body(model.key, first))
     c1 = fake.counters
     assert c1.prompt_tokens == c1.processed_tokens  # nothing cached yet
     assert c1.simulated_seconds == pytest.approx(0.4 * c1.prompt_tokens / 1000 + 0.02)
     fake.reset_counters()
-    reply = web.post("/v1/chat/completions", chat(model.key, longer))[1]
+    reply = web.post("/v1/chat/completions", chat_body(model.key, longer))[1]
     c2 = fake.counters
     sent = reply["usage"]["prompt_tokens"]
     assert c2.prompt_tokens == sent
     # only what follows the first probe's filler is new (plus the question and template)
     assert sent - 10_000 <= c2.processed_tokens <= sent - 10_000 + 40
     fake.reset_counters()
-    web.post("/v1/chat/completions", chat(model.key, shorter))
+    web.post("/v1/chat/completions", chat_body(model.key, shorter))
     c3 = fake.counters
     assert c3.processed_tokens <= len(QUESTION) // 4 + 12 + 3  # a cut of a cached prefix
     assert c3.prompt_tokens > 4_900
     # a different needle shares almost nothing
     fake.reset_counters()
-    web.post("/v1/chat/completions", chat(model.key, probe_for_tokens(model, 5_000, "111111", 7)))
+    web.post(
+        "/v1/chat/completions", chat_body(model.key, probe_for_tokens(model, 5_000, "111111", 7))
+    )
     assert fake.counters.processed_tokens > 4_000
 
 
 def test_generation_cost_and_counters(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k")
-    web.post("/v1/chat/completions", chat("sim/plain-8k", "Tell me a story", max_tokens=4))
+    web.post("/v1/chat/completions", chat_body("sim/plain-8k", "Tell me a story", max_tokens=4))
     c = fake.counters
     assert c.generated_tokens == 4
     assert c.requests == {"/v1/chat/completions": 1}
@@ -426,19 +395,19 @@ def test_generation_cost_and_counters(web: Http, fake: FakeLMStudio) -> None:
 
 
 def test_keep_alive_across_plain_and_streamed_replies(web: Http) -> None:
-    assert web.post("/v1/chat/completions", chat("sim/plain-8k", "hi"))[0] == 200
+    assert web.post("/v1/chat/completions", chat_body("sim/plain-8k", "hi"))[0] == 200
     sock = web.conn.sock
     assert sock is not None
-    _status, _, items = web.stream("/v1/chat/completions", chat("sim/plain-8k", "hello"))
+    _status, _, items = web.stream("/v1/chat/completions", chat_body("sim/plain-8k", "hello"))
     assert items[-1] == "[DONE]"
     assert web.conn.sock is sock
-    assert web.post("/v1/chat/completions", chat("sim/plain-8k", "again"))[0] == 200
+    assert web.post("/v1/chat/completions", chat_body("sim/plain-8k", "again"))[0] == 200
     assert web.conn.sock is sock
 
 
 def test_chunked_request_body(fake: FakeLMStudio) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", fake.port, timeout=10)
-    payload = json.dumps(chat("sim/plain-8k", "What is 3+4?")).encode()
+    payload = json.dumps(chat_body("sim/plain-8k", "What is 3+4?")).encode()
     conn.request(
         "POST",
         "/v1/chat/completions",
