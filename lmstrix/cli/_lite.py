@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ._output import EXIT_USAGE
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "GLOBAL_DEFAULTS", "build_parser", "main"]
 
 # command -> (module, function) of its one shared implementation
 COMMANDS: Dict[str, Tuple[str, str]] = {
@@ -32,8 +32,8 @@ COMMANDS: Dict[str, Tuple[str, str]] = {
     "simulate": ("_demo", "cmd_simulate"),
 }
 
-_GLOBALS = ("server", "token", "registry", "timeout", "json", "verbose", "quiet")
-_DEFAULTS: Dict[str, Any] = {
+# The global options and their values when not given; the click front end uses them too.
+GLOBAL_DEFAULTS: Dict[str, Any] = {
     "server": None,
     "token": None,
     "registry": None,
@@ -42,6 +42,7 @@ _DEFAULTS: Dict[str, Any] = {
     "verbose": 0,
     "quiet": False,
 }
+_GLOBALS = tuple(GLOBAL_DEFAULTS)
 
 
 def _add_globals(parser: argparse.ArgumentParser, *, top: bool) -> None:
@@ -273,6 +274,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     from ._session import Session, run_command
 
-    session = Session.from_options({k: getattr(args, k, _DEFAULTS[k]) for k in _GLOBALS})
+    session = Session.from_options({k: getattr(args, k, GLOBAL_DEFAULTS[k]) for k in _GLOBALS})
     module, function = COMMANDS[name]
     return run_command(session, module, function, **_arguments(args))

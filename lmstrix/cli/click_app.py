@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 else:
     import click
 
-from ._lite import COMMANDS
+from ._lite import COMMANDS, GLOBAL_DEFAULTS
 from ._output import EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["cli", "main"]
@@ -30,18 +30,7 @@ _META = "lmstrix.globals"
 
 
 def _settings(ctx: click.Context) -> Dict[str, Any]:
-    settings: Dict[str, Any] = ctx.meta.setdefault(
-        _META,
-        {
-            "server": None,
-            "token": None,
-            "registry": None,
-            "timeout": None,
-            "json": False,
-            "verbose": 0,
-            "quiet": False,
-        },
-    )
+    settings: Dict[str, Any] = ctx.meta.setdefault(_META, dict(GLOBAL_DEFAULTS))
     return settings
 
 
