@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import pytest
-from _registry_helpers import SERVER
+from _registry_helpers import SERVER, FakeClient
 from _registry_helpers import snapshot as _snapshot
 
 from lmstrix import _atomic
@@ -279,17 +279,6 @@ def test_threads_lose_no_updates(reg_path: Path) -> None:
 
 
 # -- sync ------------------------------------------------------------------------------
-
-
-class FakeClient:
-    """Just what Registry.sync uses: ``base_url`` and ``list_models()``."""
-
-    def __init__(self, base_url: str, models: List[ModelInfo]) -> None:
-        self.base_url = base_url
-        self.models = models
-
-    def list_models(self) -> List[ModelInfo]:
-        return list(self.models)
 
 
 def _info(key: str, **fields: Any) -> ModelInfo:

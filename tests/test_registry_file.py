@@ -8,24 +8,11 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 import pytest
-from _registry_helpers import SERVER
+from _registry_helpers import SERVER, FakeClient
 from _registry_helpers import snapshot as _snapshot
 
 from lmstrix.errors import RegistryCorruptError, RegistryError
 from lmstrix.registry import ModelRecord, ProbeRecord, Registry
-from lmstrix.types import ModelInfo
-
-
-class FakeClient:
-    """Just what Registry.sync uses."""
-
-    def __init__(self, base_url: str, models: List[ModelInfo]) -> None:
-        self.base_url = base_url
-        self.models = models
-
-    def list_models(self) -> List[ModelInfo]:
-        return list(self.models)
-
 
 # -- schema ----------------------------------------------------------------------------
 
