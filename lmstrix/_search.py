@@ -154,10 +154,8 @@ def _load_search(
     """Bisect the loads; return the largest loaded context the working search ran on."""
     searched_at: Optional[int] = None
     refusals = crashes = 0
-    while not state.failed:
+    while not state.failed and not _settled(state, top, resolution):
         good, bad = state.load_good, state.load_bad
-        if good is not None and (good >= top or (bad is not None and bad - good <= resolution)):
-            break
         if bad is None:
             size = top
         elif good is None and bad <= floor:

@@ -283,7 +283,7 @@ class _Runner:
         try:
             instance = self.client.load(self.key, context_length=size)
         except ModelLoadError as exc:
-            refused = exc.status_code is not None and 400 <= exc.status_code < 500
+            refused = 400 <= exc.status_code < 500  # a guardrail refusal, not a crash
             return self._load_done(
                 size, False, None, "load_failed", str(exc), started, refused=refused
             )
