@@ -517,9 +517,11 @@ def test_no_load_endpoint_broken_model_fails() -> None:
 
 
 @st.composite
-def truths(draw: st.DrawFn) -> Tuple[int, int, int]:
-    declared = draw(st.integers(1024, 262144))
-    loadable = draw(st.integers(256, declared))
+def truths(draw: st.DrawFn, min_loadable: int = 256) -> Tuple[int, int, int]:
+    """(declared, loadable, working); ``min_loadable`` FLOOR gives models that load at
+    the floor, so a registry can hold a good bound for them."""
+    declared = draw(st.integers(max(1024, min_loadable + 1), 262144))
+    loadable = draw(st.integers(min_loadable, declared))
     working = draw(st.integers(0, loadable))
     return declared, loadable, working
 
@@ -588,18 +590,9 @@ def test_property_no_load_endpoint(n_ctx: int, working: int, resolution: int, tr
     assert truth_w - resolution <= result.working <= truth_w
 
 
-@st.composite
-def loadable_truths(draw: st.DrawFn) -> Tuple[int, int, int]:
-    """Truths whose model loads at the floor (so a registry can hold a good bound)."""
-    declared = draw(st.integers(FLOOR + 1, 262144))
-    loadable = draw(st.integers(FLOOR, declared))
-    working = draw(st.integers(0, loadable))
-    return declared, loadable, working
-
-
 @settings(deadline=None, max_examples=100, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    truth=loadable_truths(),
+    truth=truths(min_loadable=FLOOR),
     resolution=RESOLUTIONS,
     good=st.floats(0.0, 1.0),
     bad=st.floats(0.0, 1.0),
