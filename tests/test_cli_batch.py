@@ -33,18 +33,11 @@ def _items(path: Path, rows: List[Dict[str, Any]]) -> Path:
     return path
 
 
-def _batch_available() -> bool:
-    try:
-        import lmstrix.batch  # noqa: F401
-    except ImportError:  # pragma: no cover - while lmstrix.batch is being written
-        return False
-    return True
+def _batch(sim: FakeLMStudio, items: Path, output: Path, model: str = MODEL) -> List[str]:
+    """The command line of one batch run, global options first."""
+    return ["--server", sim.base_url, "batch", str(items), "-o", str(output), "-m", model]
 
 
-needs_batch = pytest.mark.skipif(not _batch_available(), reason="lmstrix.batch not there yet")
-
-
-@needs_batch
 def test_batch_runs_every_item_and_resumes(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
 ) -> None:
@@ -57,7 +50,7 @@ def test_batch_runs_every_item_and_resumes(
         ],
     )
     out_file = tmp_path / "out.jsonl"
-    base = ["--server", sim.base_url, "batch", str(items), "-o", str(out_file), "-m", MODEL]
+    base = _batch(sim, items, out_file)
     code, out, err = _run(
         capsys, "--json", *base, "--workers", "2", "--temperature", "0", "--max-tokens", "16"
     )
@@ -73,7 +66,6 @@ def test_batch_runs_every_item_and_resumes(
     assert "3 skipped" in out
 
 
-@needs_batch
 def test_batch_with_a_template_and_a_failed_item(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
 ) -> None:
@@ -110,7 +102,6 @@ def test_batch_with_a_template_and_a_failed_item(
     assert summary["failed"] == 1 and summary["done"] == 2
 
 
-@needs_batch
 @pytest.mark.parametrize(
     "extra",
     [
@@ -125,53 +116,20 @@ def test_batch_bad_options_exit_2(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path, extra: List[str]
 ) -> None:
     items = _items(tmp_path / "in.jsonl", [{"id": 1, "prompt": "hi"}])
-    code, out, _ = _run(
-        capsys,
-        "--server",
-        sim.base_url,
-        "batch",
-        str(items),
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "-m",
-        MODEL,
-        *extra,
-    )
+    code, out, _ = _run(capsys, *_batch(sim, items, tmp_path / "o.jsonl"), *extra)
     assert code == 2 and out == ""
 
 
-@needs_batch
 def test_batch_unreadable_input_exits_2_and_unknown_model_exits_1(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
 ) -> None:
-    code, _, err = _run(
-        capsys,
-        "--server",
-        sim.base_url,
-        "batch",
-        str(tmp_path / "none.jsonl"),
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "-m",
-        MODEL,
-    )
+    code, _, err = _run(capsys, *_batch(sim, tmp_path / "none.jsonl", tmp_path / "o.jsonl"))
     assert code == 2 and "none.jsonl" in err
     items = _items(tmp_path / "in.jsonl", [{"id": 1, "prompt": "hi"}])
-    code, _, err = _run(
-        capsys,
-        "--server",
-        sim.base_url,
-        "batch",
-        str(items),
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "-m",
-        "acme/small",
-    )
+    code, _, err = _run(capsys, *_batch(sim, items, tmp_path / "o.jsonl", "acme/small"))
     assert code == 1 and "did you mean" in err and MODEL in err
 
 
-@needs_batch
 def test_batch_ctrl_c_exits_130(
     capsys: pytest.CaptureFixture[str],
     sim: FakeLMStudio,
@@ -184,27 +142,15 @@ def test_batch_ctrl_c_exits_130(
         raise KeyboardInterrupt
 
     monkeypatch.setattr("lmstrix.cli._output.Output.progress", interrupt)
-    code, out, err = _run(
-        capsys,
-        "--server",
-        sim.base_url,
-        "batch",
-        str(items),
-        "-o",
-        str(tmp_path / "o.jsonl"),
-        "-m",
-        MODEL,
-        "--workers",
-        "1",
-    )
+    code, out, err = _run(capsys, *_batch(sim, items, tmp_path / "o.jsonl"), "--workers", "1")
     assert code == 130 and out == ""
     assert "running the same command again" in err
 
 
-def test_batch_without_the_batch_module_says_it_is_coming(
+def test_batch_without_the_batch_module_says_what_is_missing(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "lmstrix.batch", None)
     code, out, err = _run(capsys, "batch", "in.jsonl", "-o", "out.jsonl", "-m", MODEL)
     assert code == 1 and out == ""
-    assert "batch support is coming" in err
+    assert "no lmstrix.batch module" in err

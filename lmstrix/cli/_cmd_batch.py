@@ -40,7 +40,8 @@ def cmd_batch(
         batch: Any = importlib.import_module("..batch", __package__)
     except ImportError:
         raise CliError(
-            "batch support is coming: this lmstrix has no lmstrix.batch module yet"
+            "this copy of lmstrix has no lmstrix.batch module (a vendored copy may leave "
+            "it out): copy batch.py and _batch_io.py into its lmstrix folder"
         ) from None
     for name, value in (("--workers", workers), ("--max-tokens", max_tokens)):
         if value is not None and value < 1:
