@@ -604,45 +604,42 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"Sequential requests; {args.warmup} warm-up, then {args.rounds} interleaved rounds of "
         f"{args.requests};\nrates are median rounds, ratios the median of per-round ratios.\n"
     )
-    rows = []
-    for name, r in rates.items():
-        rows.append(
-            [name, f"{r['rps']:,.0f}", f"{r['us_per_request']:,.0f}", fmt_ratio(vs(name, rates))]
-        )
-    if version is None:
-        rows.append(["openai-python", "not installed", "-", "-"])
+
+    def request_rows(found: Dict[str, Dict[str, Any]]) -> List[List[str]]:
+        return [
+            [n, f"{r['rps']:,.0f}", f"{r['us_per_request']:,.0f}", fmt_ratio(vs(n, found))]
+            for n, r in found.items()
+        ]
+
+    def event_rows(found: Dict[str, float]) -> List[List[str]]:
+        rows = [[n, f"{v:,.0f}", fmt_ratio(found["lmstrix"] / v)] for n, v in found.items()]
+        if "openai" not in found:
+            rows.append(["openai", "not installed", "-"])
+        return rows
+
+    missing = [["openai-python", "not installed", "-", "-"]] if version is None else []
     print_table(
         ["client", "requests/s", "us/request", "lmstrix / this"],
-        rows,
+        request_rows(rates) + missing,
         title="Non-streaming chat, canned server",
     )
     if sim_rates:
-        sim_rows = [
-            [n, f"{r['rps']:,.0f}", f"{r['us_per_request']:,.0f}", fmt_ratio(vs(n, sim_rates))]
-            for n, r in sim_rates.items()
-        ]
         print_table(
             ["client", "requests/s", "us/request", "lmstrix / this"],
-            sim_rows,
+            request_rows(sim_rates),
             title="For reference: same requests against the simulator (lmstrix.testing, Python)",
         )
-    drows = [[n, f"{v:,.0f}", fmt_ratio(dec_rates["lmstrix"] / v)] for n, v in dec_rates.items()]
-    if "openai" not in dec_rates:
-        drows.append(["openai", "not installed", "-"])
     print_table(
         ["decoder", "events/s", "lmstrix / this"],
-        drows,
+        event_rows(dec_rates),
         title=(
             f"SSE decoding: {decoders['events']:,} chat-chunk events, {decoders['bytes']:,} bytes "
             f"in {decoders['reads']:,} reads of 1-4 KB"
         ),
     )
-    srows = [[n, f"{v:,.0f}", fmt_ratio(streams["lmstrix"] / v)] for n, v in streams.items()]
-    if "openai" not in streams:
-        srows.append(["openai", "not installed", "-"])
     print_table(
         ["client", "events/s", "lmstrix / this"],
-        srows,
+        event_rows(streams),
         title=(
             f"Full streaming path, canned server: {args.streams} streams of "
             f"{len(sse_events(STREAM_WORDS))} events per round"
