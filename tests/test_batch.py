@@ -80,16 +80,20 @@ def test_read_jsonl(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "needle"),
+    ("name", "text", "needle"),
     [
-        ('{"id": 1}\n{"id": 2,\n', "line 2: not valid JSON"),
-        ('{"id": 1}\n[1, 2]\n', "line 2: expected a JSON object"),
-        ('{"id": true, "prompt": "x"}\n', "line 1: 'id' must be"),
-        ('{"id": "", "prompt": "x"}\n', "line 1: 'id' must be"),
+        ("bad.jsonl", '{"id": 1}\n{"id": 2,\n', "line 2: not valid JSON"),
+        ("bad.jsonl", '{"id": 1}\n[1, 2]\n', "line 2: expected a JSON object"),
+        ("bad.jsonl", '{"id": true, "prompt": "x"}\n', "line 1: 'id' must be"),
+        ("bad.jsonl", '{"id": "", "prompt": "x"}\n', "line 1: 'id' must be"),
+        ("bad.csv", "a,b,a\n1,2,3\n", "line 1: duplicate column(s) a"),
+        ("bad.csv", "a,b\n1,2\n1,2,3\n", "line 3: 3 fields but the header has 2 columns"),
+        ("bad.csv", "id,a\n,2\n", "line 2: the 'id' cell is empty"),
+        ("bad.csv", 'a,b\n"1,2\n', "bad CSV"),
     ],
 )
-def test_read_jsonl_errors_name_file_and_line(tmp_path: Path, text: str, needle: str) -> None:
-    path = tmp_path / "bad.jsonl"
+def test_read_errors_name_file_and_line(tmp_path: Path, name: str, text: str, needle: str) -> None:
+    path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         list(read_items(path))
@@ -117,24 +121,6 @@ def test_read_csv_with_and_without_id(tmp_path: Path) -> None:
     empty = tmp_path / "c.csv"
     empty.write_text("", encoding="utf-8")
     assert list(read_items(empty)) == []
-
-
-@pytest.mark.parametrize(
-    ("text", "needle"),
-    [
-        ("a,b,a\n1,2,3\n", "line 1: duplicate column(s) a"),
-        ("a,b\n1,2\n1,2,3\n", "line 3: 3 fields but the header has 2 columns"),
-        ("id,a\n,2\n", "line 2: the 'id' cell is empty"),
-        ('a,b\n"1,2\n', "bad CSV"),
-    ],
-)
-def test_read_csv_errors(tmp_path: Path, text: str, needle: str) -> None:
-    path = tmp_path / "bad.csv"
-    path.write_text(text, encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        list(read_items(path))
-    assert str(path) in str(info.value)
-    assert needle in str(info.value)
 
 
 def test_read_text_one_prompt_per_line(tmp_path: Path) -> None:
