@@ -52,7 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import Target, emit_json, fmt_ratio, print_table, print_targets
 
 from lmstrix import Client, find_context_limit
-from lmstrix.context import ANSWER_TOKENS  # the reply room every probe keeps free
+from lmstrix.context._runner import ANSWER_TOKENS  # the reply room every probe keeps free
 from lmstrix.errors import APIError
 from lmstrix.testing import FakeLMStudio, SimModel, machine_fleet, test_fleet
 

@@ -32,13 +32,13 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .client import Client
+    from .client._client import Client
+    from .client._stream import ChatStream
     from .config import Timeout
-    from .context import ContextReport, SearchProgress, find_context_limit
-    from .prompts import PromptLibrary, render
-    from .registry import ModelRecord, ProbeRecord, Registry
-    from .stream import ChatStream
-    from .transport import Response, StdlibTransport, Transport
+    from .context._runner import ContextReport, SearchProgress, find_context_limit
+    from .prompts._render import PromptLibrary, render
+    from .registry._registry import ModelRecord, ProbeRecord, Registry
+    from .transport._stdlib import Response, StdlibTransport, Transport
     from .types import Chunk, Completion, LoadedInstance, ModelInfo, Stats, Usage
 
 __all__ = [
@@ -84,26 +84,26 @@ __all__ = [
 
 # Public name -> the module that defines it; imported on first attribute access.
 _LAZY: Dict[str, str] = {
-    "ChatStream": "stream",
+    "ChatStream": "client._stream",
     "Chunk": "types",
-    "Client": "client",
+    "Client": "client._client",
     "Completion": "types",
-    "ContextReport": "context",
+    "ContextReport": "context._runner",
     "LoadedInstance": "types",
     "ModelInfo": "types",
-    "ModelRecord": "registry",
-    "ProbeRecord": "registry",
-    "PromptLibrary": "prompts",
-    "Registry": "registry",
-    "Response": "transport",
-    "SearchProgress": "context",
+    "ModelRecord": "registry._registry",
+    "ProbeRecord": "registry._registry",
+    "PromptLibrary": "prompts._render",
+    "Registry": "registry._registry",
+    "Response": "transport._stdlib",
+    "SearchProgress": "context._runner",
     "Stats": "types",
     "Timeout": "config",
-    "Transport": "transport",
-    "StdlibTransport": "transport",
+    "Transport": "transport._stdlib",
+    "StdlibTransport": "transport._stdlib",
     "Usage": "types",
-    "find_context_limit": "context",
-    "render": "prompts",
+    "find_context_limit": "context._runner",
+    "render": "prompts._render",
 }
 
 

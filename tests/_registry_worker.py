@@ -25,8 +25,8 @@ from typing import List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lmstrix._filelock import FileLock
 from lmstrix.registry import ModelRecord, ProbeRecord, Registry
+from lmstrix.registry._filelock import FileLock
 
 SERVER = "http://worker.test:1234"
 

@@ -14,9 +14,10 @@ from typing import Any, Dict, Iterator, List
 import pytest
 
 import lmstrix
-from lmstrix import Client, ConfigError, PromptLibrary, batch
-from lmstrix import _batch_io as bio
+from lmstrix import Client, ConfigError, PromptLibrary
 from lmstrix.batch import BatchProgress, BatchSummary, default_workers, read_items, run_batch
+from lmstrix.batch import _io as bio
+from lmstrix.batch import _runner as batch
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
 
 MODEL = "acme/chat-7b"

@@ -11,7 +11,8 @@ import pytest
 
 import lmstrix
 from lmstrix.client import Client
-from lmstrix.context import ANSWER_TOKENS, ContextReport, SearchProgress, find_context_limit
+from lmstrix.context import ContextReport, SearchProgress, find_context_limit
+from lmstrix.context._runner import ANSWER_TOKENS
 from lmstrix.errors import ContextSearchError, ModelNotFoundError
 from lmstrix.registry import Registry
 from lmstrix.testing import FakeLMStudio, Fault, SimModel, test_fleet

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 import lmstrix
-from lmstrix._errormap import error_for, error_message, parse_json
+from lmstrix.client._errormap import error_for, error_message, parse_json
 
 URL = "http://localhost:1234/v1/chat/completions"
 LOAD_URL = "http://localhost:1234/api/v1/models/load"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from lmstrix import _probe
-from lmstrix._probe import (
+from lmstrix.context import _probe
+from lmstrix.context._probe import (
     QUESTION,
     answer_is_correct,
     build_probe,

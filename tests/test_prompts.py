@@ -12,8 +12,10 @@ from typing import Any, Dict, List
 import pytest
 
 import lmstrix
-from lmstrix import _prompt_files, errors, prompts
+from lmstrix import errors
 from lmstrix.prompts import PromptLibrary, TemplateSyntaxError, parse_assignments, render
+from lmstrix.prompts import _files as _prompt_files
+from lmstrix.prompts import _render as prompts
 
 CASES_DIR = pathlib.Path(__file__).parent / "prompt_cases"
 CASE_FILES = sorted(CASES_DIR.glob("*.json"))

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lmstrix import errors
-from lmstrix._template_parse import NAME_RE, Placeholder, parse
 from lmstrix.prompts import PromptLibrary, TemplateSyntaxError, escape, parse_assignments, render
+from lmstrix.prompts._parse import NAME_RE, Placeholder, parse
 
 SETTINGS = settings(max_examples=150, deadline=None)
 

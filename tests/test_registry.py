@@ -14,10 +14,9 @@ import pytest
 from _registry_helpers import SERVER, FakeClient
 from _registry_helpers import snapshot as _snapshot
 
-from lmstrix import _atomic
-from lmstrix._filelock import FileLock
 from lmstrix.errors import RegistryError
-from lmstrix.registry import DEFAULT_SERVER, ModelRecord, ProbeRecord, Registry, SyncResult
+from lmstrix.registry import DEFAULT_SERVER, ModelRecord, ProbeRecord, Registry, SyncResult, _atomic
+from lmstrix.registry._filelock import FileLock
 from lmstrix.types import ModelInfo
 
 # -- construction and reading ----------------------------------------------------------

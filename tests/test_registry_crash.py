@@ -14,8 +14,7 @@ from typing import List, Optional
 
 import pytest
 
-from lmstrix import _atomic
-from lmstrix.registry import ModelRecord, Registry
+from lmstrix.registry import ModelRecord, Registry, _atomic
 
 WORKER = str(Path(__file__).with_name("_registry_worker.py"))
 SERVER = "http://worker.test:1234"

@@ -13,10 +13,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lmstrix import _paths, _registry_file, registry
-from lmstrix._records import FAILURE_KINDS, IDENTITY_FIELDS, STATUSES, ModelRecord, ProbeRecord
-from lmstrix._registry_file import Document, dump_document, normalize_server, parse_document
+from lmstrix import registry
 from lmstrix.errors import ConfigError, RegistryError
+from lmstrix.registry import _file as _registry_file
+from lmstrix.registry import _paths
+from lmstrix.registry._file import Document, dump_document, normalize_server, parse_document
+from lmstrix.registry._records import (
+    FAILURE_KINDS,
+    IDENTITY_FIELDS,
+    STATUSES,
+    ModelRecord,
+    ProbeRecord,
+)
 from lmstrix.types import LoadedInstance, ModelInfo
 
 # -- records ---------------------------------------------------------------------------

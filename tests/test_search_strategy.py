@@ -1,4 +1,4 @@
-"""The pure context-search strategy (`lmstrix._search`): fake probers, hidden truths."""
+"""The pure context-search strategy (`lmstrix.context._strategy`): fake probers, hidden truths."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from lmstrix._search import (
+from lmstrix.context._strategy import (
     SANITY_TOKENS,
     Bounds,
     LoadOutcome,

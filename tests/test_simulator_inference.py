@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterator
 import pytest
 from _sim_http import Http, chat_body
 
-from lmstrix._probe import QUESTION, build_probe, make_secret
+from lmstrix.context._probe import QUESTION, build_probe, make_secret
 from lmstrix.testing import FakeLMStudio, SimModel, test_fleet
 
 

@@ -9,7 +9,7 @@ from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from ._session import CliError, Session, UsageError
 
 if TYPE_CHECKING:
-    from ..prompts import PromptLibrary
+    from ..prompts._render import PromptLibrary
 
 __all__ = ["cmd_batch"]
 
@@ -54,7 +54,7 @@ def cmd_batch(
         raise UsageError("--prompts needs --template NAME (the library entry to render)")
     library: Optional[PromptLibrary] = None
     if prompts is not None:
-        from ..prompts import PromptLibrary
+        from ..prompts._render import PromptLibrary
 
         library = PromptLibrary.from_file(prompts)
     params: Dict[str, Any] = {}

@@ -8,7 +8,7 @@ from ._output import EXIT_OK
 from ._session import Session, UsageError
 
 if TYPE_CHECKING:
-    from ..prompts import PromptLibrary
+    from ..prompts._render import PromptLibrary
     from ..types import Completion
 
 __all__ = ["cmd_chat", "cmd_prompt_render", "read_text"]
@@ -28,7 +28,7 @@ def read_text(session: Session, path: str) -> str:
 
 
 def _library(path: str) -> PromptLibrary:
-    from ..prompts import PromptLibrary
+    from ..prompts._render import PromptLibrary
 
     return PromptLibrary.from_file(path)
 
@@ -42,7 +42,7 @@ def _prompt(
     variables: Sequence[str],
 ) -> str:
     """The user message, from the argument, ``-f``, stdin, or a rendered template."""
-    from ..prompts import parse_assignments
+    from ..prompts._render import parse_assignments
 
     if prompt is not None and file is not None:
         raise UsageError("give the prompt as an argument or with -f FILE, not both")
@@ -145,7 +145,7 @@ def cmd_prompt_render(
     session: Session, file: str, name: str, *, variables: Sequence[str] = ()
 ) -> int:
     """Render the entry ``name`` of the prompt library ``file`` with ``--var`` values."""
-    from ..prompts import parse_assignments
+    from ..prompts._render import parse_assignments
 
     text = _library(file).render(name, parse_assignments(variables))
     if session.as_json:

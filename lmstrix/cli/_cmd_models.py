@@ -9,7 +9,7 @@ from ._output import EXIT_FAILURE, EXIT_OK, table
 from ._session import Session
 
 if TYPE_CHECKING:
-    from .._records import ModelRecord
+    from ..registry._records import ModelRecord
     from ..types import ModelInfo
 
 __all__ = ["cmd_doctor", "cmd_list", "cmd_scan", "cmd_show", "record_row"]
@@ -192,8 +192,8 @@ def cmd_list(session: Session) -> int:
 
 def cmd_show(session: Session, model: str) -> int:
     """One model's record with its probe history (from the registry; else the server's view)."""
-    from .._records import ModelRecord
     from ..errors import ModelNotFoundError
+    from ..registry._records import ModelRecord
 
     record = session.registry().get(model)
     if record is None:

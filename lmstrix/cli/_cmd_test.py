@@ -8,8 +8,8 @@ from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
 
 if TYPE_CHECKING:
-    from .._records import ModelRecord
-    from ..context import SearchProgress
+    from ..context._runner import SearchProgress
+    from ..registry._records import ModelRecord
 
 __all__ = ["cmd_test", "skipped_report"]
 
@@ -57,7 +57,7 @@ def cmd_test(
     Every step is in the registry as it happens, so an interrupted run (exit 130)
     resumes where it stopped when run again. Exit 1 when a model failed the test.
     """
-    from ..context import find_context_limit
+    from ..context._runner import find_context_limit
 
     if bool(models) == all_models:
         raise UsageError("name the models to test, or give --all (not both)")

@@ -22,9 +22,9 @@ SIMULATED_APIS = ("v1", "v0", "openai")
 
 def run_demo(session: Session, *, trials: int = 3) -> int:
     """Run the demo; return the exit code."""
-    from ..client import Client
-    from ..context import SearchProgress, find_context_limit
-    from ..registry import Registry
+    from ..client._client import Client
+    from ..context._runner import SearchProgress, find_context_limit
+    from ..registry._registry import Registry
     from ..testing import FakeLMStudio, demo_fleet
 
     if trials < 1:

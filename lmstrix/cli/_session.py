@@ -17,8 +17,8 @@ from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, TextIO
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Output
 
 if TYPE_CHECKING:
-    from ..client import Client
-    from ..registry import Registry
+    from ..client._client import Client
+    from ..registry._registry import Registry
 
 __all__ = ["CliError", "Session", "UsageError", "run_command"]
 
@@ -95,7 +95,7 @@ class Session(Output):
     def client(self) -> Client:
         """The run's :class:`~lmstrix.Client` (made on first use, closed by :meth:`close`)."""
         if self._client is None:
-            from ..client import Client
+            from ..client._client import Client
 
             self._client = Client(self.server, api_token=self.token, timeout=self.timeout_s)
         return self._client
@@ -103,7 +103,7 @@ class Session(Output):
     def registry(self) -> Registry:
         """The run's :class:`~lmstrix.Registry`, scoped to this run's server."""
         if self._registry is None:
-            from ..registry import Registry
+            from ..registry._registry import Registry
 
             self._registry = Registry(self.registry_path, server=self.base_url)
         return self._registry

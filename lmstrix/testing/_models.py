@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
-from .. import _probe
+from ..context import _probe
 
 __all__ = [
     "Answer",

@@ -19,9 +19,9 @@ import re
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
+from ..config import DEFAULT_BASE_URL, normalize_base_url
+from ..errors import ConfigError, RegistryCorruptError, RegistryError
 from ._records import ModelRecord
-from .config import DEFAULT_BASE_URL, normalize_base_url
-from .errors import ConfigError, RegistryCorruptError, RegistryError
 
 __all__ = [
     "DEFAULT_SERVER",

@@ -17,8 +17,8 @@ import socket
 import threading
 from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
 
-from .config import Timeout
-from .errors import APIConnectionError, APITimeoutError
+from ..config import Timeout
+from ..errors import APIConnectionError, APITimeoutError
 
 if TYPE_CHECKING:
     import http.client

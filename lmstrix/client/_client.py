@@ -15,18 +15,18 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
+from ..config import Timeout, resolve_base_url, resolve_token
+from ..errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
+from ..types import Completion, LoadedInstance, ModelInfo, Usage
 from ._errormap import error_for, parse_json
 from ._replies import Messages, merge_rows, messages_of, same_model, stats_of
-from .config import Timeout, resolve_base_url, resolve_token
-from .errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
-from .stream import ChatStream
-from .types import Completion, LoadedInstance, ModelInfo, Usage
+from ._stream import ChatStream
 
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type
 
-    from .transport import Response, Transport
+    from ..transport._stdlib import Response, Transport
 
 __all__ = ["Client", "Messages"]
 
@@ -85,7 +85,7 @@ class Client:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         if transport is None:
-            from .transport import StdlibTransport
+            from ..transport._stdlib import StdlibTransport
 
             transport = StdlibTransport()
         self._transport: Transport = transport
@@ -372,7 +372,7 @@ class Client:
             err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
             if err is not None:
                 raise err
-            from .transport import BufferedResponse
+            from ..transport._stdlib import BufferedResponse
 
             response = BufferedResponse(response.status_code, response.headers, raw)
         return ChatStream(

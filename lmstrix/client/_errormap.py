@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any, Optional, Tuple
 
-from .errors import (
+from ..errors import (
     APIStatusError,
     AuthenticationError,
     ContextOverflowError,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
-from .types import ModelInfo, Stats, Usage
+from ..types import ModelInfo, Stats, Usage
 
 __all__ = ["Messages", "merge_rows", "messages_of", "same_model", "stats_of"]
 

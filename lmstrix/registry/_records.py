@@ -11,13 +11,13 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
-from ._coerce import bool_or_none as _bool
-from ._coerce import float_or_none as _float
-from ._coerce import int_or_none as _int
-from ._coerce import str_or_none as _str
+from .._coerce import bool_or_none as _bool
+from .._coerce import float_or_none as _float
+from .._coerce import int_or_none as _int
+from .._coerce import str_or_none as _str
 
 if TYPE_CHECKING:
-    from .types import ModelInfo
+    from ..types import ModelInfo
 
 __all__ = [
     "FAILURE_KINDS",

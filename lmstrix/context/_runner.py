@@ -16,10 +16,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
-from . import _probe
-from ._records import ModelRecord, ProbeRecord
-from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
-from .errors import (
+from ..errors import (
     APIConnectionError,
     APIError,
     APITimeoutError,
@@ -27,11 +24,14 @@ from .errors import (
     ContextSearchError,
     ModelLoadError,
 )
+from ..registry._records import ModelRecord, ProbeRecord
+from . import _probe
+from ._strategy import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .registry import Registry
-    from .types import ModelInfo
+    from ..client._client import Client
+    from ..registry._registry import Registry
+    from ..types import ModelInfo
 
 __all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
 

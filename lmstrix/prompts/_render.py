@@ -19,8 +19,9 @@ import difflib
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from ._prompt_files import load_library_file
-from ._template_parse import (
+from ..errors import MissingVariableError, TemplateCycleError, TemplateError
+from ._files import load_library_file
+from ._parse import (
     ESCAPE,
     NAME_RE,
     SEGMENT_RE,
@@ -29,8 +30,7 @@ from ._template_parse import (
     TemplateSyntaxError,
     parse,
 )
-from ._template_values import NOT_FOUND, lookup, scalar_text, table_error, variable_text
-from .errors import MissingVariableError, TemplateCycleError, TemplateError
+from ._values import NOT_FOUND, lookup, scalar_text, table_error, variable_text
 
 __all__ = [
     "ESCAPE",

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Optional, Type
 
-from .errors import RegistryError
+from ..errors import RegistryError
 
 __all__ = ["FileLock"]
 

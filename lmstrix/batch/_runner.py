@@ -34,8 +34,7 @@ from typing import (
     Union,
 )
 
-from ._batch_io import OutputFile, Prompter, item_key, read_items, valid_id
-from .errors import (
+from ..errors import (
     APIConnectionError,
     APIStatusError,
     AuthenticationError,
@@ -43,10 +42,11 @@ from .errors import (
     ContextOverflowError,
     ModelNotFoundError,
 )
+from ._io import OutputFile, Prompter, item_key, read_items, valid_id
 
 if TYPE_CHECKING:
-    from .client import Client
-    from .prompts import PromptLibrary
+    from ..client._client import Client
+    from ..prompts._render import PromptLibrary
 
 __all__ = [
     "DEFAULT_WORKERS",

@@ -27,10 +27,10 @@ from typing import (
     Union,
 )
 
-from .errors import ConfigError, TemplateError
+from ..errors import ConfigError, TemplateError
 
 if TYPE_CHECKING:
-    from .prompts import PromptLibrary
+    from ..prompts._render import PromptLibrary
 
 __all__ = [
     "JSONL_SUFFIXES",
@@ -194,7 +194,7 @@ class Prompter:
         template: Optional[str],
         library: Union[PromptLibrary, str, os.PathLike[str], None],
     ) -> None:
-        from .prompts import PromptLibrary
+        from ..prompts._render import PromptLibrary
 
         self.template = template
         self.library: Optional[PromptLibrary] = None
@@ -219,7 +219,7 @@ class Prompter:
     def messages(self, item: Mapping[str, Any], where: str) -> List[Mapping[str, Any]]:
         """The chat messages for ``item``; ``where`` names it in error messages."""
         if self.template is not None:
-            from .prompts import render
+            from ..prompts._render import render
 
             given = item.get("vars")
             if isinstance(given, Mapping):
@@ -404,4 +404,4 @@ if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
         return True
 
 else:
-    from ._filelock import _try_lock
+    from ..registry._filelock import _try_lock

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 __all__ = [
     "ESCAPE",

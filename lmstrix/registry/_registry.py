@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
+from ..errors import RegistryError
 from . import _atomic
-from ._filelock import FileLock
-from ._paths import default_registry_path
-from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord
-from ._registry_file import (
+from ._file import (
     DEFAULT_SERVER,
     SCHEMA_VERSION,
     Document,
@@ -29,10 +27,12 @@ from ._registry_file import (
     normalize_server,
     parse_document,
 )
-from .errors import RegistryError
+from ._filelock import FileLock
+from ._paths import default_registry_path
+from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord
 
 if TYPE_CHECKING:
-    from .types import ModelInfo
+    from ..types import ModelInfo
 
 __all__ = [
     "DEFAULT_SERVER",

@@ -11,7 +11,7 @@ import collections.abc
 import datetime
 from typing import Any, Mapping, Optional, Sequence
 
-from .errors import TemplateError
+from ..errors import TemplateError
 
 __all__ = ["NOT_FOUND", "lookup", "scalar_text", "table_error", "variable_text"]
 

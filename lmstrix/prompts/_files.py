@@ -14,8 +14,8 @@ import re
 from types import ModuleType
 from typing import Any, Dict, Optional, Tuple
 
-from ._template_parse import TemplateSyntaxError
-from .errors import TemplateError
+from ..errors import TemplateError
+from ._parse import TemplateSyntaxError
 
 __all__ = ["TOML_MISSING", "TOML_MODULES", "load_library_file", "toml_module"]
 

@@ -1,0 +1,8 @@
+"""Talking to a server: ``Client``, ``ChatStream``, the SSE decoder and the error mapping."""
+
+from __future__ import annotations
+
+from ._client import Client, Messages
+from ._stream import ChatStream
+
+__all__ = ["ChatStream", "Client", "Messages"]

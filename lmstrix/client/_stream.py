@@ -1,0 +1,247 @@
+"""`ChatStream`: a streamed answer, read chunk by chunk as the server sends it.
+
+The request is already sent when a stream is made (connection and status errors
+surface at the call). Iterating yields :class:`~lmstrix.types.Chunk` objects; an
+error inside the stream raises :class:`~lmstrix.errors.StreamError` carrying the
+text received so far; so does a stream that ends early. Leaving a ``with`` block or
+breaking out of the loop and calling :meth:`ChatStream.close` releases the
+connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+
+from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
+from ..types import Chunk, Completion, Stats, Usage
+from ._errormap import error_for, error_message
+from .sse import ServerSentEvent, SSEDecoder
+
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Type
+
+    from ..transport._stdlib import Response
+
+__all__ = ["ChatStream"]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+
+class ChatStream(Iterator[Chunk]):
+    """An iterator of :class:`~lmstrix.types.Chunk`; also a context manager.
+
+    After the last chunk, :attr:`completion` holds the whole answer with usage (when
+    the server sent it) and timing stats measured on this side.
+    """
+
+    def __init__(
+        self,
+        response: Response,
+        *,
+        url: str,
+        model: str,
+        started: float,
+        kind: str = "chat",
+        on_model: Optional[Callable[[str], None]] = None,
+    ) -> None:
+        self._response = response
+        self._url = url
+        self._model = model
+        self._kind = kind
+        self._on_model = on_model
+        self._started = started
+        self._first_token_at: Optional[float] = None
+        self._decoder = SSEDecoder()
+        self._pieces = self._chunks()
+        self._texts: List[str] = []
+        self._reasoning: List[str] = []
+        self._finish_reason: Optional[str] = None
+        self._usage: Optional[Usage] = None
+        self._server_model: Optional[str] = None
+        self._content_chunks = 0
+        self._completion: Optional[Completion] = None
+        self._closed = False
+        self._stopped = False
+
+    def __repr__(self) -> str:
+        state = "done" if self._completion else ("closed" if self._closed else "open")
+        return f"<ChatStream model={self._model!r} {state}>"
+
+    def __iter__(self) -> ChatStream:
+        return self
+
+    def __next__(self) -> Chunk:
+        if self._stopped:
+            raise StopIteration
+        return next(self._pieces)
+
+    def __enter__(self) -> ChatStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading and release the connection; safe to call more than once."""
+        self._stopped = True
+        self._release()
+
+    def _release(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._response.close()
+
+    def text(self) -> str:
+        """Read the rest of the stream and return the whole answer text.
+
+        Raises:
+            StreamError: the stream failed or ended early (``.text`` has the partial answer).
+            LMStrixError: the stream was closed before its end.
+        """
+        for _ in self:
+            pass
+        if self._completion is None:
+            raise LMStrixError(f"the stream from {self._url} was closed before its end")
+        return "".join(self._texts)
+
+    @property
+    def completion(self) -> Completion:
+        """The whole answer; reads the rest of the stream first if needed."""
+        self.text()
+        assert self._completion is not None
+        return self._completion
+
+    def _fail(self, message: str, kind: str, body: Any = None) -> StreamError:
+        self._release()
+        text = "".join(self._texts)
+        got = f"after {len(text)} characters of answer" if text else "before any answer"
+        return StreamError(
+            f"stream from {self._url} (model {self._model!r}) failed {got}: {message}",
+            url=self._url,
+            text=text,
+            kind=kind,
+            body=body,
+        )
+
+    def _chunks(self) -> Iterator[Chunk]:
+        done = False
+        try:
+            for raw in self._response.iter_bytes():
+                for event in self._decoder.feed(raw):
+                    if event.data.strip() == "[DONE]":
+                        done = True
+                        break
+                    chunk = self._handle(event)
+                    if chunk is not None:
+                        yield chunk
+                if done:
+                    break
+            else:
+                for event in self._decoder.flush():
+                    if event.data.strip() == "[DONE]":
+                        done = True
+                        break
+                    chunk = self._handle(event)
+                    if chunk is not None:
+                        yield chunk
+        except APITimeoutError as exc:
+            raise self._fail(f"no data in time ({exc.message})", "timeout") from exc
+        except APIConnectionError as exc:
+            raise self._fail(f"the connection broke ({exc.message})", "disconnected") from exc
+        finally:
+            self._release()
+        if self._stopped:
+            return
+        if not self._texts and not self._reasoning and self._finish_reason != "tool_calls":
+            raise self._fail(
+                "the stream carried no answer at all; servers answer this way to a prompt "
+                "that does not fit the loaded context, or to a request they cancelled",
+                "empty",
+            )
+        if self._finish_reason is None:
+            # Some servers end a stream they cut short with a clean [DONE]: only a
+            # finish reason says the answer is complete.
+            how = "[DONE] but no finish reason" if done else "neither [DONE] nor a finish reason"
+            raise self._fail(f"the stream ended with {how} (cut short)", "truncated")
+        self._completion = self._build()
+
+    def _handle(self, event: ServerSentEvent) -> Optional[Chunk]:
+        try:
+            payload = json.loads(event.data)
+        except ValueError as exc:
+            raise self._fail(f"bad event data {event.data[:80]!r}", "bad_event") from exc
+        message = error_message(payload)
+        if message is not None or event.event == "error":
+            err = error_for(200, payload, url=self._url, model=self._model)
+            text = err.message if err is not None else str(payload)[:300]
+            raise self._fail(f"the server sent an error: {text}", "error_event", payload)
+        if not isinstance(payload, dict):
+            return None
+        if self._server_model is None and isinstance(payload.get("model"), str):
+            self._server_model = payload["model"]
+            if self._on_model is not None:
+                self._on_model(self._server_model)
+        usage = payload.get("usage")
+        if isinstance(usage, dict):
+            self._usage = Usage.from_dict(usage)
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return None
+        choice: Dict[str, Any] = choices[0]
+        if self._kind == "chat":
+            delta = choice.get("delta")
+            delta = delta if isinstance(delta, dict) else {}
+            text = delta.get("content") or ""
+            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        else:
+            text = choice.get("text") or ""
+            reasoning = ""
+        finish = choice.get("finish_reason")
+        if finish:
+            self._finish_reason = str(finish)
+        if not (text or reasoning or finish):
+            return None
+        if text:
+            if self._first_token_at is None:
+                self._first_token_at = time.perf_counter()
+            self._texts.append(str(text))
+            self._content_chunks += 1
+        if reasoning:
+            self._reasoning.append(str(reasoning))
+        return Chunk(str(text), self._finish_reason if finish else None, str(reasoning), payload)
+
+    def _build(self) -> Completion:
+        end = time.perf_counter()
+        first = self._first_token_at
+        usage = self._usage or Usage()
+        tokens = usage.completion_tokens or self._content_chunks
+        rate = None
+        if first is not None and end > first and tokens > 1:
+            rate = (tokens - 1) / (end - first)
+        stats = Stats(
+            time_to_first_token_s=None if first is None else first - self._started,
+            tokens_per_second=rate,
+            generation_time_s=None if first is None else end - first,
+            total_time_s=end - self._started,
+            stop_reason=self._finish_reason,
+            source="client",
+        )
+        return Completion(
+            text="".join(self._texts),
+            finish_reason=self._finish_reason,
+            model=self._server_model,
+            usage=usage,
+            stats=stats,
+            reasoning="".join(self._reasoning),
+            raw={},
+        )
