@@ -20,6 +20,7 @@ from .errors import (
     ConfigError,
     ContextOverflowError,
     ContextSearchError,
+    FallbackError,
     LMStrixError,
     MissingVariableError,
     ModelLoadError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from .client._stream import ChatStream
     from .config import Timeout
     from .context._runner import ContextReport, SearchProgress, find_context_limit
+    from .pool._pool import Pool
     from .prompts._render import PromptLibrary, render
     from .registry._registry import ModelRecord, ProbeRecord, Registry
     from .transport._stdlib import Response, StdlibTransport, Transport
@@ -55,6 +57,7 @@ __all__ = [
     "ContextOverflowError",
     "ContextReport",
     "ContextSearchError",
+    "FallbackError",
     "LMStrixError",
     "LoadedInstance",
     "MissingVariableError",
@@ -62,6 +65,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelRecord",
+    "Pool",
     "ProbeRecord",
     "PromptLibrary",
     "Registry",
@@ -92,6 +96,7 @@ _LAZY: Dict[str, str] = {
     "LoadedInstance": "types",
     "ModelInfo": "types",
     "ModelRecord": "registry._registry",
+    "Pool": "pool._pool",
     "ProbeRecord": "registry._registry",
     "PromptLibrary": "prompts._render",
     "Registry": "registry._registry",

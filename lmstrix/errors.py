@@ -20,6 +20,7 @@ __all__ = [
     "ConfigError",
     "ContextOverflowError",
     "ContextSearchError",
+    "FallbackError",
     "LMStrixError",
     "MissingVariableError",
     "ModelLoadError",
@@ -93,6 +94,25 @@ class ModelLoadError(APIStatusError):
 
 class ContextOverflowError(APIStatusError, ValueError):
     """The prompt does not fit in the context the model is loaded with."""
+
+
+class FallbackError(APIError):
+    """Every model of a fallback chain was skipped or failed; ``failures`` says each why.
+
+    ``failures`` is a list of ``(model, reason)``; ``errors`` holds the exceptions of the
+    models that were tried (skipped ones, which were never sent a request, have none).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        failures: Sequence[Tuple[str, str]],
+        errors: Sequence[BaseException] = (),
+    ) -> None:
+        super().__init__(message)
+        self.failures = list(failures)
+        self.errors = list(errors)
 
 
 class StreamError(APIError):

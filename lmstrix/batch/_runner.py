@@ -124,10 +124,11 @@ class BatchSummary:
 
 
 def default_workers(client: Client, model: str) -> int:
-    """The parallel slots the server gives ``model``'s loaded instances, else 4.
+    """The parallel slots of ``model``'s loaded instances, all together, else 4.
 
     Looks the model up by instance id or model key in ``client.loaded_instances()``
-    and takes the largest ``config.parallel``; never raises.
+    and adds up their ``config.parallel`` (a pool lists every server's instances, so
+    its workers match its free slots); never raises.
     """
     try:
         slots = [
@@ -138,7 +139,7 @@ def default_workers(client: Client, model: str) -> int:
     except Exception as exc:  # any failure only means "the server cannot say"
         log.debug("cannot read the parallel slots of %s: %s", model, exc)
         return DEFAULT_WORKERS
-    return max(slots) if slots else DEFAULT_WORKERS
+    return sum(slots) if slots else DEFAULT_WORKERS
 
 
 def run_batch(

@@ -23,7 +23,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import ContextManager, Iterator, List, Optional, Tuple
+from typing import Callable, ContextManager, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -108,6 +108,35 @@ def real_server(
     finally:
         with _uncaptured(pytestconfig):
             llama_server.say(llama_server.stop(state))
+
+
+@pytest.fixture(scope="session")
+def real_server_8k(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tuple[str, int]]:
+    """A second server at ``n_ctx`` 8192, for the context search with its defaults."""
+    state_file = tmp_path_factory.mktemp("llama-8k") / "server.json"
+    try:
+        with _uncaptured(pytestconfig):
+            state = llama_server.start(n_ctx=8192, state_file=state_file)
+    except llama_server.SetupError as exc:
+        pytest.fail(f"the 8k integration server could not be started: {exc}", pytrace=False)
+    try:
+        yield state.url, state.n_ctx
+    finally:
+        with _uncaptured(pytestconfig):
+            llama_server.say(llama_server.stop(state))
+
+
+@pytest.fixture
+def show(pytestconfig: pytest.Config) -> Callable[[str], None]:
+    """Print a line to the terminal past pytest's capture (figures for the notes)."""
+
+    def emit(line: str) -> None:
+        with _uncaptured(pytestconfig):
+            print(line, flush=True)
+
+    return emit
 
 
 @pytest.fixture(scope="session")

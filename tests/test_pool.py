@@ -1,0 +1,265 @@
+"""`Pool`: routing by loaded models and free slots, failover, cooldown, fallback chains.
+
+Three simulated servers with different fleets, on loopback; their own counters say
+where each request went.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import pytest
+
+import lmstrix
+import lmstrix.batch
+from lmstrix.errors import FallbackError, ModelNotFoundError
+from lmstrix.pool import Pool
+from lmstrix.registry import ModelRecord
+from lmstrix.testing import FakeLMStudio, SimModel
+
+CHAT = "/v1/chat/completions"
+
+
+def models(*keys: str, parallel: int = 2, working: int = 0) -> List[SimModel]:
+    return [
+        SimModel(k, declared_context=8192, parallel=parallel, working_context=working) for k in keys
+    ]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def servers() -> Iterator[List[FakeLMStudio]]:
+    a = FakeLMStudio(models("alpha", "beta"), port=free_port(), time_scale=0.02).start()
+    b = FakeLMStudio(models("alpha", "gamma"), port=free_port(), time_scale=0.02).start()
+    c = FakeLMStudio(models("alpha", "beta"), port=free_port(), time_scale=0.02).start()
+    a.preload("alpha")
+    b.preload("alpha")
+    b.preload("gamma")
+    c.preload("beta")
+    try:
+        yield [a, b, c]
+    finally:
+        for s in (a, b, c):
+            s.stop()
+
+
+def pool_of(servers: List[FakeLMStudio], **options: object) -> Pool:
+    options.setdefault("max_retries", 0)
+    return Pool([s.base_url for s in servers], **options)  # type: ignore[arg-type]
+
+
+def chats(fake: FakeLMStudio) -> int:
+    return fake.counters.requests.get(CHAT, 0)
+
+
+def test_a_model_loaded_on_one_server_goes_there(servers: List[FakeLMStudio]) -> None:
+    a, b, c = servers
+    with pool_of(servers) as pool:
+        for _ in range(6):
+            assert pool.chat("beta", "What is 2+3?", max_tokens=8).text
+    assert chats(c) == 6  # beta is loaded on c only; a offers it too, but would JIT-load
+    assert chats(a) == chats(b) == 0
+    assert a.counters.loads == 0
+
+
+def test_calls_spread_over_loaded_servers_within_their_slots(
+    servers: List[FakeLMStudio],
+) -> None:
+    a, b, c = servers
+    with pool_of(servers) as pool:
+        errors: List[BaseException] = []
+
+        def work() -> None:
+            try:
+                for _ in range(4):
+                    pool.chat("alpha", "Say a long hello " * 20, max_tokens=16)
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors
+        assert all(m.in_flight() == 0 for m in pool.members)
+    assert chats(a) > 0 and chats(b) > 0
+    assert chats(a) + chats(b) == 32
+    assert chats(c) == 0 and c.counters.loads == 0  # alpha is not loaded there
+    for fake in (a, b):
+        assert max(fake.counters.max_in_flight.values()) <= 2  # parallel = 2
+
+
+def test_a_dead_server_is_failed_over_cooled_down_and_used_again(tmp_path: Path) -> None:
+    port_a, port_b = free_port(), free_port()
+    a = FakeLMStudio(models("alpha"), port=port_a).start()
+    b = FakeLMStudio(models("alpha"), port=port_b).start()
+    a.preload("alpha")
+    b.preload("alpha")
+    pool = Pool([a.base_url, b.base_url], max_retries=0, cooldown_s=1.0, allowed_fails=3)
+    try:
+        pool.chat("alpha", "What is 1+1?", max_tokens=4)  # both known now
+        a.stop()
+        for _ in range(6):
+            assert pool.chat("alpha", "What is 1+1?", max_tokens=4).text
+        first = pool.members[0]
+        assert first.last_error  # the failures were seen
+        assert not first.healthy()  # three in a row: cooling down
+        assert chats(b) >= 6  # every call since was answered by b
+        before_b = chats(b)
+        a2 = FakeLMStudio(models("alpha"), port=port_a).start()
+        a2.preload("alpha")
+        try:
+            time.sleep(1.1)  # the cooldown ends (a wait, not an assertion on time)
+            for _ in range(8):
+                pool.chat("alpha", "What is 1+1?", max_tokens=4)
+            assert chats(a2) > 0  # back in use after its cooldown
+            assert chats(b) > before_b
+        finally:
+            a2.stop()
+    finally:
+        pool.close()
+        b.stop()
+
+
+def test_a_chain_skips_a_model_whose_working_context_cannot_hold_the_prompt(
+    servers: List[FakeLMStudio], tmp_path: Path
+) -> None:
+    a, b, c = servers
+    registry = lmstrix.Registry(tmp_path / "registry.json")
+    for fake in (a, b, c):  # a server without a record would get the benefit of the doubt
+        registry.upsert(
+            ModelRecord(
+                key="alpha",
+                server=fake.base_url,
+                working_context=1000,
+                chars_per_token=4.0,
+                status="done",
+            )
+        )
+    long_prompt = "A line of a long document. " * 400  # ~10,800 characters
+    with pool_of(servers, registry=registry) as pool:
+        answer = pool.chat(["alpha", "gamma"], long_prompt + "What is 2+2?", max_tokens=8)
+        assert answer.text
+    assert chats(a) == 0 and chats(c) == 0  # alpha was never asked
+    assert chats(b) == 1  # gamma answered, on b
+    with pool_of(servers, registry=registry) as pool:
+        short = pool.chat(["alpha", "gamma"], "What is 2+2?", max_tokens=8)
+        assert short.text
+    assert chats(a) + chats(b) == 2  # the short prompt fits alpha: it went there
+
+
+def test_a_chain_falls_back_on_overflow_and_names_every_failure(
+    servers: List[FakeLMStudio],
+) -> None:
+    b = servers[1]
+    small = FakeLMStudio([SimModel("tiny", declared_context=512)]).start()
+    small.preload("tiny")
+    try:
+        pool = Pool([small.base_url, b.base_url], max_retries=0)
+        with pool:
+            prompt = "words and more words " * 300  # over tiny's 512 tokens
+            answer = pool.chat(["tiny", "gamma"], prompt + "What is 3+3?", max_tokens=8)
+            assert answer.text
+            assert chats(small) == 1  # tried, overflowed
+            with pytest.raises(FallbackError) as caught:
+                pool.chat(["tiny", "nowhere"], prompt, max_tokens=8)
+        failures = dict(caught.value.failures)
+        assert set(failures) == {"tiny", "nowhere"}
+        assert "ContextOverflowError" in failures["tiny"]
+        assert "ModelNotFoundError" in failures["nowhere"]
+        assert "tiny" in str(caught.value) and "nowhere" in str(caught.value)
+    finally:
+        small.stop()
+
+
+def test_streams_free_their_slot_when_read_or_closed(servers: List[FakeLMStudio]) -> None:
+    with pool_of(servers) as pool:
+        stream = pool.stream_chat("gamma", "Tell me a story", max_tokens=16)
+        assert stream.text()
+        member = pool.members[1]
+        assert member.in_flight() == 0
+        with pool.stream_chat("gamma", "Tell me a story", max_tokens=16) as stream:
+            next(iter(stream))
+            assert member.in_flight() == 1
+        assert member.in_flight() == 0
+
+
+def test_unknown_model_and_bad_arguments(servers: List[FakeLMStudio]) -> None:
+    with pytest.raises(ValueError, match="list"):
+        Pool("http://127.0.0.1:1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="twice"):
+        Pool([servers[0].base_url, servers[0].base_url])
+    with pool_of(servers) as pool:
+        with pytest.raises(ModelNotFoundError, match="no server of the pool"):
+            pool.chat("nowhere", "Hi")
+        with pytest.raises(ValueError, match="fallback chain"):
+            pool.chat([], "Hi")
+
+
+def test_models_and_instances_across_servers(servers: List[FakeLMStudio]) -> None:
+    with pool_of(servers) as pool:
+        keys = [m.key for m in pool.list_models()]
+        assert keys == ["alpha", "beta", "gamma"]
+        alpha = pool.get_model("alpha")
+        assert len(alpha.loaded_instances) == 2  # on a and on b
+        assert set(pool.models_by_server()) == set(pool.servers)
+        assert pool.free_slots("alpha") == 4
+        instance = pool.load("beta", context_length=2048)
+        assert instance.context_length == 2048
+        pool.unload(instance.id)
+        status = pool.status()
+        assert [s["server"] for s in status] == pool.servers
+        assert all(s["healthy"] for s in status)
+
+
+def test_a_batch_over_the_pool_survives_a_server_killed_mid_run(tmp_path: Path) -> None:
+    from lmstrix.batch import read_items, run_batch
+
+    fakes = [FakeLMStudio(models("alpha", parallel=4), time_scale=0.01).start() for _ in range(3)]
+    for fake in fakes:
+        fake.preload("alpha")
+    items = [{"id": f"q{i}", "prompt": f"What is {i}+{i}?"} for i in range(300)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(item) + "\n" for item in items), encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    done = []
+
+    def progress(p: object) -> None:
+        done.append(p)
+        if len(done) == 100:
+            fakes[0].stop()  # one server goes away mid-run
+
+    try:
+        with Pool([f.base_url for f in fakes], max_retries=0) as pool:
+            assert lmstrix.batch.default_workers(pool, "alpha") == 12
+            summary = run_batch(
+                read_items(source),
+                pool,
+                "alpha",
+                output=output,
+                params={"temperature": 0, "max_tokens": 8},
+                on_progress=progress,
+            )
+    finally:
+        for fake in fakes:
+            fake.stop()
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    ids = [row["id"] for row in rows]
+    assert sorted(ids) == sorted(item["id"] for item in items)  # each exactly once
+    for row in rows:
+        number = int(row["id"][1:])
+        assert row.get("error") is None, row
+        assert str(2 * number) in row["output"], row
+    assert summary.failed == 0
+    assert all(fake.counters.requests.get(CHAT, 0) > 0 for fake in fakes)
