@@ -263,3 +263,18 @@ def test_a_batch_over_the_pool_survives_a_server_killed_mid_run(tmp_path: Path) 
         assert str(2 * number) in row["output"], row
     assert summary.failed == 0
     assert all(fake.counters.requests.get(CHAT, 0) > 0 for fake in fakes)
+
+
+def test_ensemble_asks_every_model_and_votes(servers: List[FakeLMStudio]) -> None:
+    from lmstrix.pool import ensemble
+
+    with pool_of(servers) as pool:
+        result = ensemble(pool, ["alpha", "beta", "gamma", "nowhere"], "What is 4+5?")
+    assert [a.model for a in result.answers] == ["alpha", "beta", "gamma", "nowhere"]
+    assert [a.ok for a in result.answers] == [True, True, True, False]
+    assert isinstance(result.answers[3].error, ModelNotFoundError)
+    assert result.vote is not None and "9" in result.vote
+    assert result.votes == 3
+    assert all(a.seconds >= 0 for a in result.answers)
+    with pytest.raises(ValueError, match="at least one"):
+        ensemble(pool, [], "Hi")
