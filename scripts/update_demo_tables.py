@@ -59,7 +59,8 @@ def update_tables(text: str, rows: Dict[str, str]) -> str:
             key = line.split()[0]
             if key not in rows:
                 raise ValueError(f"line {number}: the demo printed no row for {key}")
-            line = rows[key]
+            out.append(rows[key])
+            continue
         out.append(line)
     return "\n".join(out)
 
