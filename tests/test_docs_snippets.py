@@ -361,3 +361,10 @@ def test_the_version_is_a_pre_release_of_the_second_major_line() -> None:
     # PEP 440: 2.0.0.devN, 2.0.0aN, 2.0.0bN or 2.0.0rcN (optionally .devN); not 2.0.0 itself,
     # which needs the install text of the docs changed to `pip install lmstrix>=2`.
     assert re.fullmatch(r"2\.0\.0(?:(?:a|b|rc)\d+(?:\.dev\d+)?|\.dev\d+)", version), version
+    # The pages that name the version name this one.
+    for page, written in [
+        ("README.md", f"**{version}**"),
+        ("docs/installation.md", f"`{version}`"),
+        ("docs/migrating-from-1x.md", f"`{version}`"),
+    ]:
+        assert written in (ROOT / page).read_text(encoding="utf-8"), (page, written)
