@@ -165,11 +165,12 @@ def _audit(event: str, args: Tuple[Any, ...]) -> None:
         raise PermissionError(f"a docs snippet tried to reach {host!r}: only 127.0.0.1 is allowed")
 
 
-sys.addaudithook(_audit)  # audit hooks cannot be removed; this one is off outside the runs
-
-
 @pytest.fixture
 def offline() -> Iterator[None]:
+    if not _GUARD.get("installed"):
+        # Audit hooks cannot be removed: add it once, on first use; it is off between runs.
+        sys.addaudithook(_audit)
+        _GUARD["installed"] = True
     _REFUSED.clear()
     _GUARD["on"] = True
     try:
