@@ -77,6 +77,15 @@ EXPECTED: Dict[str, List[str]] = {
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 
+# Pages whose blocks write the default registry (so $LMSTRIX_HOME must be a temporary one).
+WRITES_REGISTRY = {
+    "README.md",
+    "docs/index.md",
+    "docs/user-guide/context-search.md",
+    "docs/user-guide/python-api.md",
+    "docs/user-guide/registry.md",
+}
+
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`]*?)[ \t]*$")
 _MARKER = re.compile(r"^\s*<!--\s*(?P<kind>file|not-run):\s*(?P<value>.*?)\s*-->\s*$")
 
@@ -230,6 +239,8 @@ def test_page_blocks_run_on_the_simulator(
         run_page(name, fake.base_url)
         used_server = fake.counters.total_requests > 0
     out = capsys.readouterr().out
+    if name in WRITES_REGISTRY:  # to the temporary $LMSTRIX_HOME, never the user's own
+        assert (sandbox.parent / "home" / "registry.json").is_file()
     for line in EXPECTED.get(name, []):
         assert line in out, (line, out)
     if used_server:  # the page must tell the reader what to start
