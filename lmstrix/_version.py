@@ -1,3 +1,3 @@
 """The single place the version is written."""
 
-__version__ = "0.1.0"
+__version__ = "2.0.0.dev0"

@@ -3,7 +3,7 @@
 Every ``examples/*.py`` (``_common.py`` aside) is run as a user would run it, in a
 subprocess with no arguments, and must exit 0 and print what it is meant to print.
 The pure helpers (code-fence extraction, document chunking, the table) are tested
-directly, and the Python snippets of the docs pages are run against the simulator.
+directly. The Python snippets of the docs pages are run by ``test_docs_snippets.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import lmstrix
-from lmstrix.testing import FakeLMStudio, SimModel, demo_fleet, machine_fleet
+from lmstrix.testing import FakeLMStudio, demo_fleet
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -182,42 +181,6 @@ def test_example_reports_an_unreachable_server() -> None:
     assert result.stderr.startswith("error: ")
     assert "127.0.0.1:9" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-# --------------------------------------------------------------------------- docs snippets
-
-
-@pytest.mark.parametrize(
-    ("page", "expected"),
-    [
-        (
-            "user-guide/python-api.md",
-            ["Hello Ada! I am a patient tutor.", "asked 32768, got 23552"],
-        ),
-        ("index.md", ["Simulated answer from qwen/qwen3-4b-2507 to: Tell me a story"]),
-        ("installation.md", []),
-    ],
-)
-def test_doc_page_snippets_run(
-    page: str, expected: List[str], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Every ``python`` block of a docs page, in order, against a simulated server."""
-    text = (ROOT / "docs" / page).read_text(encoding="utf-8")
-    blocks = re.findall(r"^```python\n(.*?)^```", text, re.DOTALL | re.MULTILINE)
-    assert blocks
-    embedder = SimModel("text-embedding-nomic-embed-text-v1.5", 2048, type="embedding")
-    saved_path = list(sys.path)  # the vendoring snippet adds a folder to it
-    with FakeLMStudio([*machine_fleet(16), embedder]) as fake:
-        namespace: Dict[str, object] = {}
-        for number, block in enumerate(blocks, 1):
-            code = block.replace("http://localhost:1234", fake.base_url)
-            exec(compile(code, f"{page} block {number}", "exec"), namespace)
-        if "client" in namespace:
-            assert isinstance(namespace["client"], lmstrix.Client)
-    sys.path[:] = saved_path
-    out = capsys.readouterr().out
-    for line in expected:
-        assert line in out
 
 
 # --------------------------------------------------------------------------- code fences
