@@ -3,5 +3,12 @@
 from __future__ import annotations
 
 from ._runner import ContextReport, SearchProgress, find_context_limit
+from ._servers import ServerSearch, find_context_limits
 
-__all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
+__all__ = [
+    "ContextReport",
+    "SearchProgress",
+    "ServerSearch",
+    "find_context_limit",
+    "find_context_limits",
+]
