@@ -57,6 +57,15 @@ EXPECTED: Dict[str, List[str]] = {
         "lmstrix-demo/qwen-like-4b: load at 65,536 tokens: failed (auto_fit)",
         "131072 49920 ",
     ],
+    "docs/user-guide/pool.md": [
+        "5\n0 0\n",
+        "[False, True]\n",
+        "\nlmstrix-demo/tiny-chat-1b\n",
+        "lmstrix-demo/solid-3b -> skipped",
+        "no/such-model -> ModelNotFoundError",
+        "\n20 0\n",
+        "\n13\n",
+    ],
     "docs/user-guide/prompts.md": [
         "- Quote the line.\n",
         "missing variables: name (in entry 'greeting')\n",
