@@ -98,6 +98,10 @@ def run_lmstrix(urls: Sequence[str], count: int) -> Dict[str, Any]:
 
 
 def run_litellm(urls: Sequence[str], count: int) -> Optional[Dict[str, Any]]:
+    # LiteLLM fetches a model price list from the internet on import unless told not
+    # to; this benchmark reaches 127.0.0.1 only.
+    os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    os.environ.setdefault("LITELLM_TELEMETRY", "False")
     try:
         import litellm  # type: ignore[import-not-found]
         from litellm import Router  # type: ignore[import-not-found]
