@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import List, Tuple
 
 import pytest
-
-pytest.importorskip("ruff", reason="ruff comes with the dev extra (.[dev]); tox envs lack it")
+from _scripts import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +29,7 @@ __all__ = ["{root}"]
 
 def ruff(source: str, path: str) -> Tuple[int, str]:
     """Lint ``source`` as the file ``path`` of the checkout; return (exit code, report)."""
+    pytest.importorskip("ruff", reason="ruff comes with the dev extra; tox's test envs lack it")
     result = subprocess.run(
         [
             sys.executable,
@@ -159,3 +159,29 @@ def test_naive_datetimes_and_reraise_without_from_are_refused() -> None:
         "raise RuntimeError(text)", "raise RuntimeError(text) from exc"
     )
     assert ruff(fixed, "lmstrix/_records.py") == (0, "All checks passed!\n")
+
+
+def test_docs_python_blocks_all_compile() -> None:
+    snippets = load_script("check_docs_snippets")
+    files = snippets.markdown_files(["docs", "README.md"])
+    assert len(files) > 10
+    compiled, problems = snippets.check(files)
+    assert problems == []
+    assert compiled > 20
+
+
+def test_a_broken_docs_block_is_named_by_file_and_line(tmp_path: Path) -> None:
+    snippets = load_script("check_docs_snippets")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "# Page\n\n```python\nx = 1\n```\n\n```text\nf(a) -> int\n```\n\n"
+        "- a list item:\n\n  ````py\n  y = (\n  ````\n\n```sh\nls (\n```\n",
+        encoding="utf-8",
+    )
+    blocks = list(snippets.python_blocks(page.read_text(encoding="utf-8")))
+    assert blocks == [(4, "x = 1\n"), (14, "y = (\n")]
+    compiled, problems = snippets.check([page])
+    assert compiled == 2
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{page}:14: ")
+    assert snippets.main([str(page)]) == 1
