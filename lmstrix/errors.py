@@ -9,7 +9,7 @@ No message, ``repr`` or attribute ever holds an API token.
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 __all__ = [
     "APIConnectionError",
@@ -34,7 +34,22 @@ __all__ = [
 
 
 class LMStrixError(Exception):
-    """Root of every error raised by lmstrix."""
+    """Root of every error raised by lmstrix.
+
+    Errors pickle with their attributes (``status_code``, ``url``, ...), so an error raised
+    in another process (a batch on an executor) reaches the caller whole.
+    """
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: Any, args: Tuple[Any, ...], state: Dict[str, Any]) -> LMStrixError:
+    """Unpickle an error without calling an ``__init__`` whose arguments differ from ``args``."""
+    error: LMStrixError = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class ConfigError(LMStrixError, ValueError):
