@@ -278,3 +278,18 @@ def test_ensemble_asks_every_model_and_votes(servers: List[FakeLMStudio]) -> Non
     assert all(a.seconds >= 0 for a in result.answers)
     with pytest.raises(ValueError, match="at least one"):
         ensemble(pool, [], "Hi")
+
+
+def test_a_batch_runs_its_calls_on_an_executor(servers: List[FakeLMStudio], tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lmstrix.batch import run_batch
+
+    items = [{"id": i, "prompt": f"What is {i}+2?"} for i in range(40)]
+    output = tmp_path / "out.jsonl"
+    with pool_of(servers) as pool, ThreadPoolExecutor(max_workers=3) as executor:
+        summary = run_batch(items, pool, "alpha", output=output, workers=6, executor=executor)
+    assert summary.done == 40 and summary.failed == 0
+    rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert {row["id"] for row in rows} == set(range(40))
+    assert all(str(row["id"] + 2) in row["output"] for row in rows)

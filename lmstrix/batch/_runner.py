@@ -20,7 +20,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -35,18 +34,17 @@ from typing import (
 )
 
 from ..errors import (
-    APIConnectionError,
-    APIStatusError,
-    AuthenticationError,
     ConfigError,
-    ContextOverflowError,
-    ModelNotFoundError,
 )
+from ._calls import RateLimiter, chat, error_dict, is_fatal, now, retryable
 from ._io import OutputFile, Prompter, item_key, read_items, valid_id
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from ..client._client import Client
     from ..prompts._render import PromptLibrary
+    from ..types import Completion
 
 __all__ = [
     "DEFAULT_WORKERS",
@@ -155,6 +153,7 @@ def run_batch(
     retries: int = 1,
     rpm: Optional[float] = None,
     on_progress: Optional[Callable[[BatchProgress], None]] = None,
+    executor: Optional[Executor] = None,
 ) -> BatchSummary:
     """Send every item to ``model`` with ``client.chat`` and append one line per item to ``output``.
 
@@ -168,6 +167,12 @@ def run_batch(
     timeout, HTTP 429 or 5xx), on top of the client's own retries. ``rpm`` caps requests
     per minute across all workers. ``on_progress`` is called in the caller's thread,
     one call at a time, after each item's line is on disk (and for each skipped item).
+
+    ``executor`` (any :class:`concurrent.futures.Executor`) runs the calls; the
+    ``workers`` threads of this process then only hand them out, retry them and write
+    their lines, so the one crash-safe writer stays here. With a process or cluster
+    executor (``lmstrix.integrations.dask.executor``) the client travels as its settings
+    and each worker process opens its own connections.
 
     Items whose id is already in ``output`` are skipped; a repeated id in the input is
     processed once and its repeats are skipped (logged as a warning). A failed item
@@ -202,6 +207,7 @@ def run_batch(
     written = out.open()
     try:
         run = _Run(client, model, body, prompter, out, written, count, retries, rpm, on_progress)
+        run.executor = executor
         return run.go(items)
     finally:
         out.close()
@@ -228,49 +234,6 @@ class _Fatal:
         self.exc = exc
 
 
-class _RateLimiter:
-    """Spaces requests ``60 / rpm`` seconds apart across threads."""
-
-    def __init__(self, rpm: float) -> None:
-        self.interval = 60.0 / rpm
-        self._next = 0.0
-        self._lock = threading.Lock()
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Wait for this thread's turn; False when ``stop`` was set meanwhile."""
-        with self._lock:
-            now = time.monotonic()
-            turn = max(now, self._next)
-            self._next = turn + self.interval
-        return not stop.wait(turn - now) if turn > now else not stop.is_set()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def _error_dict(exc: BaseException) -> Dict[str, Any]:
-    error: Dict[str, Any] = {"type": type(exc).__name__, "message": str(exc)}
-    if isinstance(exc, APIStatusError):
-        error["status_code"] = exc.status_code
-    return error
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    """Errors about the whole batch, not this item: every other item would fail too."""
-    if isinstance(exc, (AuthenticationError, ModelNotFoundError)):
-        return True
-    return isinstance(exc, APIConnectionError) and not isinstance(exc, TimeoutError)
-
-
-def _retryable(exc: BaseException) -> bool:
-    if isinstance(exc, ContextOverflowError):
-        return False
-    if isinstance(exc, APIStatusError):
-        return exc.status_code == 429 or exc.status_code >= 500
-    return isinstance(exc, APIConnectionError)
-
-
 class _Run:
     """One run: the caller's thread reads items and writes lines; workers send requests."""
 
@@ -292,7 +255,8 @@ class _Run:
         self.written = written  # keys already in the output when the run began
         self.handed: Set[str] = set()  # keys handed to the workers in this run
         self.workers, self.retries = workers, retries
-        self.limiter = _RateLimiter(rpm) if rpm else None
+        self.limiter = RateLimiter(rpm) if rpm else None
+        self.executor: Optional[Executor] = None
         self.stop = threading.Event()
         self.jobs: queue.Queue[Optional[_Job]] = queue.Queue()
         self.results: queue.Queue[Union[_Result, _Fatal]] = queue.Queue()
@@ -444,25 +408,31 @@ class _Run:
             if self.limiter is not None and not self.limiter.wait(self.stop):
                 return None
             if not attempts:  # timings start when the first request goes out
-                started_at, started = _now(), time.perf_counter()
+                started_at, started = now(), time.perf_counter()
             attempts += 1
             try:
-                done = self.client.chat(self.model, job.messages, **self.params)
+                done = self._chat(job.messages)
             except Exception as exc:  # a worker must report every failure, never die
-                if _is_fatal(exc):
+                if is_fatal(exc):
                     return _Fatal(exc)
-                if attempts <= self.retries and _retryable(exc):
+                if attempts <= self.retries and retryable(exc):
                     pause = min(8.0, RETRY_BACKOFF_S * 2.0 ** (attempts - 1))
                     log.info("batch item %r: %s; trying again in %.1f s", job.item_id, exc, pause)
                     if self.stop.wait(pause):
                         return None
                     continue
-                error = _error_dict(exc)
+                error = error_dict(exc)
                 record = self._record(job, None, error, started_at, started, attempts)
                 return _Result(job.item_id, record, f"{error['type']}: {error['message']}")
             return _Result(
                 job.item_id, self._record(job, done, None, started_at, started, attempts), None
             )
+
+    def _chat(self, messages: List[Mapping[str, Any]]) -> Completion:
+        if self.executor is None:
+            return self.client.chat(self.model, messages, **self.params)
+        future = self.executor.submit(chat, self.client, self.model, messages, self.params)
+        return future.result()
 
     def _record(
         self,
@@ -482,7 +452,7 @@ class _Run:
             "stats": None if done is None else done.stats.to_dict(),
             "error": error,
             "started_at": started_at,
-            "finished_at": _now(),
+            "finished_at": now(),
             "seconds": round(time.perf_counter() - started, 4),
             "attempts": attempts,
         }
