@@ -13,7 +13,7 @@ import logging
 import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..config import Timeout, resolve_base_url, resolve_token
 from ..errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
@@ -95,6 +95,12 @@ class Client:
     def __repr__(self) -> str:
         auth = ", api_token='***'" if "Authorization" in self._headers else ""
         return f"Client(base_url={self.base_url!r}{auth})"
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        """Pickle as settings (see :mod:`lmstrix.client._remote`), never as connections."""
+        from ._remote import client_settings, rebuilt
+
+        return (rebuilt, (client_settings(self),))
 
     def __enter__(self) -> Client:
         return self
