@@ -20,18 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from . import _probe
+from . import _probe, errors
 from ._conditions import TestConditions
 from ._fingerprint import Fingerprint, fingerprint_changes
 from ._records import ModelRecord, ProbeRecord
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    ContextOverflowError,
-    ContextSearchError,
-    ModelLoadError,
-)
+from .errors import APIError, ContextSearchError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -299,8 +292,8 @@ class _Recheck:
                 self.prompt_tokens.append(measured)
                 cpt = len(text) / measured  # aim the next needle with this one's count
             probe = ProbeRecord(
-                kind="prompt",
-                size=target,
+                "prompt",
+                target,
                 ok=failure is None,
                 failure=failure,
                 applied_context=self.instance.context_length if self.instance else None,
@@ -369,10 +362,10 @@ class _Recheck:
 def _failure_of(exc: APIError) -> str:
     """The :data:`~lmstrix._records.FAILURE_KINDS` name of an error from a load or a chat."""
     for kind, name in (
-        (ContextOverflowError, "overflow_error"),
-        (ModelLoadError, "load_failed"),
-        (APITimeoutError, "timeout"),
-        (APIConnectionError, "disconnected"),
+        (errors.ContextOverflowError, "overflow_error"),
+        (errors.ModelLoadError, "load_failed"),
+        (errors.APITimeoutError, "timeout"),  # before its base class, APIConnectionError
+        (errors.APIConnectionError, "disconnected"),
     ):
         if isinstance(exc, kind):
             return name
