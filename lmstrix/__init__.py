@@ -36,10 +36,13 @@ if TYPE_CHECKING:
     from .client._client import Client
     from .client._stream import ChatStream
     from .config import Timeout
+    from .context._recheck import RecheckResult, recheck_limits
     from .context._runner import ContextReport, SearchProgress, find_context_limit
     from .pool._pool import Pool
     from .prompts._render import PromptLibrary, render
+    from .registry._fingerprint import Fingerprint
     from .registry._registry import ModelRecord, ProbeRecord, Registry
+    from .registry._speed import SpeedPoint
     from .transport._stdlib import Response, StdlibTransport, Transport
     from .types import Chunk, Completion, LoadedInstance, ModelInfo, Stats, Usage
 
@@ -58,6 +61,7 @@ __all__ = [
     "ContextReport",
     "ContextSearchError",
     "FallbackError",
+    "Fingerprint",
     "LMStrixError",
     "LoadedInstance",
     "MissingVariableError",
@@ -68,12 +72,14 @@ __all__ = [
     "Pool",
     "ProbeRecord",
     "PromptLibrary",
+    "RecheckResult",
     "Registry",
     "RegistryCorruptError",
     "RegistryError",
     "Response",
     "Stats",
     "SearchProgress",
+    "SpeedPoint",
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
@@ -83,6 +89,7 @@ __all__ = [
     "Usage",
     "__version__",
     "find_context_limit",
+    "recheck_limits",
     "render",
 ]
 
@@ -92,22 +99,26 @@ _LAZY: Dict[str, str] = {
     "Chunk": "types",
     "Client": "client._client",
     "Completion": "types",
-    "ContextReport": "context._runner",
+    "ContextReport": "context._report",
+    "Fingerprint": "registry._fingerprint",
     "LoadedInstance": "types",
     "ModelInfo": "types",
     "ModelRecord": "registry._registry",
     "Pool": "pool._pool",
     "ProbeRecord": "registry._registry",
     "PromptLibrary": "prompts._render",
+    "RecheckResult": "context._recheck",
     "Registry": "registry._registry",
     "Response": "transport._stdlib",
-    "SearchProgress": "context._runner",
+    "SearchProgress": "context._report",
+    "SpeedPoint": "registry._speed",
     "Stats": "types",
     "Timeout": "config",
     "Transport": "transport._stdlib",
     "StdlibTransport": "transport._stdlib",
     "Usage": "types",
     "find_context_limit": "context._runner",
+    "recheck_limits": "context._recheck",
     "render": "prompts._render",
 }
 

@@ -149,16 +149,16 @@ def f(text: str) -> int:
 
 
 def test_naive_datetimes_and_reraise_without_from_are_refused() -> None:
-    code, report = ruff(NAIVE, "lmstrix/_records.py")
+    code, report = ruff(NAIVE, "lmstrix/registry/_records.py")
     assert code == 1
     assert "DTZ005" in report, report
-    code, report = ruff(RERAISE, "lmstrix/_records.py")
+    code, report = ruff(RERAISE, "lmstrix/registry/_records.py")
     assert code == 1
     assert "B904" in report, report
     fixed = RERAISE.replace("except ValueError:", "except ValueError as exc:").replace(
         "raise RuntimeError(text)", "raise RuntimeError(text) from exc"
     )
-    assert ruff(fixed, "lmstrix/_records.py") == (0, "All checks passed!\n")
+    assert ruff(fixed, "lmstrix/registry/_records.py") == (0, "All checks passed!\n")
 
 
 def test_docs_python_blocks_all_compile() -> None:
