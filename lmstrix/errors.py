@@ -100,7 +100,7 @@ class StreamError(APIError):
 
     ``text`` holds what was received before the failure, ``kind`` names the failure
     (``error_event``, ``truncated``, ``disconnected``, ``timeout``, ``empty``,
-    ``bad_event``) and ``body`` the error payload when the server sent one.
+    ``bad_event``, ``line_too_long``) and ``body`` the error payload when the server sent one.
     """
 
     def __init__(
