@@ -29,6 +29,7 @@ from .errors import (
     StreamError,
     TemplateCycleError,
     TemplateError,
+    TemplateSyntaxError,
 )
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ __all__ = [
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
+    "TemplateSyntaxError",
     "Timeout",
     "Transport",
     "StdlibTransport",

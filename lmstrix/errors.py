@@ -29,6 +29,7 @@ __all__ = [
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
+    "TemplateSyntaxError",
 ]
 
 
@@ -145,6 +146,22 @@ class MissingVariableError(TemplateError, LookupError):
     def __init__(self, message: str, *, missing: Sequence[str]) -> None:
         super().__init__(message)
         self.missing: Tuple[str, ...] = tuple(missing)
+
+
+class TemplateSyntaxError(TemplateError):
+    """Text could not be parsed: a malformed placeholder, or an invalid library file.
+
+    Also importable as ``lmstrix.prompts.TemplateSyntaxError``.
+
+    ``source`` says where (``template``, ``entry 'greeting'`` or a file path);
+    ``lineno`` and ``colno`` locate the problem (1-based; 0 when unknown).
+    """
+
+    def __init__(self, message: str, *, source: str, lineno: int = 0, colno: int = 0) -> None:
+        super().__init__(message)
+        self.source = source
+        self.lineno = lineno
+        self.colno = colno
 
 
 class TemplateCycleError(TemplateError):
