@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Ty
 from . import _atomic
 from ._filelock import FileLock
 from ._paths import default_registry_path
-from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord
+from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord, RecordFieldError
 from ._registry_file import (
     DEFAULT_SERVER,
     SCHEMA_VERSION,
@@ -160,7 +160,9 @@ class Registry:
         must not write to the registry itself; if it raises, nothing is written.
 
         Raises:
-            ValueError: ``fn`` returned a record for another key or server.
+            ValueError: ``fn`` returned a record for another key or server, or
+                (``RecordFieldError``, also a ``RegistryError``) one with a field of the
+                wrong type, which the next read would refuse.
             RegistryError: the lock timed out, or the file cannot be read or written.
         """
         scope = self._scope(server)
@@ -350,6 +352,13 @@ def _owned(record: ModelRecord, key: str, scope: str) -> ModelRecord:
         raise ValueError(f"update({key!r}) got back a record for {record.key!r}")
     if record.server and normalize_server(record.server) != scope:
         raise ValueError(f"update() on {scope} got back a record for {record.server}")
+    try:  # what would be refused on the next read is refused now, before it is written
+        ModelRecord.from_dict(record.to_dict())
+    except RecordFieldError as exc:
+        raise RecordFieldError(
+            f"the record of model {key!r} on server {scope}: {exc}; nothing was written",
+            field=exc.field,
+        ) from exc
     return record if record.server == scope else dataclasses.replace(record, server=scope)
 
 
