@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lmstrix import sse
 from lmstrix.errors import StreamError
 from lmstrix.sse import DEFAULT_MAX_LINE_BYTES, ServerSentEvent, SSEDecoder
 
@@ -116,18 +117,36 @@ def test_lone_lf_after_cr_in_its_own_read() -> None:
     assert decode([b"data: a\r", b"\n", b"\r", b"\n"]) == [ServerSentEvent(None, "a")]
 
 
-def test_long_line_in_small_reads_is_joined_once() -> None:
-    # A 16 MiB line fed in 64 KiB reads: the decoder copies each byte a bounded number
-    # of times (the old one re-copied and re-scanned the whole pending line on every
-    # read: 256 reads of a growing buffer, about 2 GiB of copying).
+class _CountingScanner:
+    """Stands in for the decoder's line-end regex and counts the bytes it scans."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern = pattern
+        self.scanned = 0
+
+    def finditer(self, data: bytes) -> Any:
+        self.scanned += len(data)
+        return self.pattern.finditer(data)
+
+
+def test_long_line_in_small_reads_is_scanned_and_joined_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 16 MiB line fed in 64 KiB reads: each byte is scanned for line ends once and
+    # copied into the line once. The old decoder prepended the pending bytes to every
+    # read and scanned the whole buffer again: 256 reads of a growing buffer, about
+    # 2 GiB scanned and copied (13 s), where 16 MiB is enough.
     size, step = 16 * 1024 * 1024, 64 * 1024
     raw = b"data: " + b"x" * (size - 6) + b"\n\n"
+    scanner = _CountingScanner(sse._LINE_END)
+    monkeypatch.setattr(sse, "_LINE_END", scanner)
     dec = SSEDecoder()
     events: List[ServerSentEvent] = []
     for i in range(0, len(raw), step):
         events.extend(dec.feed(raw[i : i + step]))
     assert len(events) == 1 and len(events[0].data) == size - 6
-    assert dec._joined <= size  # one join of the line's pieces, nothing more
+    assert scanner.scanned == len(raw)  # every byte once, none again
+    assert dec._joined == size  # the line's pieces joined once
 
 
 def test_long_line_split_everywhere_decodes_the_same() -> None:
