@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ModelRecord",
     "ProbeRecord",
+    "RecordFieldError",
     "Registry",
     "SyncResult",
     "normalize_server",

@@ -35,6 +35,7 @@ def test_public_names_are_reexported() -> None:
     assert lmstrix.ModelRecord is ModelRecord
     assert lmstrix.ProbeRecord is ProbeRecord
     assert lmstrix.Registry is registry.Registry
+    assert registry.RecordFieldError is RecordFieldError
 
 
 def test_probe_round_trip() -> None:
