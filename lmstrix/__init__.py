@@ -30,6 +30,7 @@ from .errors import (
     StreamError,
     TemplateCycleError,
     TemplateError,
+    TemplateSyntaxError,
 )
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ __all__ = [
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
+    "TemplateSyntaxError",
     "Timeout",
     "Transport",
     "StdlibTransport",

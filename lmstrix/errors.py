@@ -30,6 +30,7 @@ __all__ = [
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
+    "TemplateSyntaxError",
 ]
 
 
@@ -135,7 +136,7 @@ class StreamError(APIError):
 
     ``text`` holds what was received before the failure, ``kind`` names the failure
     (``error_event``, ``truncated``, ``disconnected``, ``timeout``, ``empty``,
-    ``bad_event``) and ``body`` the error payload when the server sent one.
+    ``bad_event``, ``line_too_long``) and ``body`` the error payload when the server sent one.
     """
 
     def __init__(
@@ -180,6 +181,22 @@ class MissingVariableError(TemplateError, LookupError):
     def __init__(self, message: str, *, missing: Sequence[str]) -> None:
         super().__init__(message)
         self.missing: Tuple[str, ...] = tuple(missing)
+
+
+class TemplateSyntaxError(TemplateError):
+    """Text could not be parsed: a malformed placeholder, or an invalid library file.
+
+    Also importable as ``lmstrix.prompts.TemplateSyntaxError``.
+
+    ``source`` says where (``template``, ``entry 'greeting'`` or a file path);
+    ``lineno`` and ``colno`` locate the problem (1-based; 0 when unknown).
+    """
+
+    def __init__(self, message: str, *, source: str, lineno: int = 0, colno: int = 0) -> None:
+        super().__init__(message)
+        self.source = source
+        self.lineno = lineno
+        self.colno = colno
 
 
 class TemplateCycleError(TemplateError):

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .client.sse import ServerSentEvent, SSEDecoder
+from .client.sse import DEFAULT_MAX_LINE_BYTES, ServerSentEvent, SSEDecoder
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "SSEDecoder", "ServerSentEvent"]

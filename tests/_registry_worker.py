@@ -5,13 +5,16 @@ Usage::
     python _registry_worker.py hammer REGISTRY WORKER_ID ROUNDS
     python _registry_worker.py crash REGISTRY LOG
     python _registry_worker.py hold-lock REGISTRY SECONDS
+    python _registry_worker.py upserts REGISTRY WORKER_ID COUNT
 
 ``hammer`` makes ROUNDS updates through ``Registry.update``, alternating between a shared
 and an own record: each bumps the record's counter and appends a probe.
 ``crash`` commits forever, each commit raising the ``counter`` record's
 ``working_context`` by one and appending a probe, and writes the committed number to LOG
 only after the commit returned. ``hold-lock`` takes the
-registry's lock file, says ``locked`` on stdout and sleeps.
+registry's lock file, says ``locked`` on stdout and sleeps. ``upserts`` makes COUNT
+``Registry.upsert`` calls of records ``w{WORKER_ID}-{n}`` and prints the longest call in
+seconds (an upper bound on the lock wait) on stdout.
 """
 
 from __future__ import annotations
@@ -78,6 +81,17 @@ def hold_lock(path: str, seconds: float) -> None:
         time.sleep(seconds)
 
 
+def upserts(path: str, worker: int, count: int) -> None:
+    """Upsert ``count`` records of this worker; print the longest call, in seconds."""
+    registry = Registry(path, server=SERVER)
+    longest = 0.0
+    for n in range(count):
+        started = time.monotonic()
+        registry.upsert(ModelRecord(key=f"w{worker}-{n}", working_context=n))
+        longest = max(longest, time.monotonic() - started)
+    sys.stdout.write(f"{longest:.4f}\n")
+
+
 def main(argv: List[str]) -> None:
     """Dispatch on the first argument."""
     mode, path = argv[0], argv[1]
@@ -87,6 +101,8 @@ def main(argv: List[str]) -> None:
         crash(path, argv[2])
     elif mode == "hold-lock":
         hold_lock(path, float(argv[2]))
+    elif mode == "upserts":
+        upserts(path, int(argv[2]), int(argv[3]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -17,7 +17,7 @@ from lmstrix.context._recheck import RECHECK_DETAIL, RecheckResult, recheck_limi
 from lmstrix.errors import ContextSearchError
 from lmstrix.registry import Registry, _fingerprint
 from lmstrix.registry._fingerprint import Fingerprint, fingerprint_changes, server_version_of
-from lmstrix.registry._records import RECHECK_OUTCOMES, ModelRecord, ProbeRecord
+from lmstrix.registry._records import RECHECK_OUTCOMES, ModelRecord, ProbeRecord, RecordFieldError
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
 from lmstrix.types import Completion
 
@@ -112,9 +112,10 @@ def test_fingerprint_round_trip_and_tolerant_reading() -> None:
     record = ModelRecord("k", fingerprint=fp, stale=True, stale_reason="why", recheck="drifted")
     record = dataclasses.replace(record, rechecked_at=12.5)
     assert ModelRecord.from_dict(record.to_dict()) == record
-    assert ModelRecord.from_dict({"key": "k", "fingerprint": "x", "stale": "yes"}) == ModelRecord(
-        "k"
-    )
+    for bad_field in ({"fingerprint": "x"}, {"stale": "yes"}, {"speed": {"a": 1}}):
+        with pytest.raises(RecordFieldError) as caught:
+            ModelRecord.from_dict({"key": "k", **bad_field})
+        assert caught.value.field == next(iter(bad_field))
     assert "drifted" in RECHECK_OUTCOMES
 
 

@@ -17,6 +17,7 @@ from _registry_helpers import snapshot as _snapshot
 from lmstrix.errors import RegistryError
 from lmstrix.registry import DEFAULT_SERVER, ModelRecord, ProbeRecord, Registry, SyncResult, _atomic
 from lmstrix.registry._filelock import FileLock
+from lmstrix.registry._records import RecordFieldError
 from lmstrix.types import ModelInfo
 
 # -- construction and reading ----------------------------------------------------------
@@ -160,7 +161,29 @@ def test_unsavable_record_leaves_the_file_alone(reg: Registry) -> None:
     reg.upsert(ModelRecord("m"))
     before = _snapshot(reg.path)
     with pytest.raises(RegistryError, match="cannot save"):
-        reg.upsert(ModelRecord("m", chars_per_token=float("inf")))
+        reg.upsert(ModelRecord("m", extra={"tags": {"a", "b"}}))  # a set is not JSON
+    assert _snapshot(reg.path) == before
+
+
+@pytest.mark.parametrize(
+    ("record", "field"),
+    [
+        (ModelRecord("m", chars_per_token=float("inf")), "chars_per_token"),
+        (ModelRecord("m", declared_context="4k"), "declared_context"),  # type: ignore[arg-type]
+        (ModelRecord("m", probes=(ProbeRecord("load", "big"),)), "probes[0].size"),  # type: ignore[arg-type]
+    ],
+)
+def test_record_of_the_wrong_type_is_refused_before_it_is_written(
+    reg: Registry, record: ModelRecord, field: str
+) -> None:
+    # The next read would refuse the file: refuse the record instead, naming it.
+    reg.upsert(ModelRecord("m"))
+    before = _snapshot(reg.path)
+    with pytest.raises(RecordFieldError) as info:
+        reg.upsert(record)
+    assert info.value.field == field
+    assert str(info.value).startswith(f"the record of model 'm' on server {SERVER}: ")
+    assert isinstance(info.value, RegistryError) and isinstance(info.value, ValueError)
     assert _snapshot(reg.path) == before
 
 

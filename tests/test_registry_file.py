@@ -106,6 +106,16 @@ _CORRUPT_CASES = [
     ),
     ('{\n  "models": {\n    "m": null\n  }\n}\n', 3, 5),
     ('{\n  "models": 3\n}\n', 2, 3),
+    ('\n  {"servers": {}}\n', 2, 3),  # no "schema": not the old layout either
+    ("{}", 1, 1),
+    ('{"models": {}, "servers": {}}', 1, 1),
+    (
+        '{\n "schema": 1,\n "servers": {\n  "http://a:1": {\n   "models": {\n'
+        '    "m": {\n     "status": "done",\n     "declared_context": "lots"\n    }\n'
+        "   }\n  }\n }\n}\n",
+        8,
+        6,
+    ),
 ]
 
 
@@ -123,6 +133,68 @@ def test_corrupt_file_names_line_and_column(
     assert isinstance(err, ValueError)
     assert f"line {line}, column {col}" in str(err)
     assert str(reg_path) in str(err)
+
+
+def test_file_without_schema_is_refused_not_wiped(reg_path: Path, reg: Registry) -> None:
+    # A schema-1 file that lost its "schema" line used to read as schema 0 (no
+    # "models": no records) and lose every record on the next write.
+    doc = {"servers": {SERVER: {"models": {"m": {"status": "done", "working_context": 900}}}}}
+    reg_path.parent.mkdir(parents=True)
+    reg_path.write_text(json.dumps(doc, indent=2), "utf-8")
+    before = _snapshot(reg_path)
+    for attempt in (reg.records, lambda: reg.upsert(ModelRecord("n"))):
+        with pytest.raises(RegistryCorruptError, match="'schema' key is missing") as info:
+            attempt()
+        assert (info.value.lineno, info.value.colno) == (1, 1)
+        assert "untouched" in str(info.value)
+    assert _snapshot(reg_path) == before
+    assert not reg.backup_path.exists()
+
+
+@pytest.mark.parametrize(
+    ("record", "field", "located"),
+    [
+        ('{"declared_context": "lots"}', "'declared_context' must be a whole number", 1),
+        ('{\n "status": "done",\n "vanished": "no"\n}', "'vanished' must be true or false", 3),
+        (
+            '{\n "probes": [\n  {"kind": "load", "size": 1},\n  {"size": true}\n ]\n}',
+            "probe 1: field 'size' must be a whole number",
+            2,
+        ),
+    ],
+)
+def test_field_of_the_wrong_type_is_refused_naming_the_record(
+    reg_path: Path, reg: Registry, record: str, field: str, located: int
+) -> None:
+    # It used to read as the default and be written back so, losing the value.
+    text = (
+        '{"schema": 1, "servers": {"http://box.lan:1234": {"models": {"ok": {}, "acme/m-7b":\n'
+        + record
+        + "\n}}}}\n"
+    )
+    reg_path.parent.mkdir(parents=True)
+    reg_path.write_text(text, "utf-8")
+    before = _snapshot(reg_path)
+    for attempt in (
+        lambda: reg.get("ok", server="http://box.lan:1234"),
+        lambda: reg.upsert(ModelRecord("n")),
+    ):
+        with pytest.raises(RegistryCorruptError) as info:
+            attempt()
+        message = str(info.value)
+        assert "the record of model 'acme/m-7b' on server http://box.lan:1234: " in message
+        assert field in message
+        assert info.value.lineno == 1 + located
+    assert _snapshot(reg_path) == before
+
+
+def test_field_of_the_wrong_type_in_a_schema_0_file(reg_path: Path, reg: Registry) -> None:
+    reg_path.parent.mkdir(parents=True)
+    reg_path.write_text('{"models": {"m": {"server": "http://o:1", "size_bytes": "1 GB"}}}')
+    with pytest.raises(
+        RegistryCorruptError, match=r"model 'm' on server http://o:1: field 'size_bytes'"
+    ):
+        reg.records()
 
 
 def test_non_utf8_file_is_corrupt(reg_path: Path, reg: Registry) -> None:
@@ -176,6 +248,7 @@ def test_corrupt_file_is_never_touched_and_points_to_the_backup(reg: Registry) -
         "registry.json",
         "registry.json.bak",
         "registry.json.lock",
+        "registry.json.lock.queue",
     ]
     # Restoring the backup, as the message says, brings the registry back.
     os.replace(str(reg.path), str(reg.path) + ".broken")

@@ -24,6 +24,7 @@ from lmstrix.registry._records import (
     STATUSES,
     ModelRecord,
     ProbeRecord,
+    RecordFieldError,
 )
 from lmstrix.types import LoadedInstance, ModelInfo
 
@@ -36,6 +37,7 @@ def test_public_names_are_reexported() -> None:
     assert lmstrix.ModelRecord is ModelRecord
     assert lmstrix.ProbeRecord is ProbeRecord
     assert lmstrix.Registry is registry.Registry
+    assert registry.RecordFieldError is RecordFieldError
 
 
 def test_probe_round_trip() -> None:
@@ -57,22 +59,35 @@ def test_probe_round_trip() -> None:
     assert ProbeRecord("load", 1, at=0.0).pending
 
 
-def test_probe_from_dict_ignores_unknown_keys_and_tolerates_bad_values() -> None:
+def test_probe_from_dict_ignores_unknown_keys_and_defaults_missing_ones() -> None:
     probe = ProbeRecord.from_dict(
-        {
-            "kind": "load",
-            "size": "big",
-            "ok": "yes",
-            "failure": 3,
-            "seconds": float("nan"),
-            "trial": True,
-            "at": "now",
-            "applied_context": 2048.0,
-            "new_field": [1, 2],
-        }
+        {"kind": "load", "size": 2048, "ok": None, "applied_context": 2048.0, "new_field": [1]}
     )
-    assert probe == ProbeRecord("load", 0, ok=None, applied_context=2048, at=0.0)
+    assert probe == ProbeRecord("load", 2048, ok=None, applied_context=2048, at=0.0)
     assert ProbeRecord.from_dict({}) == ProbeRecord("", 0, at=0.0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("size", "big", "a whole number"),
+        ("size", 1.5, "a whole number"),
+        ("ok", "yes", "true or false"),
+        ("failure", 3, "a string"),
+        ("seconds", float("nan"), "a finite number"),
+        ("trial", True, "a whole number"),
+        ("at", "now", "a finite number"),
+        ("detail", ["x"], "a string"),
+    ],
+)
+def test_probe_from_dict_refuses_a_field_of_the_wrong_type(
+    field: str, value: Any, kind: str
+) -> None:
+    with pytest.raises(RecordFieldError) as info:
+        ProbeRecord.from_dict({"kind": "load", "size": 1, field: value})
+    assert info.value.field == field
+    assert str(info.value).startswith(f"field {field!r} must be {kind} or null, not ")
+    assert isinstance(info.value, RegistryError) and isinstance(info.value, ValueError)
 
 
 def test_failure_kinds_and_statuses_are_documented_values() -> None:
@@ -125,25 +140,41 @@ def test_model_record_extra_never_shadows_known_fields() -> None:
     assert record.to_dict()["other"] == 1
 
 
-def test_model_record_from_dict_is_tolerant() -> None:
+def test_model_record_from_dict_defaults_missing_and_null_fields() -> None:
     record = ModelRecord.from_dict(
-        {
-            "key": 7,
-            "status": None,
-            "declared_context": "lots",
-            "chars_per_token": float("inf"),
-            "vanished": "no",
-            "probes": [{"kind": "load", "size": 2048, "ok": True}, "junk", 5],
-            "failure_reason": None,
-        }
+        {"status": None, "failure_reason": None, "declared_context": None, "probes": None}
     )
-    assert record.key == ""
-    assert record.status == "untested"
-    assert record.declared_context is None
-    assert record.chars_per_token is None
-    assert record.vanished is False
-    assert record.probes == (ProbeRecord("load", 2048, ok=True, at=0.0),)
-    assert ModelRecord.from_dict({"probes": {"not": "a list"}}).probes == ()
+    assert record == ModelRecord("", status="untested")
+    assert ModelRecord.from_dict({"declared_context": 4096.0}).declared_context == 4096
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"key": 7}, "key"),
+        ({"declared_context": "lots"}, "declared_context"),
+        ({"chars_per_token": float("inf")}, "chars_per_token"),
+        ({"vanished": "no"}, "vanished"),
+        ({"status": 1}, "status"),
+        ({"display_name": {"a": 1}}, "display_name"),
+        ({"probes": {"not": "a list"}}, "probes"),
+        ({"probes": [{"kind": "load", "size": 1}, "junk"]}, "probes[1]"),
+        ({"probes": [{"kind": "load", "size": 1}, {"size": "x"}]}, "probes[1].size"),
+    ],
+)
+def test_model_record_from_dict_refuses_a_field_of_the_wrong_type(
+    data: Dict[str, Any], field: str
+) -> None:
+    with pytest.raises(RecordFieldError) as info:
+        ModelRecord.from_dict(data)
+    assert info.value.field == field
+
+
+def test_a_long_wrong_value_is_shortened_in_the_message() -> None:
+    with pytest.raises(RecordFieldError) as info:
+        ModelRecord.from_dict({"declared_context": "x" * 500})
+    assert len(str(info.value)) < 140
+    assert str(info.value).endswith("...")
 
 
 def test_model_record_keeps_status_written_by_newer_versions() -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import Any, List
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lmstrix.sse import ServerSentEvent, SSEDecoder
+from lmstrix.client import sse
+from lmstrix.errors import StreamError
+from lmstrix.sse import DEFAULT_MAX_LINE_BYTES, ServerSentEvent, SSEDecoder
 
 
 def decode(pieces: List[bytes]) -> List[ServerSentEvent]:
@@ -86,6 +89,97 @@ def test_retry_must_be_digits() -> None:
     assert decode([b"retry: soon\ndata: z\n\n"]) == [ServerSentEvent(None, "z")]
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["١٢", "+5", "  5", "5 ", "5_0", "-5", "²", "５", "5.0", "0x10", "1" * 19, "1" * 5000],
+)
+def test_retry_takes_ascii_digits_only_and_never_raises(value: str) -> None:
+    # int() accepts several of these (other scripts' digits, signs, spaces, "_"; "  5"
+    # keeps one space, as only the first after the colon is dropped), and "²".isdigit()
+    # is true though int() refuses it: none of them is a retry value.
+    raw = b"retry:" + value.encode("utf-8") + b"\ndata: z\n\n"
+    assert decode([raw]) == [ServerSentEvent(None, "z")]
+
+
+def test_retry_keeps_leading_zeros_and_eighteen_digits() -> None:
+    assert decode([b"retry: 0042\ndata: z\n\n"]) == [ServerSentEvent(None, "z", None, 42)]
+    big = b"9" * 18
+    assert decode([b"retry:" + big + b"\ndata: z\n\n"])[0].retry == int(big)
+
+
+def test_empty_feed_between_cr_and_lf_changes_nothing() -> None:
+    # The LF after a CR still belongs to that CR when an empty read comes between them.
+    assert decode([b"data: a\r", b"", b"\ndata: b\r\n\r\n"]) == [ServerSentEvent(None, "a\nb")]
+    assert decode([b"data: a\r", b"", b"", b"\n", b"", b"\r\n"]) == [ServerSentEvent(None, "a")]
+
+
+def test_lone_lf_after_cr_in_its_own_read() -> None:
+    assert decode([b"data: a\r", b"\n", b"\r", b"\n"]) == [ServerSentEvent(None, "a")]
+
+
+class _CountingScanner:
+    """Stands in for the decoder's line-end regex and counts the bytes it scans."""
+
+    def __init__(self, pattern: Any) -> None:
+        self.pattern = pattern
+        self.scanned = 0
+
+    def finditer(self, data: bytes) -> Any:
+        self.scanned += len(data)
+        return self.pattern.finditer(data)
+
+
+def test_long_line_in_small_reads_is_scanned_and_joined_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 16 MiB line fed in 64 KiB reads: each byte is scanned for line ends once and
+    # copied into the line once. The old decoder prepended the pending bytes to every
+    # read and scanned the whole buffer again: 256 reads of a growing buffer, about
+    # 2 GiB scanned and copied (13 s), where 16 MiB is enough.
+    size, step = 16 * 1024 * 1024, 64 * 1024
+    raw = b"data: " + b"x" * (size - 6) + b"\n\n"
+    scanner = _CountingScanner(sse._LINE_END)
+    monkeypatch.setattr(sse, "_LINE_END", scanner)
+    dec = SSEDecoder()
+    events: List[ServerSentEvent] = []
+    for i in range(0, len(raw), step):
+        events.extend(dec.feed(raw[i : i + step]))
+    assert len(events) == 1 and len(events[0].data) == size - 6
+    assert scanner.scanned == len(raw)  # every byte once, none again
+    assert dec._joined == size  # the line's pieces joined once
+
+
+def test_long_line_split_everywhere_decodes_the_same() -> None:
+    raw = b"data: " + bytes(range(32, 127)) * 50 + b"\r\nid: 9\r\n\r\n"
+    expected = decode([raw])
+    for step in (1, 7, 64, 4096):
+        assert decode([raw[i : i + step] for i in range(0, len(raw), step)]) == expected
+
+
+def test_line_longer_than_the_cap_raises_a_stream_error() -> None:
+    dec = SSEDecoder(max_line_bytes=10)
+    assert dec.feed(b"data: 1234\n\n") == [ServerSentEvent(None, "1234")]  # 10 bytes fit
+    with pytest.raises(StreamError) as info:
+        dec.feed(b"data: 12345\n\n")  # 11 bytes in one read
+    assert info.value.kind == "line_too_long"
+    assert "10 bytes" in str(info.value)
+    dec = SSEDecoder(max_line_bytes=10)
+    dec.feed(b"data: 12")
+    with pytest.raises(StreamError, match="without a line end") as info:
+        dec.feed(b"345")  # raised before the line ends: memory stays bounded
+    assert info.value.kind == "line_too_long"
+    dec = SSEDecoder(max_line_bytes=10)
+    dec.feed(b"data: 1")
+    with pytest.raises(StreamError):
+        dec.feed(b"2345\n")  # the pieces fit, the joined line does not
+
+
+def test_the_cap_has_a_sane_default_and_refuses_nonsense() -> None:
+    assert SSEDecoder().max_line_bytes == DEFAULT_MAX_LINE_BYTES == 32 * 1024 * 1024
+    with pytest.raises(ValueError):
+        SSEDecoder(max_line_bytes=0)
+
+
 def test_flush_keeps_an_unterminated_last_event() -> None:
     assert decode([b"data: 1\n\ndata: [DONE]"]) == [
         ServerSentEvent(None, "1"),
@@ -153,3 +247,55 @@ def test_random_bytes_never_raise_and_chunking_does_not_matter(
     data: bytes, cuts: List[int]
 ) -> None:
     assert decode(split_at(data, cuts)) == decode([data])
+
+
+def _with_empty_reads(pieces: List[bytes]) -> List[bytes]:
+    out: List[bytes] = []
+    for piece in pieces:
+        out.extend([b"", piece, b""])
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=300).map(lambda b: b.replace(b"x", b"\r")),
+    st.lists(st.integers(min_value=0, max_value=400), max_size=8),
+)
+def test_empty_reads_anywhere_change_nothing(data: bytes, cuts: List[int]) -> None:
+    assert decode(_with_empty_reads(split_at(data, cuts))) == decode([data])
+
+
+_retry_value = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n"),
+    max_size=25,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_retry_value)
+def test_retry_is_set_exactly_for_ascii_digits(value: str) -> None:
+    events = decode([b"retry:" + value.encode("utf-8") + b"\ndata: z\n\n"])
+    kept = value[1:] if value[:1] == " " else value
+    ascii_digits = 0 < len(kept) <= 18 and all("0" <= c <= "9" for c in kept)
+    assert events[0].retry == (int(kept) if ascii_digits else None)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.binary(max_size=200),
+    st.integers(min_value=1, max_value=40),
+    st.lists(st.integers(min_value=0, max_value=300), max_size=8),
+)
+def test_the_cap_raises_only_for_a_line_over_it(data: bytes, cap: int, cuts: List[int]) -> None:
+    longest = max(
+        len(line) for line in data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+    )
+    dec = SSEDecoder(max_line_bytes=cap)
+    kind = None
+    try:
+        for piece in split_at(data, cuts):
+            dec.feed(piece)
+        dec.flush()
+    except StreamError as exc:
+        kind = exc.kind
+    assert kind == ("line_too_long" if longest > cap else None)

@@ -18,9 +18,15 @@ from __future__ import annotations
 import re
 from typing import List, NamedTuple, Optional
 
-__all__ = ["SSEDecoder", "ServerSentEvent"]
+from ..errors import StreamError
+
+__all__ = ["DEFAULT_MAX_LINE_BYTES", "SSEDecoder", "ServerSentEvent"]
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+_RETRY = re.compile(r"[0-9]{1,18}")  # ASCII digits only; 18 digits is ~30 million years in ms
+
+DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
+"""The longest event-stream line :class:`SSEDecoder` accepts by default (32 MiB)."""
 
 
 class ServerSentEvent(NamedTuple):
@@ -33,10 +39,22 @@ class ServerSentEvent(NamedTuple):
 
 
 class SSEDecoder:
-    """Turns a byte stream into :class:`ServerSentEvent` objects, piece by piece."""
+    """Turns a byte stream into :class:`ServerSentEvent` objects, piece by piece.
 
-    def __init__(self) -> None:
-        self._pending = b""  # bytes of a line not yet terminated
+    Work is linear in the bytes fed, however a long line is split across reads: the
+    pieces of an unterminated line are kept apart and joined once, when its line end
+    arrives. A line longer than ``max_line_bytes`` (without its line end) raises
+    :class:`~lmstrix.errors.StreamError` with ``kind="line_too_long"`` as soon as the
+    limit is passed, so a server that never ends a line cannot fill the memory.
+    """
+
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        if max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes must be at least 1, not {max_line_bytes}")
+        self.max_line_bytes = max_line_bytes
+        self._parts: List[bytes] = []  # pieces of a line not yet terminated
+        self._pending = 0  # their total length
+        self._joined = 0  # bytes copied to join pieces: tests check that it stays linear
         self._skip_lf = False  # the last piece ended in CR: a leading LF belongs to it
         self._event: Optional[str] = None
         self._data: List[str] = []
@@ -45,22 +63,32 @@ class SSEDecoder:
         self.comments = 0
 
     def feed(self, chunk: bytes) -> List[ServerSentEvent]:
-        """Add bytes; return the events completed by them (possibly none)."""
-        if self._skip_lf and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        self._skip_lf = False
+        """Add bytes; return the events completed by them (possibly none).
+
+        Raises:
+            StreamError: a line passed ``max_line_bytes`` (``kind="line_too_long"``).
+        """
         if not chunk:
-            return []
-        buf = self._pending + chunk if self._pending else chunk
+            return []  # an empty read changes nothing, not even a pending CR's LF
+        if self._skip_lf:
+            self._skip_lf = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
+                if not chunk:
+                    return []
         events: List[ServerSentEvent] = []
         start = 0
-        for match in _LINE_END.finditer(buf):
-            event = self._line(buf[start : match.start()])
+        for match in _LINE_END.finditer(chunk):
+            event = self._line(self._take(chunk[start : match.start()]))
             if event is not None:
                 events.append(event)
             start = match.end()
-        self._pending = buf[start:]
-        if buf[-1:] == b"\r":
+        if start < len(chunk):
+            rest = chunk[start:] if start else chunk
+            self._parts.append(rest)
+            self._pending += len(rest)
+            self._check(self._pending)
+        elif chunk[-1:] == b"\r":
             self._skip_lf = True
         return events
 
@@ -71,15 +99,39 @@ class SSEDecoder:
         that close right after ``data: [DONE]`` exist, so lmstrix keeps it.
         """
         events: List[ServerSentEvent] = []
-        if self._pending:
-            line, self._pending = self._pending, b""
-            event = self._line(line)
+        self._skip_lf = False
+        if self._parts:
+            event = self._line(self._take(b""))
             if event is not None:  # pragma: no cover - a blank pending line is never kept
                 events.append(event)
         event = self._dispatch()
         if event is not None:
             events.append(event)
         return events
+
+    def _take(self, tail: bytes) -> bytes:
+        """The pending pieces plus ``tail``: one whole line, its pieces cleared."""
+        if not self._parts:
+            self._check(len(tail))
+            return tail
+        self._parts.append(tail)
+        line = b"".join(self._parts)
+        self._joined += len(line)
+        self._parts = []
+        self._pending = 0
+        self._check(len(line))
+        return line
+
+    def _check(self, length: int) -> None:
+        if length > self.max_line_bytes:
+            self._parts = []
+            self._pending = 0
+            raise StreamError(
+                f"an event-stream line passed {self.max_line_bytes} bytes without a line "
+                "end; the server is not sending server-sent events, or the limit "
+                "(SSEDecoder max_line_bytes) is too low for it",
+                kind="line_too_long",
+            )
 
     def _line(self, raw: bytes) -> Optional[ServerSentEvent]:
         if not raw:
@@ -97,7 +149,9 @@ class SSEDecoder:
             self._event = value
         elif name == "id" and "\0" not in value:
             self._id = value
-        elif name == "retry" and value.isdigit():
+        elif name == "retry" and _RETRY.fullmatch(value):
+            # Only ASCII digits count (not "+5", " 5", "5_0" or other scripts' digits);
+            # a value of more than 18 digits is ignored rather than parsed.
             self._retry = int(value)
         return None  # other field names are ignored, as the specification says
 

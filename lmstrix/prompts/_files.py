@@ -83,9 +83,19 @@ def _decode(path: str, data: bytes) -> str:
         ) from exc
 
 
+def _too_deep(path: str, kind: str) -> TemplateSyntaxError:
+    # The parsers recurse once per level: a file nested thousands of levels deep would
+    # otherwise escape as a bare RecursionError (a library allows 100 levels anyway).
+    return TemplateSyntaxError(
+        f"{path}: invalid {kind}: tables or lists nested too deeply to read", source=path
+    )
+
+
 def _load_json(path: str, text: str) -> Any:
     try:
         return json.loads(text)
+    except RecursionError as exc:
+        raise _too_deep(path, "JSON") from exc
     except json.JSONDecodeError as exc:
         raise TemplateSyntaxError(
             f"{path}, line {exc.lineno}, column {exc.colno}: invalid JSON: {exc.msg}",
@@ -98,6 +108,8 @@ def _load_json(path: str, text: str) -> Any:
 def _load_toml(path: str, text: str, module: ModuleType) -> Any:
     try:
         return module.loads(text)
+    except RecursionError as exc:
+        raise _too_deep(path, "TOML") from exc
     except module.TOMLDecodeError as exc:
         message = str(exc)
         match = _TOML_WHERE_RE.search(message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Dict, List, NamedTuple, Optional, Tuple, Union
 
-from ..errors import TemplateError
+from ..errors import TemplateSyntaxError
 
 __all__ = [
     "ESCAPE",
@@ -38,20 +38,6 @@ NAME_RE = re.compile(rf"{_SEGMENT}(?:\.{_SEGMENT})*")
 _TOKEN_RE = re.compile(r"\{\{\{\{|\{\{([^{}]*)\}\}|\{\{")
 _SNIPPET_CHARS = 30
 _HINT = "(write '{{{{' for a literal '{{')"
-
-
-class TemplateSyntaxError(TemplateError):
-    """Text could not be parsed: a malformed placeholder, or an invalid library file.
-
-    ``source`` says where (``template``, ``entry 'greeting'`` or a file path);
-    ``lineno`` and ``colno`` locate the problem (1-based; 0 when unknown).
-    """
-
-    def __init__(self, message: str, *, source: str, lineno: int = 0, colno: int = 0) -> None:
-        super().__init__(message)
-        self.source = source
-        self.lineno = lineno
-        self.colno = colno
 
 
 class Placeholder(NamedTuple):

@@ -44,8 +44,8 @@ __all__ = [
 #: Tables and lists nested deeper than this are refused (it also stops self-containing
 #: Python objects from looping).
 MAX_DEPTH = 100
-#: A rendered entry longer than this is refused: entries that each use the next one
-#: twice double the text at every level and would otherwise exhaust memory.
+#: A rendered entry or template longer than this is refused: entries that each use the
+#: next one twice double the text at every level and would otherwise exhaust memory.
 MAX_RENDERED_CHARS = 20_000_000
 
 
@@ -264,6 +264,41 @@ def parse_assignments(assignments: Iterable[str]) -> Dict[str, Any]:
 # -- rendering ---------------------------------------------------------------------------
 
 
+class _Node:
+    """A rendered entry kept as a rope: text pieces and other nodes, joined only at the end.
+
+    An entry used once stays a node inside its parent's, so a chain of entries that each
+    hold the next costs memory linear in the output, not one growing copy per level. An
+    entry used a second time is flattened to one string (``parts`` becomes that string
+    alone), so every node is flattened at most once and shared nodes are never re-walked.
+    """
+
+    __slots__ = ("length", "parts")
+
+    def __init__(self, parts: List[Union[str, _Node]], length: int) -> None:
+        self.parts = parts
+        self.length = length
+
+    def text(self) -> str:
+        """Flatten to one string (without recursion) and keep only that string."""
+        if len(self.parts) == 1 and isinstance(self.parts[0], str):
+            return self.parts[0]
+        out: List[str] = []
+        stack = [iter(self.parts)]
+        while stack:
+            for part in stack[-1]:
+                if isinstance(part, str):
+                    out.append(part)
+                else:
+                    stack.append(iter(part.parts))
+                    break
+            else:
+                stack.pop()
+        text = "".join(out)
+        self.parts = [text]
+        return text
+
+
 class _Frame:
     """One template being filled: its entry name (``""`` for the caller's template)."""
 
@@ -274,10 +309,25 @@ class _Frame:
         self.pieces = pieces
         self.sep = sep
         self.pos = 0
-        self.out: List[str] = []
+        self.out: List[Union[str, _Node]] = []
 
     def where(self) -> str:
         return f"entry {self.name!r}" if self.name else "template"
+
+    def finish(self) -> _Node:
+        """The frame's output as a node, refused when it passes ``MAX_RENDERED_CHARS``."""
+        parts = self.out
+        if self.sep and len(parts) > 1:
+            parts = [self.sep] * (2 * len(parts) - 1)
+            parts[::2] = self.out
+        length = 0
+        for part in parts:
+            length += len(part) if isinstance(part, str) else part.length
+        if length > MAX_RENDERED_CHARS:
+            raise TemplateError(
+                f"{self.where()} renders to more than {MAX_RENDERED_CHARS} characters"
+            )
+        return _Node(parts, length)
 
 
 class _Renderer:
@@ -296,8 +346,10 @@ class _Renderer:
         self.library = library
         self.variables = variables
         self.strict = strict
-        # Every name resolved so far (variable, scalar or rendered entry) -> its text.
+        # Every name resolved to a string so far (variable, scalar, entry used twice).
         self.known: Dict[str, str] = {}
+        # Entries rendered and used once so far: a second use flattens them into known.
+        self.nodes: Dict[str, _Node] = {}
         self.missing: Dict[str, List[str]] = {}
 
     def run(self, name: Optional[str], pieces: Sequence[Piece]) -> str:
@@ -329,24 +381,24 @@ class _Renderer:
                 active[child.name] = len(stack)
                 stack.append(child)
                 continue
-            text = frame.sep.join(frame.out)
             stack.pop()
             if not stack:
                 self._raise_missing()
-                return text
-            if len(text) > MAX_RENDERED_CHARS:
-                raise TemplateError(
-                    f"{frame.where()} renders to more than {MAX_RENDERED_CHARS} characters"
-                )
+                return frame.finish().text()  # the caller's template has the cap too
+            node = frame.finish()
             del active[frame.name]
-            known[frame.name] = text
-            stack[-1].out.append(text)
+            self.nodes[frame.name] = node
+            stack[-1].out.append(node)
 
     def _resolve(
         self, piece: Placeholder, frame: _Frame, stack: List[_Frame], active: Dict[str, int]
     ) -> Tuple[str, Optional[_Frame]]:
         """Find a name not known yet: its text, or the frame of an entry to render first."""
         ref = piece.name
+        node = self.nodes.pop(ref, None)
+        if node is not None:  # an entry's second use: flatten it once, for every use
+            flat = self.known[ref] = node.text()
+            return flat, None
         library = self.library
         value = lookup(self.variables, ref)
         text = None if value is NOT_FOUND or value is None else variable_text(ref, value)

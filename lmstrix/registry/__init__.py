@@ -6,7 +6,7 @@ modules of this package; :class:`Registry` is the way in.
 
 from __future__ import annotations
 
-from ._records import FAILURE_KINDS, PROBE_KINDS, STATUSES
+from ._records import FAILURE_KINDS, PROBE_KINDS, STATUSES, RecordFieldError
 from ._registry import (
     DEFAULT_SERVER,
     SCHEMA_VERSION,
@@ -25,6 +25,7 @@ __all__ = [
     "STATUSES",
     "ModelRecord",
     "ProbeRecord",
+    "RecordFieldError",
     "Registry",
     "SyncResult",
     "normalize_server",

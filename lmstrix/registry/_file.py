@@ -7,8 +7,12 @@ Schema 1::
 
 Schema 0 is the unversioned pre-release layout ``{"models": {key: record}}``, with each
 record's server in the record (else the registry's default server); it is migrated in
-memory and written back as schema 1. Keys this version does not know are kept at every
-level and written back unchanged.
+memory and written back as schema 1. A file without ``"schema"`` is read as schema 0
+only when it has that shape (``"models"`` and no ``"servers"``); any other file without
+it is refused as corrupt, since reading it as schema 0 would drop its records on the
+next write. Keys this version does not know are kept at every level and written back
+unchanged. A record field of the wrong type is refused too, naming the server, the
+model and the field.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Dict, Mapping, Tuple
 
 from ..config import DEFAULT_BASE_URL, normalize_base_url
 from ..errors import ConfigError, RegistryCorruptError, RegistryError
-from ._records import ModelRecord
+from ._records import ModelRecord, RecordFieldError
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -89,6 +93,16 @@ def parse_document(data: bytes, path: Path, default_server: str) -> Document:
     if not isinstance(top, dict):
         line, col = _position(text, len(text) - len(text.lstrip()))
         raise _corrupt(path, "the top level must be a JSON object", line, col)
+    if "schema" not in top and ("models" not in top or "servers" in top):
+        line, col = _position(text, len(text) - len(text.lstrip()))
+        raise _corrupt(
+            path,
+            "the top-level 'schema' key is missing (a registry file starts with "
+            '\'"schema": 1\'; only the old schema-0 layout, with "models" and no "servers", '
+            "may leave it out)",
+            line,
+            col,
+        )
     schema = top.get("schema", 0)
     if isinstance(schema, bool) or not isinstance(schema, int) or schema < 0:
         line, col = _locate(text, ("schema",))
@@ -121,7 +135,7 @@ def _parse_v0(
             )
         except ConfigError:
             scope = default_server
-        doc.servers.setdefault(scope, {})[key] = _record(raw, key, scope)
+        doc.servers.setdefault(scope, {})[key] = _record(raw, key, scope, text, path, ("models",))
 
 
 def _parse_v1(doc: Document, top: Dict[str, Any], text: str, path: Path) -> None:
@@ -144,7 +158,7 @@ def _parse_v1(doc: Document, top: Dict[str, Any], text: str, path: Path) -> None
         target = doc.servers.setdefault(scope, {})
         for key, raw in models.items():
             _check_record(raw, text, path, (*where, "models", key))
-            target[key] = _record(raw, key, scope)
+            target[key] = _record(raw, key, scope, text, path, (*where, "models"))
 
 
 def _mapping(
@@ -163,9 +177,18 @@ def _check_record(raw: Any, text: str, path: Path, where: Tuple[str, ...]) -> No
         raise _corrupt(path, f"the record of model {where[-1]!r} must be an object", line, col)
 
 
-def _record(raw: Dict[str, Any], key: str, scope: str) -> ModelRecord:
+def _record(
+    raw: Dict[str, Any], key: str, scope: str, text: str, path: Path, where: Tuple[str, ...]
+) -> ModelRecord:
+    try:
+        record = ModelRecord.from_dict(raw)
+    except RecordFieldError as exc:
+        # Locate the record's own member (a probe's field: the record's "probes").
+        line, col = _locate(text, (*where, key, exc.field.split("[")[0]))
+        raise _corrupt(
+            path, f"the record of model {key!r} on server {scope}: {exc}", line, col
+        ) from exc
     # The record's place in the file is the truth; copies inside it only help readers.
-    record = ModelRecord.from_dict(raw)
     if record.key != key or record.server != scope:
         record = dataclasses.replace(record, key=key, server=scope)
     return record

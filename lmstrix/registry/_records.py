@@ -1,20 +1,23 @@
 """The records the registry keeps: one :class:`ModelRecord` per model and server.
 
 Both are frozen dataclasses; change them with :func:`dataclasses.replace` or the helper
-methods, which return new objects. ``from_dict`` is tolerant: a field of the wrong type
-reads as its default, so a hand-edited file never crashes a reader.
+methods, which return new objects. ``from_dict`` checks types: a missing or ``null``
+field takes its default, unknown keys are kept, and a field of the wrong type raises
+:class:`RecordFieldError` naming it, so a hand-edited mistake is reported, never
+silently reset and written back.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 from .._coerce import bool_or_none as _bool
 from .._coerce import float_or_none as _float
 from .._coerce import int_or_none as _int
 from .._coerce import str_or_none as _str
+from ..errors import RegistryError
 from ._fingerprint import Fingerprint
 from ._speed import SpeedPoint
 
@@ -28,6 +31,7 @@ __all__ = [
     "STATUSES",
     "ModelRecord",
     "ProbeRecord",
+    "RecordFieldError",
 ]
 
 STATUSES: Tuple[str, ...] = ("untested", "testing", "done", "failed")
@@ -52,6 +56,38 @@ FAILURE_KINDS: Tuple[str, ...] = (
     "server_error",
 )
 """The values of :attr:`ProbeRecord.failure` (``None`` when the probe passed)."""
+
+
+class RecordFieldError(RegistryError, ValueError):
+    """A record field of the wrong type; ``field`` names it (``probes[2].size`` in a probe)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_KINDS: Dict[Callable[[Any], Any], str] = {
+    _str: "a string",
+    _int: "a whole number",
+    _float: "a finite number",
+    _bool: "true or false",
+}
+
+
+def _typed(data: Mapping[str, Any], name: str, convert: Callable[[Any], Any]) -> Any:
+    """``data[name]`` checked by ``convert`` (one of the ``_coerce`` helpers); ``None``
+    when missing or null; :class:`RecordFieldError` when of the wrong type."""
+    value = data.get(name)
+    if value is None:
+        return None
+    result = convert(value)
+    if result is None:
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:57] + "..."
+        raise RecordFieldError(
+            f"field {name!r} must be {_KINDS[convert]} or null, not {shown}", field=name
+        )
+    return result
 
 
 @dataclass(frozen=True)
@@ -98,18 +134,22 @@ class ProbeRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ProbeRecord:
-        """Build from :meth:`to_dict` output; unknown keys are ignored, bad values defaulted."""
-        at = _float(data.get("at"))
+        """Build from :meth:`to_dict` output; unknown keys are ignored, missing ones defaulted.
+
+        Raises:
+            RecordFieldError: a field has the wrong type.
+        """
+        at = _typed(data, "at", _float)
         return cls(
-            kind=_str(data.get("kind")) or "",
-            size=_int(data.get("size")) or 0,
-            ok=_bool(data.get("ok")),
-            failure=_str(data.get("failure")),
-            applied_context=_int(data.get("applied_context")),
-            prompt_tokens=_int(data.get("prompt_tokens")),
-            seconds=_float(data.get("seconds")),
-            trial=_int(data.get("trial")) or 0,
-            detail=_str(data.get("detail")) or "",
+            kind=_typed(data, "kind", _str) or "",
+            size=_typed(data, "size", _int) or 0,
+            ok=_typed(data, "ok", _bool),
+            failure=_typed(data, "failure", _str),
+            applied_context=_typed(data, "applied_context", _int),
+            prompt_tokens=_typed(data, "prompt_tokens", _int),
+            seconds=_typed(data, "seconds", _float),
+            trial=_typed(data, "trial", _int) or 0,
+            detail=_typed(data, "detail", _str) or "",
             at=0.0 if at is None else at,
         )
 
@@ -246,35 +286,72 @@ class ModelRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelRecord:
-        """Build from :meth:`to_dict` output; unknown keys go to ``extra``."""
+        """Build from :meth:`to_dict` output; unknown keys go to ``extra``.
+
+        A missing or ``null`` field takes its default.
+
+        Raises:
+            RecordFieldError: a field (or a probe's, ``probes[2].size``) has the wrong type.
+        """
         values: Dict[str, Any] = {}
         for name in _OPTIONAL_STR_FIELDS:
-            values[name] = _str(data.get(name))
+            values[name] = _typed(data, name, _str)
         for name in _OPTIONAL_INT_FIELDS:
-            values[name] = _int(data.get(name))
+            values[name] = _typed(data, name, _int)
         for name in _OPTIONAL_FLOAT_FIELDS:
-            values[name] = _float(data.get(name))
-        raw_probes = data.get("probes")
-        probes = raw_probes if isinstance(raw_probes, list) else []
-        raw_speed = data.get("speed")
-        speed = raw_speed if isinstance(raw_speed, list) else []
+            values[name] = _typed(data, name, _float)
         raw_print = data.get("fingerprint")
-        print_ = Fingerprint.from_dict(raw_print) if isinstance(raw_print, Mapping) else None
+        if raw_print is not None and not isinstance(raw_print, Mapping):
+            raise RecordFieldError(
+                f"field 'fingerprint' must be an object, not {type(raw_print).__name__}",
+                field="fingerprint",
+            )
         return cls(
-            key=_str(data.get("key")) or "",
-            server=_str(data.get("server")) or "",
-            status=_str(data.get("status")) or "untested",
-            failure_reason=_str(data.get("failure_reason")) or "",
-            probes=tuple(ProbeRecord.from_dict(p) for p in probes if isinstance(p, Mapping)),
-            vanished=_bool(data.get("vanished")) or False,
-            fingerprint=print_,
-            speed=tuple(SpeedPoint.from_dict(p) for p in speed if isinstance(p, Mapping)),
-            stale=_bool(data.get("stale")) or False,
-            stale_reason=_str(data.get("stale_reason")) or "",
-            recheck=_str(data.get("recheck")) or "",
+            key=_typed(data, "key", _str) or "",
+            server=_typed(data, "server", _str) or "",
+            status=_typed(data, "status", _str) or "untested",
+            failure_reason=_typed(data, "failure_reason", _str) or "",
+            probes=_probes(data.get("probes")),
+            vanished=_typed(data, "vanished", _bool) or False,
+            fingerprint=None if raw_print is None else Fingerprint.from_dict(raw_print),
+            speed=_speed_points(data.get("speed")),
+            stale=_typed(data, "stale", _bool) or False,
+            stale_reason=_typed(data, "stale_reason", _str) or "",
+            recheck=_typed(data, "recheck", _str) or "",
             extra={k: v for k, v in data.items() if k not in _FIELD_NAMES},
             **values,
         )
+
+
+def _speed_points(raw: Any) -> Tuple[SpeedPoint, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(p, Mapping) for p in raw):
+        raise RecordFieldError("field 'speed' must be a list of objects", field="speed")
+    return tuple(SpeedPoint.from_dict(p) for p in raw)
+
+
+def _probes(raw: Any) -> Tuple[ProbeRecord, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise RecordFieldError(
+            f"field 'probes' must be a list of objects, not {type(raw).__name__}", field="probes"
+        )
+    probes = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise RecordFieldError(
+                f"probe {index} must be an object, not {type(item).__name__}",
+                field=f"probes[{index}]",
+            )
+        try:
+            probes.append(ProbeRecord.from_dict(item))
+        except RecordFieldError as exc:
+            raise RecordFieldError(
+                f"probe {index}: {exc}", field=f"probes[{index}].{exc.field}"
+            ) from exc
+    return tuple(probes)
 
 
 _FIELD_NAMES: FrozenSet[str] = frozenset(f.name for f in fields(ModelRecord))

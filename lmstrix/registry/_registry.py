@@ -29,7 +29,7 @@ from ._file import (
 )
 from ._filelock import FileLock
 from ._paths import default_registry_path
-from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord
+from ._records import IDENTITY_FIELDS, ModelRecord, ProbeRecord, RecordFieldError
 
 if TYPE_CHECKING:
     from ..types import ModelInfo
@@ -39,6 +39,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "ModelRecord",
     "ProbeRecord",
+    "RecordFieldError",
     "Registry",
     "SyncResult",
     "normalize_server",
@@ -160,7 +161,9 @@ class Registry:
         must not write to the registry itself; if it raises, nothing is written.
 
         Raises:
-            ValueError: ``fn`` returned a record for another key or server.
+            ValueError: ``fn`` returned a record for another key or server, or
+                (``RecordFieldError``, also a ``RegistryError``) one with a field of the
+                wrong type, which the next read would refuse.
             RegistryError: the lock timed out, or the file cannot be read or written.
         """
         scope = self._scope(server)
@@ -350,6 +353,13 @@ def _owned(record: ModelRecord, key: str, scope: str) -> ModelRecord:
         raise ValueError(f"update({key!r}) got back a record for {record.key!r}")
     if record.server and normalize_server(record.server) != scope:
         raise ValueError(f"update() on {scope} got back a record for {record.server}")
+    try:  # what would be refused on the next read is refused now, before it is written
+        ModelRecord.from_dict(record.to_dict())
+    except RecordFieldError as exc:
+        raise RecordFieldError(
+            f"the record of model {key!r} on server {scope}: {exc}; nothing was written",
+            field=exc.field,
+        ) from exc
     return record if record.server == scope else dataclasses.replace(record, server=scope)
 
 
