@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import ipaddress
 import math
+import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
+from urllib.parse import urlsplit
 
 __all__ = [
     "COMMANDS",
@@ -25,10 +28,12 @@ __all__ = [
     "Argument",
     "Command",
     "FromLibrary",
+    "flag_names",
     "given",
     "library_default",
     "Option",
     "positive_seconds",
+    "server_url",
 ]
 
 
@@ -76,10 +81,66 @@ def given(**values: Any) -> Dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def flag_names(target: Tuple[str, str]) -> Dict[str, str]:
+    """Python names -> CLI flags, for the command implemented by ``target``.
+
+    Only names a user would not take for English (``max_context``, ``context_length``):
+    library messages naming them are shown with the flag (``--max``) instead.
+    """
+    names: Dict[str, str] = {}
+    for command in COMMANDS:
+        if command.target == target:
+            names.update(command.flag_names())
+    return {name: flag for name, flag in names.items() if "_" in name}
+
+
 def library_default(command: str, dest: str) -> Any:
     """The default of option ``dest`` of ``command`` (a library default looked up now)."""
     found = next(c for c in COMMANDS if c.name == command)
     return next(o for o in found.options if o.dest == dest).resolved_default()
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def server_url(text: str) -> str:
+    """A server URL: ``http(s)://host[:port][/path]`` (``host:port`` alone means http).
+
+    The host must be a DNS name, an IPv4 address or a bracketed IPv6 address, and a
+    port 1-65535; ``ValueError`` names what is wrong. Returns ``text`` unchanged (the
+    client normalises it).
+    """
+    from ..config import normalize_base_url
+
+    try:
+        parts = urlsplit(normalize_base_url(text))
+    except ValueError as exc:  # ConfigError, or urllib's own complaint about brackets
+        message = str(exc).replace("server URL ", "")
+        if repr(text) not in message:
+            message = f"{text!r} is not a server URL: {message}"
+        raise ValueError(message) from None
+    host = parts.hostname or ""
+    good = True
+    if host.replace(".", "").isdigit():
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            good = False
+    elif parts.netloc.startswith("["):
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            good = False
+    else:
+        good = all(_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
+    if not good:
+        raise ValueError(
+            f"{text!r} is not a server URL: {host!r} is not a host name or address "
+            "(give one like http://localhost:1234)"
+        )
+    if parts.port == 0:
+        raise ValueError(f"{text!r} is not a server URL: port 0 (ports are 1-65535)")
+    return text
 
 
 @dataclass(frozen=True)
@@ -170,6 +231,7 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
         "server",
         ("--server",),
         "LM Studio server (default $LMSTRIX_SERVER or {default})",
+        type=server_url,
         default=FromLibrary("config", "DEFAULT_BASE_URL"),
         metavar="URL",
     ),

@@ -88,7 +88,7 @@ def _option(option: Option, *, is_global: bool = False, hidden: bool = False) ->
     kwargs: Dict[str, Any] = {"help": _sentence(option.help_text(default)) or None}
     if is_global:
         kwargs.update(hidden=hidden, expose_value=False, callback=_store)
-    elif option.kind == "value":
+    else:
         kwargs["default"] = () if option.multiple else default
     names = [*option.flags, option.dest]
     if option.kind == "flag":
@@ -97,7 +97,6 @@ def _option(option: Option, *, is_global: bool = False, hidden: bool = False) ->
         kwargs["count"] = True
     elif option.kind == "switch":
         names = ["/".join(option.flags), option.dest]
-        kwargs["default"] = default
     else:
         kwargs.update(
             type=_click_type(option),
