@@ -32,6 +32,9 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._fingerprint import Fingerprint
+    from ._recheck import RecheckResult, recheck_limits
+    from ._speed import SpeedPoint
     from .client import Client
     from .config import Timeout
     from .context import ContextReport, SearchProgress, find_context_limit
@@ -55,6 +58,7 @@ __all__ = [
     "ContextOverflowError",
     "ContextReport",
     "ContextSearchError",
+    "Fingerprint",
     "LMStrixError",
     "LoadedInstance",
     "MissingVariableError",
@@ -64,12 +68,14 @@ __all__ = [
     "ModelRecord",
     "ProbeRecord",
     "PromptLibrary",
+    "RecheckResult",
     "Registry",
     "RegistryCorruptError",
     "RegistryError",
     "Response",
     "Stats",
     "SearchProgress",
+    "SpeedPoint",
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
@@ -79,6 +85,7 @@ __all__ = [
     "Usage",
     "__version__",
     "find_context_limit",
+    "recheck_limits",
     "render",
 ]
 
@@ -89,20 +96,24 @@ _LAZY: Dict[str, str] = {
     "Client": "client",
     "Completion": "types",
     "ContextReport": "context",
+    "Fingerprint": "_fingerprint",
     "LoadedInstance": "types",
     "ModelInfo": "types",
     "ModelRecord": "registry",
     "ProbeRecord": "registry",
     "PromptLibrary": "prompts",
+    "RecheckResult": "_recheck",
     "Registry": "registry",
     "Response": "transport",
     "SearchProgress": "context",
+    "SpeedPoint": "_speed",
     "Stats": "types",
     "Timeout": "config",
     "Transport": "transport",
     "StdlibTransport": "transport",
     "Usage": "types",
     "find_context_limit": "context",
+    "recheck_limits": "_recheck",
     "render": "prompts",
 }
 

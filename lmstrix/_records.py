@@ -15,6 +15,8 @@ from ._coerce import bool_or_none as _bool
 from ._coerce import float_or_none as _float
 from ._coerce import int_or_none as _int
 from ._coerce import str_or_none as _str
+from ._fingerprint import Fingerprint
+from ._speed import SpeedPoint
 
 if TYPE_CHECKING:
     from .types import ModelInfo
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FAILURE_KINDS",
     "PROBE_KINDS",
+    "RECHECK_OUTCOMES",
     "STATUSES",
     "ModelRecord",
     "ProbeRecord",
@@ -29,6 +32,9 @@ __all__ = [
 
 STATUSES: Tuple[str, ...] = ("untested", "testing", "done", "failed")
 """The values of :attr:`ModelRecord.status`."""
+
+RECHECK_OUTCOMES: Tuple[str, ...] = ("", "confirmed", "drifted", "inconclusive")
+"""The values of :attr:`ModelRecord.recheck` (``""``: never rechecked)."""
 
 PROBE_KINDS: Tuple[str, ...] = ("load", "prompt")
 """The values of :attr:`ProbeRecord.kind`."""
@@ -119,7 +125,7 @@ _OPTIONAL_INT_FIELDS = (
     "work_good",
     "work_bad",
 )
-_OPTIONAL_FLOAT_FIELDS = ("tested_at", "chars_per_token", "last_seen")
+_OPTIONAL_FLOAT_FIELDS = ("tested_at", "chars_per_token", "last_seen", "rechecked_at")
 
 IDENTITY_FIELDS: Tuple[str, ...] = (
     "display_name",
@@ -144,6 +150,13 @@ class ModelRecord:
     bad), which let an interrupted search resume. ``vanished`` is set when the server no
     longer lists the model; nothing is deleted. ``extra`` keeps keys written by newer
     versions of lmstrix, so they survive a round trip.
+
+    ``fingerprint`` is what the limits depend on (server, model file, parallel slots,
+    neighbours loaded during the test); ``speed`` the prefill/decode speed at each probed
+    prompt size. ``stale`` is set when the limits may no longer hold: the fingerprint
+    changed, or a recheck found drift; ``stale_reason`` says which (``status`` stays
+    ``done``). ``recheck`` is the outcome of the latest recheck (one of
+    :data:`RECHECK_OUTCOMES`) and ``rechecked_at`` its Unix time.
     """
 
     key: str
@@ -168,6 +181,12 @@ class ModelRecord:
     probes: Tuple[ProbeRecord, ...] = ()
     vanished: bool = False
     last_seen: Optional[float] = None
+    fingerprint: Optional[Fingerprint] = None
+    speed: Tuple[SpeedPoint, ...] = ()
+    stale: bool = False
+    stale_reason: str = ""
+    recheck: str = ""
+    rechecked_at: Optional[float] = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -218,8 +237,10 @@ class ModelRecord:
             if f.name == "extra":
                 continue
             value = getattr(self, f.name)
-            if f.name == "probes":
-                value = [probe.to_dict() for probe in value]
+            if f.name in ("probes", "speed"):
+                value = [item.to_dict() for item in value]
+            elif f.name == "fingerprint" and value is not None:
+                value = value.to_dict()
             data[f.name] = value
         return data
 
@@ -235,6 +256,10 @@ class ModelRecord:
             values[name] = _float(data.get(name))
         raw_probes = data.get("probes")
         probes = raw_probes if isinstance(raw_probes, list) else []
+        raw_speed = data.get("speed")
+        speed = raw_speed if isinstance(raw_speed, list) else []
+        raw_print = data.get("fingerprint")
+        print_ = Fingerprint.from_dict(raw_print) if isinstance(raw_print, Mapping) else None
         return cls(
             key=_str(data.get("key")) or "",
             server=_str(data.get("server")) or "",
@@ -242,6 +267,11 @@ class ModelRecord:
             failure_reason=_str(data.get("failure_reason")) or "",
             probes=tuple(ProbeRecord.from_dict(p) for p in probes if isinstance(p, Mapping)),
             vanished=_bool(data.get("vanished")) or False,
+            fingerprint=print_,
+            speed=tuple(SpeedPoint.from_dict(p) for p in speed if isinstance(p, Mapping)),
+            stale=_bool(data.get("stale")) or False,
+            stale_reason=_str(data.get("stale_reason")) or "",
+            recheck=_str(data.get("recheck")) or "",
             extra={k: v for k, v in data.items() if k not in _FIELD_NAMES},
             **values,
         )

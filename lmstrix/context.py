@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
 
 from . import _probe
+from ._conditions import TestConditions
 from ._records import ModelRecord, ProbeRecord
+from ._report import ContextReport, SearchProgress
 from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
 from .errors import (
     APIConnectionError,
@@ -40,73 +42,6 @@ log.addHandler(logging.NullHandler())
 
 ANSWER_TOKENS = 24  # room for the reply: six digits and some politeness
 TRUNCATION_RATIO = 0.95  # usage.prompt_tokens below this share of the estimate: truncated
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """One step of a search, for progress displays: a load or a probe and its outcome."""
-
-    model: str
-    kind: str
-    size: int
-    ok: Optional[bool]
-    failure: Optional[str]
-    loads: int
-    requests: int
-    message: str
-
-
-@dataclass(frozen=True)
-class ContextReport:
-    """The result of :func:`find_context_limit`.
-
-    ``declared_context`` is what the model says; ``loadable_context`` the largest
-    context it loaded at as asked (``None`` without a load endpoint);
-    ``working_context`` the largest prompt, in the server's tokens, it still answered
-    right. ``loads`` counts load attempts (failed ones included), ``requests`` every
-    HTTP request of the search, ``prompt_tokens`` the prompt tokens sent, ``seconds``
-    the wall time, and ``probes`` every step. ``model`` and ``server`` say what was
-    searched; ``status`` is ``done`` or ``failed`` and ``reason`` says why it failed (or
-    notes a limitation, such as a server that cannot load models); ``chars_per_token``
-    is the calibrated ratio; ``can_load`` is False on servers without a load endpoint;
-    ``resumed`` is True when earlier results from the registry were used.
-    """
-
-    model: str
-    server: str
-    declared_context: Optional[int]
-    loadable_context: Optional[int]
-    working_context: Optional[int]
-    status: str
-    reason: str = ""
-    loads: int = 0
-    requests: int = 0
-    prompt_tokens: int = 0
-    seconds: float = 0.0
-    chars_per_token: Optional[float] = None
-    can_load: bool = True
-    resumed: bool = False
-    probes: Tuple[ProbeRecord, ...] = field(default=(), repr=False)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """A JSON-ready dictionary (the ``--json`` shape of ``lmstrix test``)."""
-        return {
-            "key": self.model,
-            "server": self.server,
-            "declared_context": self.declared_context,
-            "loadable_context": self.loadable_context,
-            "working_context": self.working_context,
-            "status": self.status,
-            "reason": self.reason,
-            "loads": self.loads,
-            "requests": self.requests,
-            "prompt_tokens": self.prompt_tokens,
-            "seconds": round(self.seconds, 3),
-            "chars_per_token": self.chars_per_token,
-            "can_load": self.can_load,
-            "resumed": self.resumed,
-            "probes": [p.to_dict() for p in self.probes],
-        }
 
 
 def find_context_limit(
@@ -142,12 +77,14 @@ def find_context_limit(
         raise ContextSearchError("resolution, trials and min_context must be at least 1")
     if max_context is not None and max_context < 1:
         raise ContextSearchError("max_context must be at least 1")
-    info = client.get_model(model)
+    models = client.list_models()  # the neighbours too; get_model matches instance ids
+    info = next((m for m in models if m.key == model), None) or client.get_model(model)
     if info.type == "embedding":
         raise ContextSearchError(
             f"{model} is an embedding model; the context search needs a chat model"
         )
     runner = _Runner(client, info, registry, trials, on_progress, seed)
+    runner.conditions.models = models
     return runner.run(min_context, max_context, resolution, reset, keep_loaded)
 
 
@@ -183,6 +120,7 @@ class _Runner:
         self.chars_per_token = 4.0
         self.overhead = 0.0
         self.fitted = False  # True once chars/token and overhead come from a two-point fit
+        self.conditions = TestConditions(client, info)  # fingerprint, neighbours, speed
 
     # ------------------------------------------------------------------ the run
 
@@ -200,6 +138,7 @@ class _Runner:
         bounds, resumed = self._resume(reset)
         if not self.can_load:
             self._adopt_loaded_instance()
+        self.conditions.start(self.instance)
         try:
             result = run_search(
                 self,
@@ -236,6 +175,7 @@ class _Runner:
             can_load=self.can_load,
             resumed=resumed,
             probes=tuple(self.probes),
+            **self.conditions.report_fields(),
         )
         self._record_final(report)
         return report
@@ -293,6 +233,7 @@ class _Runner:
             return self._load_done(size, False, None, "disconnected", str(exc), started)
         self.instance = instance.id
         self.instance_context = instance.context_length or size
+        self.requests += self.conditions.loaded(instance)
         if instance.context_length is not None and instance.context_length < size:
             detail = f"asked {size}, the server applied {instance.context_length}"
             return self._load_done(
@@ -361,6 +302,7 @@ class _Runner:
             failure, detail = "server_error", str(exc)
         else:
             measured = answer.usage.prompt_tokens
+            self.conditions.answered(model, text, answer, measured, started, self.chars_per_token)
             reply = answer.text.strip()
             detail = reply[:80]
             # One sample (or several of about one size) cannot separate characters per
@@ -432,6 +374,7 @@ class _Runner:
         if inst is not None:
             self.instance = inst.id
             self.instance_context = inst.context_length
+            self.conditions.loaded(inst)
 
     def _unload(self) -> None:
         if self.instance is not None and self.can_load:
@@ -458,6 +401,10 @@ class _Runner:
                 working_context=report.working_context,
                 tested_at=time.time(),
                 chars_per_token=report.chars_per_token or rec.chars_per_token,
+                fingerprint=report.fingerprint,
+                speed=report.speed,
+                stale=False,
+                stale_reason="",
             )
 
         self._save(apply)
