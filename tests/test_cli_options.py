@@ -19,7 +19,8 @@ import pytest
 import lmstrix
 from lmstrix.cli import main as lite_main
 from lmstrix.cli._lite import build_parser
-from lmstrix.cli._options import COMMANDS, GLOBAL_OPTIONS, FromLibrary, Option, server_url
+from lmstrix.cli._checks import server_url
+from lmstrix.cli._options import COMMANDS, GLOBAL_OPTIONS, FromLibrary, Option
 from lmstrix.cli._session import Session, run_command
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from ._cmd_recheck import loaded_elsewhere
 from ._options import given, library_default
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
@@ -71,12 +72,14 @@ def cmd_test(
     resolution: Optional[int] = None,
     trials: Optional[int] = None,
     reset: bool = False,
+    recheck: bool = False,
 ) -> int:
     """Search each model's limits; skip models already ``done`` unless ``reset``.
 
     Every step is in the registry as it happens, so an interrupted run (exit 130)
     resumes where it stopped when run again. Exit 1 when a model failed the test.
     An option left ``None`` takes :func:`~lmstrix.find_context_limit`'s default.
+    ``recheck`` re-confirms recorded limits instead (see ``_cmd_recheck``).
     """
     from ..context import find_context_limit
 
@@ -97,6 +100,12 @@ def cmd_test(
             if key not in known:
                 raise client.model_not_found(key, known)
         keys = list(dict.fromkeys(models))
+    if recheck:
+        if reset or set(search) - {"trials"}:
+            raise UsageError("--recheck takes only --trials (it checks the recorded limits)")
+        from ._cmd_recheck import cmd_recheck
+
+        return cmd_recheck(session, keys, infos, all_models=all_models, trials=trials)
 
     reports: List[Dict[str, Any]] = []
     for index, key in enumerate(keys, 1):
@@ -110,6 +119,12 @@ def cmd_test(
             reports.append(skipped_report(record))
             continue
         session.note(f"{where}: searching its loadable and working context...")
+        others = loaded_elsewhere(infos, key)
+        if others:
+            session.note(
+                f"warning: {where}: other models are loaded ({', '.join(others)}); they use "
+                "memory, so the loadable context found may be lower than with them unloaded"
+            )
 
         def progress(step: SearchProgress, where: str = where) -> None:
             session.progress(f"{where}: {_step(step)}")
@@ -124,6 +139,9 @@ def cmd_test(
                 "running the same command again resumes the search",
                 EXIT_INTERRUPTED,
             ) from None
+        for warning in report.warnings:
+            if not others:  # the warning above said it already
+                session.note(f"warning: {where}: {warning}")
         doc = report.to_dict()
         doc["skipped"] = False
         reports.append(doc)

@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import ipaddress
-import math
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
-from urllib.parse import urlsplit
+
+from ._checks import positive_seconds, server_url
 
 __all__ = [
     "COMMANDS",
@@ -62,17 +60,6 @@ class FromLibrary:
         return inspect.signature(value).parameters[self.parameter].default
 
 
-def positive_seconds(text: str) -> float:
-    """A number of seconds above 0 (not nan or inf); ``ValueError`` names what is wrong."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"must be a positive, finite number of seconds, not {text!r}")
-    return value
-
-
 def given(**values: Any) -> Dict[str, Any]:
     """The keyword arguments whose value is not ``None``: the options a user gave.
 
@@ -98,49 +85,6 @@ def library_default(command: str, dest: str) -> Any:
     """The default of option ``dest`` of ``command`` (a library default looked up now)."""
     found = next(c for c in COMMANDS if c.name == command)
     return next(o for o in found.options if o.dest == dest).resolved_default()
-
-
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
-
-
-def server_url(text: str) -> str:
-    """A server URL: ``http(s)://host[:port][/path]`` (``host:port`` alone means http).
-
-    The host must be a DNS name, an IPv4 address or a bracketed IPv6 address, and a
-    port 1-65535; ``ValueError`` names what is wrong. Returns ``text`` unchanged (the
-    client normalises it).
-    """
-    from ..config import normalize_base_url
-
-    try:
-        parts = urlsplit(normalize_base_url(text))
-    except ValueError as exc:  # ConfigError, or urllib's own complaint about brackets
-        message = str(exc).replace("server URL ", "")
-        if repr(text) not in message:
-            message = f"{text!r} is not a server URL: {message}"
-        raise ValueError(message) from None
-    host = parts.hostname or ""
-    good = True
-    if host.replace(".", "").isdigit():
-        try:
-            ipaddress.IPv4Address(host)
-        except ValueError:
-            good = False
-    elif parts.netloc.startswith("["):
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            good = False
-    else:
-        good = all(_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
-    if not good:
-        raise ValueError(
-            f"{text!r} is not a server URL: {host!r} is not a host name or address "
-            "(give one like http://localhost:1234)"
-        )
-    if parts.port == 0:
-        raise ValueError(f"{text!r} is not a server URL: port 0 (ports are 1-65535)")
-    return text
 
 
 @dataclass(frozen=True)
@@ -340,6 +284,12 @@ COMMANDS: Tuple[Command, ...] = (
             ),
             _TRIALS,
             Option("reset", ("--reset",), "forget earlier results and test again", kind="flag"),
+            Option(
+                "recheck",
+                ("--recheck",),
+                "re-confirm the recorded limits cheaply (one load, a few needles) and flag drift",
+                kind="flag",
+            ),
         ),
     ),
     Command(
