@@ -18,8 +18,8 @@ import pytest
 
 import lmstrix
 from lmstrix.cli import main as lite_main
-from lmstrix.cli._lite import build_parser
 from lmstrix.cli._checks import server_url
+from lmstrix.cli._lite import build_parser
 from lmstrix.cli._options import COMMANDS, GLOBAL_OPTIONS, FromLibrary, Option
 from lmstrix.cli._session import Session, run_command
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
@@ -70,7 +70,7 @@ def _lite_parsers() -> Dict[str, argparse.ArgumentParser]:
 
 
 def _expected(option: Option) -> Any:
-    default = option.resolved_default()
+    default = option.parsed_default()
     return list(default) if option.multiple else default
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
 from ._output import EXIT_FAILURE, EXIT_OK, table
 from ._session import Session
@@ -266,7 +266,7 @@ def cmd_show(session: Session, model: str) -> int:
     if record.recheck:
         fields.append(("rechecked", f"{record.recheck} {_when(record.rechecked_at) or ''}"))
     if record.fingerprint is not None:
-        fields += [(f"tested with {k}", v) for k, v in _fingerprint(record.fingerprint)]
+        fields.append(("measured with", _fingerprint(record.fingerprint)))
     for name, value in fields:
         shown = "-" if value is None else f"{value:,}" if isinstance(value, int) else value
         session.echo(f"{name + ':':<18}{shown}")
@@ -284,8 +284,8 @@ def cmd_show(session: Session, model: str) -> int:
     return EXIT_OK
 
 
-def _fingerprint(fingerprint: Any) -> List[Tuple[str, Any]]:
-    """What a record's limits were measured with, as ``show`` lists it."""
+def _fingerprint(fingerprint: Any) -> str:
+    """What a record's limits were measured with, in one line."""
     size = fingerprint.size_bytes
     shown = [
         ("api", fingerprint.api),
@@ -296,7 +296,7 @@ def _fingerprint(fingerprint: Any) -> List[Tuple[str, Any]]:
         ("parallel", fingerprint.parallel),
         ("also loaded", ", ".join(fingerprint.neighbours) or None),
     ]
-    return [(name, value) for name, value in shown if value is not None]
+    return "; ".join(f"{name} {value}" for name, value in shown if value is not None) or "-"
 
 
 def _speed_rows(summary: List[Dict[str, Any]]) -> List[List[Any]]:

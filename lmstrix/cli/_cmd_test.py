@@ -102,7 +102,10 @@ def cmd_test(
         keys = list(dict.fromkeys(models))
     if recheck:
         if reset or set(search) - {"trials"}:
-            raise UsageError("--recheck takes only --trials (it checks the recorded limits)")
+            raise UsageError(
+                "--recheck checks the recorded limits: it takes --trials, not --reset, "
+                "--min, --max or --resolution"
+            )
         from ._cmd_recheck import cmd_recheck
 
         return cmd_recheck(session, keys, infos, all_models=all_models, trials=trials)

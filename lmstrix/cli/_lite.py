@@ -4,8 +4,8 @@ The commands and options are those of :mod:`lmstrix.cli._options`, rendered into
 argparse here and into click by ``click_app``; both turn the arguments into a
 :class:`~lmstrix.cli._session.Session` and one call of a command function. Global
 options may come before or after the command name. A command's own options are added
-to its parser only when that command runs (or for help), so a library default is
-looked up (and its module imported) only by the command that uses it.
+to its parser only when that command runs (or for help), so a library default shown in
+the help is looked up (and its module imported) only for that command.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ def _type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
 def _add_option(parser: argparse.ArgumentParser, option: Option, *, hidden: bool = False) -> None:
     kwargs: Dict[str, Any] = {"dest": option.dest}
-    default = option.resolved_default()
-    kwargs["help"] = argparse.SUPPRESS if hidden else (option.help_text(default) or None)
+    default = option.parsed_default()
+    kwargs["help"] = argparse.SUPPRESS if hidden else (option.help_text() or None)
     if hidden or option in GLOBAL_OPTIONS:
         # Global options: SUPPRESS keeps one given before the command name from being
         # overwritten by the command's parser; the session applies the defaults.

@@ -4,9 +4,11 @@
 argparse parsers and ``click_app`` into click commands, so a flag, its type, default,
 choices and help are written here and nowhere else. A default that is the library's own
 (the context search's ``trials``, the batch's ``retries``, the read timeout) is a
-:class:`FromLibrary` reference to the library's signature or constant, resolved when a
-front end renders the command: the CLI never restates a library default. Help texts are
-lower-case phrases; ``{default}`` in one is replaced by the resolved default.
+:class:`FromLibrary` reference to the library's signature or constant: an option left
+out reaches the command as ``None`` and is not passed on, so the library applies its own
+default, and the help shows that value, looked up when the command's help is rendered.
+The CLI never restates a library default. Help texts are lower-case phrases;
+``{default}`` in one is replaced by the default.
 """
 
 from __future__ import annotations
@@ -127,8 +129,17 @@ class Option:
             return self.default or 0
         return self.default
 
-    def help_text(self, default: Any) -> str:
-        """The help with ``{default}`` filled in."""
+    def parsed_default(self) -> Any:
+        """The value a front end passes when the option is not given.
+
+        ``None`` for a library default: the command then leaves the argument out, so
+        the library function it calls applies its own default.
+        """
+        return None if isinstance(self.default, FromLibrary) else self.resolved_default()
+
+    def help_text(self) -> str:
+        """The help with ``{default}`` filled in (a library default looked up now)."""
+        default = self.resolved_default()
         shown = (
             "none" if default is None else f"{default:g}" if isinstance(default, float) else default
         )

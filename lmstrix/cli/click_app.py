@@ -84,8 +84,8 @@ def _option(option: Option, *, is_global: bool = False, hidden: bool = False) ->
     A global option has no default of its own (the session applies it) and is kept by
     :func:`_store` instead of being passed to the command.
     """
-    default = option.resolved_default()
-    kwargs: Dict[str, Any] = {"help": _sentence(option.help_text(default)) or None}
+    default = option.parsed_default()
+    kwargs: Dict[str, Any] = {"help": _sentence(option.help_text()) or None}
     if is_global:
         kwargs.update(hidden=hidden, expose_value=False, callback=_store)
     else:
