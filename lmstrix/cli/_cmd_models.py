@@ -303,7 +303,7 @@ def _speed_rows(summary: List[Dict[str, Any]]) -> List[List[Any]]:
     def rate(value: Optional[float], ratio: Optional[float]) -> str:
         if value is None:
             return "-"
-        return f"{value:,.0f}" + ("" if ratio is None else f" (x{ratio:.2f})")
+        return f"{value:,.0f}" + ("" if ratio is None else f" ({ratio:.2f}x)")
 
     return [
         [
