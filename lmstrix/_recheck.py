@@ -12,6 +12,7 @@ no result" behind; the next recheck counts that as the load failing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import random
@@ -19,18 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
-from . import _probe
+from . import _probe, errors
 from ._conditions import TestConditions
 from ._fingerprint import Fingerprint, fingerprint_changes
 from ._records import ModelRecord, ProbeRecord
-from .errors import (
-    APIConnectionError,
-    APIError,
-    APITimeoutError,
-    ContextOverflowError,
-    ContextSearchError,
-    ModelLoadError,
-)
+from .errors import APIError, ContextSearchError
 
 if TYPE_CHECKING:
     from .client import Client
@@ -44,6 +38,9 @@ log.addHandler(logging.NullHandler())
 
 RECHECK_DETAIL = "recheck"
 """``ProbeRecord.detail`` prefix of the steps a recheck writes."""
+
+NO_VERDICT = ("timeout", "disconnected", "server_error")
+"""Failures that say nothing about the model: the recheck is ``inconclusive``."""
 
 ANSWER_TOKENS = 24
 MARGIN_TOKENS = 64  # probes aim this far (or 2%) under W: tokenizers vary a little per text
@@ -257,12 +254,8 @@ class _Recheck:
         detail = ""
         try:
             inst = self.client.load(self.info.key, context_length=size)
-        except ModelLoadError as exc:
-            failure, detail = "load_failed", str(exc)
-        except APITimeoutError as exc:
-            failure, detail = "timeout", str(exc)
-        except APIConnectionError as exc:
-            failure, detail = "disconnected", str(exc)
+        except APIError as exc:
+            failure, detail = _failure_of(exc), str(exc)
         else:
             self.instance = inst
             self.requests += self.conditions.loaded(inst)
@@ -281,7 +274,7 @@ class _Recheck:
         self._save(lambda rec: rec.with_probe(probe))
         if failure is None:
             return None
-        if failure in ("timeout", "disconnected"):
+        if failure in NO_VERDICT:
             return "inconclusive", f"the load at {size:,} tokens got no answer ({failure})"
         return "drifted", f"the load at {size:,} tokens failed ({failure}: {detail[:120]})"
 
@@ -299,8 +292,8 @@ class _Recheck:
                 self.prompt_tokens.append(measured)
                 cpt = len(text) / measured  # aim the next needle with this one's count
             probe = ProbeRecord(
-                kind="prompt",
-                size=target,
+                "prompt",
+                target,
                 ok=failure is None,
                 failure=failure,
                 applied_context=self.instance.context_length if self.instance else None,
@@ -311,7 +304,7 @@ class _Recheck:
             )
             self.probes.append(probe)
             self._save(lambda rec, probe=probe: rec.with_probe(probe))
-            if failure in ("timeout", "disconnected", "server_error"):
+            if failure in NO_VERDICT:
                 return "inconclusive", f"needle {trial + 1} got no answer ({failure})"
             if failure is not None:
                 size = f"{measured:,}" if measured else f"about {target:,}"
@@ -325,14 +318,8 @@ class _Recheck:
         started = time.perf_counter()
         try:
             answer = self.client.chat(model, text, temperature=0, max_tokens=ANSWER_TOKENS)
-        except ContextOverflowError as exc:
-            return "overflow_error", None, str(exc), _since(started)
-        except APITimeoutError as exc:
-            return "timeout", None, str(exc), _since(started)
-        except APIConnectionError as exc:
-            return "disconnected", None, str(exc), _since(started)
         except APIError as exc:
-            return "server_error", None, str(exc), _since(started)
+            return _failure_of(exc), None, str(exc), _since(started)
         self.conditions.answered(model, text, answer, answer.usage.prompt_tokens, started, 4.0)
         reply = answer.text.strip()
         failure: Optional[str] = None
@@ -345,13 +332,11 @@ class _Recheck:
     # ------------------------------------------------------------------ helpers
 
     def _unload(self) -> None:
-        if self.instance is None or not self.client.supports_load or self.loads == 0:
-            return
-        self.requests += 1
-        try:
-            self.client.unload(self.instance.id)
-        except APIError as exc:  # it may already be gone (crash, eviction)
-            log.info("unloading %s failed: %s", self.instance.id, exc)
+        """Unload the instance this recheck loaded (it may already be gone: a crash)."""
+        if self.instance is not None and self.loads and self.client.supports_load:
+            self.requests += 1
+            with contextlib.suppress(APIError):
+                self.client.unload(self.instance.id)
 
     def _save(self, fn: Any) -> None:
         def apply(rec: Optional[ModelRecord]) -> Optional[ModelRecord]:
@@ -372,6 +357,19 @@ class _Recheck:
             return dataclasses.replace(rec, **changes)
 
         self._save(apply)
+
+
+def _failure_of(exc: APIError) -> str:
+    """The :data:`~lmstrix._records.FAILURE_KINDS` name of an error from a load or a chat."""
+    for kind, name in (
+        (errors.ContextOverflowError, "overflow_error"),
+        (errors.ModelLoadError, "load_failed"),
+        (errors.APITimeoutError, "timeout"),  # before its base class, APIConnectionError
+        (errors.APIConnectionError, "disconnected"),
+    ):
+        if isinstance(exc, kind):
+            return name
+    return "server_error"
 
 
 def _since(started: float) -> float:

@@ -6,12 +6,11 @@ They are defined here and exported by :mod:`lmstrix.context` (and :mod:`lmstrix`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-if TYPE_CHECKING:
-    from ._fingerprint import Fingerprint
-    from ._records import ProbeRecord
-    from ._speed import SpeedPoint
+from ._fingerprint import Fingerprint
+from ._records import ProbeRecord
+from ._speed import SpeedPoint
 
 __all__ = ["ContextReport", "SearchProgress"]
 

@@ -337,3 +337,36 @@ def test_public_names() -> None:
     assert lmstrix.RecheckResult is RecheckResult
     assert lmstrix.Fingerprint is Fingerprint
     assert set(_fingerprint.__all__) <= set(dir(_fingerprint))
+
+
+def test_recheck_flags_an_auto_fitted_load_as_drift(registry: Registry) -> None:
+    fitting = dataclasses.replace(MODEL, auto_fit=True)
+    port = searched(registry, models=[fitting])
+    tighter = dataclasses.replace(fitting, loadable_context=12_500)
+    result, record, (loads, chats, _), loaded = recheck(registry, [tighter], port)
+    assert result.drifted and (loads, chats) == (1, 0)
+    assert "auto_fit" in result.reason
+    assert result.applied_context is not None and result.applied_context < 20_000
+    assert loaded == []  # the auto-fitted instance is unloaded too
+    assert record.probes[-1].failure == "auto_fit"
+
+
+def test_recheck_flags_an_overflow_when_the_tokenizer_changed(registry: Registry) -> None:
+    tight = dataclasses.replace(MODEL, working_context=20_000)  # works up to what it loads
+    port = searched(registry, models=[tight])
+    denser = dataclasses.replace(tight, chars_per_token=3.0)  # the same text, more tokens
+    result, record, (loads, chats, _), _ = recheck(registry, [denser], port)
+    assert result.drifted and (loads, chats) == (1, 1)
+    assert "overflow_error" in result.reason
+    assert record.stale
+
+
+def test_a_dropped_connection_during_a_needle_is_no_verdict(registry: Registry) -> None:
+    port = searched(registry)
+    fault = Fault(path="/v1/chat/completions", kind="reset", times=1)
+    result, record, (loads, chats, _), loaded = recheck(
+        registry, [MODEL, OTHER], port, faults=[fault]
+    )
+    assert result.outcome == "inconclusive" and "disconnected" in result.reason
+    assert (loads, chats) == (1, 1)  # no further needle after a failure that says nothing
+    assert not record.stale and loaded == []

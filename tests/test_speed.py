@@ -51,6 +51,23 @@ def test_the_search_keeps_a_speed_profile_without_extra_requests(tmp_path: Path)
     assert report.to_dict()["speed"][0] == report.speed[0].to_dict()
 
 
+def test_client_timed_prefill_never_beats_the_simulated_rate() -> None:
+    """With real sleeps, the clock-based rate is a lower bound of the modelled one.
+
+    The simulator sleeps ``time_scale`` times each modelled cost, and a request takes at
+    least that long, so ``new_tokens / elapsed`` cannot exceed the modelled prefill rate
+    (a one-sided bound: a slow machine only lowers the figure).
+    """
+    scale = 0.002
+    model = SimModel("acme/slow-1b", 16384, 16384, 9_000, prefill_s_per_1k_tokens=0.5)
+    with FakeLMStudio(models=[model], time_scale=scale) as sim, Client(sim.base_url) as client:
+        report = find_context_limit(client, model.key, seed=2, trials=1)
+    modelled = 1000 / 0.5 / scale  # tokens per real second while the simulator sleeps
+    assert report.speed
+    for point in report.speed:
+        assert point.prefill_tps is not None and 0 < point.prefill_tps <= 1.1 * modelled
+
+
 def test_server_stats_give_prefill_and_decode_rates() -> None:
     """LM Studio's native reply (``/api/v0``): time to first token and tokens per second."""
     with FakeLMStudio(models=[MODEL]) as sim, Client(sim.base_url) as client:
