@@ -12,9 +12,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
+from _cli_helpers import Entry, front_ends
 
 import lmstrix
 from lmstrix.cli import main as lite_main
@@ -26,19 +27,9 @@ from lmstrix.testing import FakeLMStudio, Fault, SimModel
 
 REPO = Path(__file__).resolve().parents[1]
 FLEET = [SimModel("acme/small-8k", 8192), SimModel("acme/limited-16k", 16384, 12_000, 9_000)]
-Entry = Callable[[List[str]], int]
 
 
-def _entries() -> List[Tuple[str, Entry]]:
-    entries: List[Tuple[str, Entry]] = [("lite", lite_main)]
-    try:
-        from lmstrix.cli import click_app
-    except ImportError:  # pragma: no cover - the [cli] extra is in the dev install
-        return entries
-    return [*entries, ("click", click_app.main)]
-
-
-ENTRIES = _entries()
+ENTRIES = front_ends()
 
 
 @pytest.fixture(scope="module")

@@ -9,30 +9,20 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 import pytest
+from _cli_helpers import Entry, front_ends
 
-from lmstrix.cli import main as lite_main
 from lmstrix.testing import FakeLMStudio, SimModel
 
-Entry = Callable[[List[str]], int]
 MODEL = SimModel(
     "acme/drifty-8b", 32768, 20_000, 12_000, parallel=2, quantization="Q4_K_M", size_bytes=4_000
 )
 OTHER = SimModel("acme/neighbour-1b", 8192)
 
 
-def _entries() -> List[Tuple[str, Entry]]:
-    entries: List[Tuple[str, Entry]] = [("lite", lite_main)]
-    try:
-        from lmstrix.cli import click_app
-    except ImportError:  # pragma: no cover - the [cli] extra is in the dev install
-        return entries
-    return [*entries, ("click", click_app.main)]
-
-
-ENTRIES = _entries()
+ENTRIES = front_ends()
 
 
 class Run:
