@@ -156,7 +156,26 @@ def test_test_warns_when_other_models_are_loaded(run: Run) -> None:
         sim.preload(OTHER.key, 4096)
         code, _, err = run(sim.port, "test", MODEL.key, "--trials", "1")
         assert code == 0
-    assert "warning" in err and "other models are loaded" in err and OTHER.key in err
+    [line] = [x for x in err.splitlines() if "other models" in x]  # said once
+    assert line.startswith("warning:") and OTHER.key in line
     with FakeLMStudio(models=[MODEL, OTHER]) as sim:
         code, _, err = run(sim.port, "test", OTHER.key, "--trials", "1")
-    assert code == 0 and "other models are loaded" not in err
+    assert code == 0 and "other models" not in err
+
+
+def test_recheck_all_with_nothing_tested_says_so(run: Run) -> None:
+    with FakeLMStudio(models=[MODEL, OTHER]) as sim:
+        code, out, _ = run(sim.port, "test", "--recheck", "--all")
+        doc = run.json(sim.port, "test", "--recheck", "--all")
+    assert code == 0 and "no tested model" in out
+    assert doc["models"] == []
+
+
+def test_recheck_warns_when_other_models_are_loaded(run: Run) -> None:
+    port = _tested(run)
+    with FakeLMStudio(models=[MODEL, OTHER], port=port) as sim:
+        sim.preload(OTHER.key, 2048)
+        code, _, err = run(port, "test", "--recheck", MODEL.key, "--trials", "1")
+    assert code == 0, err
+    [line] = [x for x in err.splitlines() if "other models" in x]  # said once
+    assert line.startswith("warning:") and OTHER.key in line

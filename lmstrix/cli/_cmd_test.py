@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from ._cmd_recheck import loaded_elsewhere
 from ._options import given, library_default
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
@@ -122,12 +121,6 @@ def cmd_test(
             reports.append(skipped_report(record))
             continue
         session.note(f"{where}: searching its loadable and working context...")
-        others = loaded_elsewhere(infos, key)
-        if others:
-            session.note(
-                f"warning: {where}: other models are loaded ({', '.join(others)}); they use "
-                "memory, so the loadable context found may be lower than with them unloaded"
-            )
 
         def progress(step: SearchProgress, where: str = where) -> None:
             session.progress(f"{where}: {_step(step)}")
@@ -142,9 +135,6 @@ def cmd_test(
                 "running the same command again resumes the search",
                 EXIT_INTERRUPTED,
             ) from None
-        for warning in report.warnings:
-            if not others:  # the warning above said it already
-                session.note(f"warning: {where}: {warning}")
         doc = report.to_dict()
         doc["skipped"] = False
         reports.append(doc)
