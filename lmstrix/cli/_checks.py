@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import math
-import re
-from urllib.parse import urlsplit
 
 __all__ = ["positive_seconds", "server_url"]
 
@@ -21,7 +18,7 @@ def positive_seconds(text: str) -> float:
     return value
 
 
-_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"  # one part of a DNS name
 
 
 def server_url(text: str) -> str:
@@ -31,6 +28,10 @@ def server_url(text: str) -> str:
     port 1-65535; ``ValueError`` names what is wrong. Returns ``text`` unchanged (the
     client normalises it).
     """
+    import ipaddress
+    import re
+    from urllib.parse import urlsplit
+
     from ..config import normalize_base_url
 
     try:
@@ -53,7 +54,7 @@ def server_url(text: str) -> str:
         except ValueError:
             good = False
     else:
-        good = all(_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
+        good = all(re.fullmatch(_LABEL, label) for label in host.rstrip(".").split("."))
     if not good:
         raise ValueError(
             f"{text!r} is not a server URL: {host!r} is not a host name or address "

@@ -14,7 +14,6 @@ The CLI never restates a library default. Help texts are lower-case phrases;
 from __future__ import annotations
 
 import importlib
-import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
@@ -52,6 +51,8 @@ class FromLibrary:
 
     def resolve(self) -> Any:
         """The library's value (imports the module)."""
+        import inspect
+
         try:
             owner = importlib.import_module(f"lmstrix.{self.module}")
         except ImportError:
