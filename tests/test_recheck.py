@@ -245,8 +245,8 @@ def test_recheck_flags_drift_when_the_model_works_at_less(registry: Registry) ->
     port = searched(registry)
     worse = dataclasses.replace(MODEL, working_context=6_000)
     result, record, (loads, chats, _), _ = recheck(registry, [worse, OTHER], port)
-    assert result.drifted and loads == 1 and chats == 1  # the first needle fails
-    assert "needle 1" in result.reason
+    assert result.drifted and loads == 1 and chats == 2  # one failure could be noise
+    assert "needles 1 and 2" in result.reason
     assert record.stale and record.recheck == "drifted"
 
 
@@ -300,15 +300,6 @@ def test_a_recheck_that_crashed_during_its_load_counts_as_drift(registry: Regist
     assert result.drifted and "never finished" in result.reason
     assert after is not None and after.stale and not after.pending_probes
     assert after.probes[-1].failure == "crashed"
-
-
-def test_a_recheck_interrupted_during_a_probe_is_inconclusive(registry: Registry) -> None:
-    port = searched(registry)
-    with FakeLMStudio(models=[MODEL, OTHER], port=port) as sim, _client(sim) as client:
-        pending = ProbeRecord("prompt", 1000, detail=RECHECK_DETAIL)
-        registry.append_probe(MODEL.key, pending, server=sim.base_url)
-        result = recheck_limits(client, MODEL.key, registry=registry)
-    assert result.outcome == "inconclusive" and not result.stale
 
 
 def test_recheck_needs_a_finished_test(registry: Registry) -> None:
@@ -370,3 +361,26 @@ def test_a_dropped_connection_during_a_needle_is_no_verdict(registry: Registry) 
     assert result.outcome == "inconclusive" and "disconnected" in result.reason
     assert (loads, chats) == (1, 1)  # no further needle after a failure that says nothing
     assert not record.stale and loaded == []
+
+
+def test_one_wrong_answer_near_the_limit_is_noise_not_drift(registry: Registry) -> None:
+    """Real models are noisy near their limit: drift needs a second failed needle."""
+    port = searched(registry)
+    noisy = dataclasses.replace(MODEL, noise=0.3, noise_band=0.5)
+    single = 0
+    with FakeLMStudio(models=[noisy, OTHER], port=port) as sim, _client(sim) as client:
+        for seed in range(30):
+            before = sim.counters.requests.get("/v1/chat/completions", 0)
+            result = recheck_limits(client, MODEL.key, registry=registry, seed=seed)
+            chats = sim.counters.requests.get("/v1/chat/completions", 0) - before
+            failed = [p for p in result.probes if p.kind == "prompt" and not p.ok]
+            assert chats == len([p for p in result.probes if p.kind == "prompt"])
+            if len(failed) == 1:
+                single += 1
+                assert result.confirmed and chats == 6  # a second set of 3 decided
+                assert "noise, not drift" in result.reason
+            elif failed:
+                assert result.drifted and len(failed) == 2 and result.stale
+            else:
+                assert result.confirmed and chats == 3 and result.reason == ""
+    assert single > 0
