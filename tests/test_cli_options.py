@@ -282,6 +282,16 @@ def test_library_messages_name_the_flags(monkeypatch: pytest.MonkeyPatch) -> Non
             ),
             True,
         ),
+        (
+            Fault(
+                path="/api/v1/models/load",
+                kind="status",
+                status=500,
+                message='Failed to load model "m". Error: The model has crashed without '
+                "additional information. (Exit code: 18446744072635812000)",
+            ),
+            True,
+        ),
     ],
 )
 def test_only_a_memory_refusal_gets_memory_advice(

@@ -92,7 +92,7 @@ class Session(Output):
     def base_url(self) -> str:
         """The server URL this run talks to (normalised); a bad one is a usage error."""
         from ..config import ENV_SERVER, resolve_base_url
-        from ._options import server_url
+        from ._checks import server_url
 
         where = "--server" if self.server else f"${ENV_SERVER}"
         raw = self.server or os.environ.get(ENV_SERVER)
@@ -231,8 +231,16 @@ def _silence(session: Session) -> None:
         pass
 
 
-# Words a server uses when a load is refused for lack of memory.
-_MEMORY_WORDS = ("memory", "insufficient system resources", "guardrail", "vram")
+# Words of a server refusing a load for lack of memory, or crashing at the size asked
+# (LM Studio's guardrail says "insufficient system resources"; a crash is an overload).
+_MEMORY_WORDS = (
+    "memory",
+    "insufficient system resources",
+    "guardrail",
+    "vram",
+    "has crashed",
+    "exited before becoming healthy",
+)
 
 
 def _message(exc: BaseException, target: Tuple[str, str]) -> str:
@@ -254,7 +262,12 @@ def _message(exc: BaseException, target: Tuple[str, str]) -> str:
 
 
 def _load_advice(exc: Any, text: str) -> str:
-    """A failed load's message, with memory advice only for a memory refusal."""
+    """A failed load's message, with memory advice only for a memory refusal or crash.
+
+    Anything else (a 502/503 from a proxy or a busy server, an HTML error page, a
+    request the server rejects) keeps the server's words without the library's
+    "smaller context or free memory" advice, which would send the user the wrong way.
+    """
     detail = str(exc.body or "").lower()  # the server's own words, whatever their shape
     if any(word in detail for word in _MEMORY_WORDS):
         return text
