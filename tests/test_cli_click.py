@@ -186,7 +186,7 @@ def test_click_unknown_model_and_server_down(
 ) -> None:
     code, out, err = _click(capsys, "--server", sim.base_url, "chat", "acme/smal", "hi")
     assert code == 1 and out == "" and "did you mean" in err
-    code, _, err = _click(capsys, "--server", "http://127.0.0.1:9", "list")
+    code, _, err = _click(capsys, "--server", "http://127.0.0.1:9", "ps")
     assert code == 1 and "http://127.0.0.1:9" in err and len(err.strip().splitlines()) == 1
 
 
@@ -288,6 +288,6 @@ def test_demo_and_simulate_through_click(capsys: pytest.CaptureFixture[str]) -> 
 def test_verbose_before_and_after_the_command_add_up(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio
 ) -> None:
-    code, _, err = _click(capsys, "-v", "--server", "http://127.0.0.1:9", "list", "-v")
+    code, _, err = _click(capsys, "-v", "--server", "http://127.0.0.1:9", "ps", "-v")
     assert code == 1
     assert "Traceback" in err and "debug" in err.lower()  # -vv: debug logging

@@ -222,11 +222,13 @@ def test_load_auto_fit_is_reported(cli: Cli) -> None:
     assert doc["auto_fitted"] is True and doc["applied_context"] < 30000
 
 
-def test_load_tested_uses_the_working_context(cli: Cli) -> None:
+def test_load_tested_uses_the_loadable_context(cli: Cli) -> None:
+    """'tested' loads at the loadable limit: a working-size prompt leaves room to answer."""
     report = cli.json("test", "acme/limited-16k", "--trials", "1")["models"][0]
+    assert report["working_context"] < report["loadable_context"]
     doc = cli.json("load", "acme/limited-16k", "--context", "tested")
-    assert doc["requested_context"] == report["working_context"]
-    assert doc["applied_context"] == report["working_context"]
+    assert doc["requested_context"] == report["loadable_context"]
+    assert doc["applied_context"] == report["loadable_context"]
 
 
 def test_load_tested_before_any_test_says_what_to_run(cli: Cli) -> None:

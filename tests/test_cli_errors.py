@@ -42,7 +42,7 @@ def _run(capsys: pytest.CaptureFixture[str], *args: str) -> Tuple[int, str, str]
 
 @pytest.mark.parametrize(
     "command",
-    [["list"], ["scan"], ["ps"], ["test", "m"], ["chat", "m", "hi"], ["load", "m"], ["show", "m"]],
+    [["scan"], ["ps"], ["test", "m"], ["chat", "m", "hi"], ["load", "m"], ["show", "m"]],
 )
 def test_server_not_running_is_one_line_naming_the_url(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, command: List[str]
@@ -62,7 +62,7 @@ def test_server_not_running_with_verbose_shows_the_traceback(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     url = f"http://127.0.0.1:{_closed_port()}"
-    code, _, err = _run(capsys, "-v", "--server", url, "--timeout", "5", "list")
+    code, _, err = _run(capsys, "-v", "--server", url, "--timeout", "5", "ps")
     assert code == 1
     assert "Traceback" in err and "lms server start" in err
 

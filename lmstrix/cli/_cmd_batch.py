@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Dict, Optional
 
+from ._options import given
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
 from ._session import CliError, Session, UsageError
 
@@ -23,7 +24,7 @@ def cmd_batch(
     workers: Optional[int] = None,
     prompts: Optional[str] = None,
     template: Optional[str] = None,
-    retries: int = 1,
+    retries: Optional[int] = None,
     rpm: Optional[float] = None,
     temperature: Optional[float] = None,
     max_tokens: Optional[int] = None,
@@ -34,7 +35,7 @@ def cmd_batch(
     line); ``template`` names an entry of the ``prompts`` library, or is the template
     text itself without one. Exit 1 when an item failed; a run interrupted (130) or
     failed resumes when the same command runs again (items already in ``output`` are
-    skipped).
+    skipped). ``retries`` left ``None`` takes :func:`lmstrix.batch.run_batch`'s default.
     """
     try:
         batch: Any = importlib.import_module("..batch", __package__)
@@ -46,7 +47,7 @@ def cmd_batch(
     for name, value in (("--workers", workers), ("--max-tokens", max_tokens)):
         if value is not None and value < 1:
             raise UsageError(f"{name} must be at least 1, not {value}")
-    if retries < 0:
+    if retries is not None and retries < 0:
         raise UsageError(f"--retries must be 0 or more, not {retries}")
     if rpm is not None and rpm <= 0:
         raise UsageError(f"--rpm must be positive, not {rpm}")
@@ -81,8 +82,8 @@ def cmd_batch(
             template=template,
             library=library,
             params=params or None,
-            retries=retries,
             rpm=rpm,
+            **given(retries=retries),
             on_progress=progress,
         )
     except KeyboardInterrupt:

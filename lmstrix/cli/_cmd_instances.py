@@ -11,18 +11,24 @@ __all__ = ["cmd_load", "cmd_ps", "cmd_unload"]
 
 
 def _context_size(session: Session, model: str, context: Optional[str]) -> Optional[int]:
-    """``--context``: a number of tokens, ``tested`` (the registry's working context), or none."""
+    """``--context``: a number of tokens, ``tested``, or none.
+
+    ``tested`` is the registry's loadable context: the instance then holds a prompt of
+    the working size (what a prompt may use) and still has room for its answer.
+    """
     if context is None:
         return None
     if context.strip().lower() == "tested":
         record = session.registry().get(model)
-        if record is None or not record.working_context:
+        if record is None or not record.loadable_context:
             session.client().get_model(model)  # an unknown model says so, with close matches
             raise CliError(
-                f"{model} has no tested working context yet on {session.base_url}; "
+                f"{model} has no tested loadable context yet on {session.base_url}; "
                 f"run `lmstrix test {model}` first"
             )
-        return record.working_context
+        if record.stale:
+            session.note(f"warning: {model}'s tested limits may be stale: {record.stale_reason}")
+        return record.loadable_context
     try:
         size = int(context.replace(",", "").replace("_", ""))
     except ValueError:

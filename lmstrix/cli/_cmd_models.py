@@ -36,6 +36,8 @@ def record_row(
         "loadable_context": record.loadable_context if record else None,
         "working_context": record.working_context if record else None,
         "status": record.status if record else "untested",
+        "stale": bool(record and record.stale),
+        "stale_reason": (record.stale_reason or None) if record else None,
         "tested_at": record.tested_at if record else None,
         "on_server": info is not None,
         "loaded": bool(info is not None and info.is_loaded),
@@ -159,17 +161,41 @@ def cmd_scan(session: Session) -> int:
 
 
 def cmd_list(session: Session) -> int:
-    """The server's models joined with the registry: declared, loadable, working, status."""
+    """The server's models joined with the registry: declared, loadable, working, status.
+
+    When the server cannot be reached, the registry's records of it are listed alone
+    (``server_reached: false`` in JSON, a warning on stderr), exit 0. Records whose
+    fingerprint no longer matches the server are marked stale (and stay so).
+    """
+    from ..context._fingerprints import mark_stale
+    from ..errors import APIConnectionError
+
     client = session.client()
-    infos = client.list_models()
-    records = {r.key: r for r in session.registry().records()}
-    rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
-    rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
+    registry = session.registry()
+    error: Optional[str] = None
+    try:
+        infos: Optional[List[ModelInfo]] = client.list_models()
+        mark_stale(client, registry)
+    except APIConnectionError as exc:
+        infos, error = None, str(exc)
+        session.note(f"warning: the server was not reached; listing the registry only: {exc}")
+    records = {r.key: r for r in registry.records()}
+    if infos is None:
+        rows = [record_row(key, None, rec) for key, rec in sorted(records.items())]
+        for row in rows:
+            row["on_server"] = row["loaded"] = None  # unknown: the server was not reached
+    else:
+        rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
+        rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
     if session.as_json:
-        session.emit({"server": client.base_url, "models": rows})
+        doc = {"server": client.base_url, "server_reached": infos is not None, "models": rows}
+        if error is not None:
+            doc["server_error"] = error
+        session.emit(doc)
         return EXIT_OK
     if not rows:
-        session.echo(f"the server at {client.base_url} lists no models")
+        where = "lists no models" if infos is not None else "has no records in the registry"
+        session.echo(f"the server at {client.base_url} {where}")
         return EXIT_OK
     session.echo(
         table(
@@ -180,20 +206,32 @@ def cmd_list(session: Session) -> int:
                     r["declared_context"],
                     r["loadable_context"],
                     r["working_context"],
-                    r["status"] if r["on_server"] else f"{r['status']} (gone)",
-                    "yes" if r["loaded"] else "",
+                    _status(r),
+                    "?" if r["loaded"] is None else "yes" if r["loaded"] else "",
                 ]
                 for r in rows
             ],
         )
     )
+    if any(r["stale"] for r in rows):
+        session.note("stale: the model changed since its test; `lmstrix test --recheck` checks it")
     return EXIT_OK
+
+
+def _status(row: Dict[str, Any]) -> str:
+    status = str(row["status"])
+    if row["stale"]:
+        status += " (stale)"
+    if row["on_server"] is False:
+        status += " (gone)"
+    return status
 
 
 def cmd_show(session: Session, model: str) -> int:
     """One model's record with its probe history (from the registry; else the server's view)."""
     from ..errors import ModelNotFoundError
     from ..registry._records import ModelRecord
+    from ..registry._speed import speed_summary
 
     record = session.registry().get(model)
     if record is None:
@@ -204,6 +242,7 @@ def cmd_show(session: Session, model: str) -> int:
         record = ModelRecord.from_model_info(info, session.base_url)
     doc = record.to_dict()
     doc["loads"] = sum(1 for p in record.probes if p.kind == "load")
+    doc["speed_profile"] = speed_summary(record.speed)
     if session.as_json:
         session.emit(doc)
         return EXIT_OK
@@ -222,9 +261,19 @@ def cmd_show(session: Session, model: str) -> int:
     ]
     if record.failure_reason:
         fields.append(("reason", record.failure_reason))
+    if record.stale:
+        fields.append(("stale", record.stale_reason or "yes"))
+    if record.recheck:
+        fields.append(("rechecked", f"{record.recheck} {_when(record.rechecked_at) or ''}"))
+    if record.fingerprint is not None:
+        fields.append(("measured with", _fingerprint(record.fingerprint)))
     for name, value in fields:
         shown = "-" if value is None else f"{value:,}" if isinstance(value, int) else value
         session.echo(f"{name + ':':<18}{shown}")
+    speed = doc["speed_profile"]
+    if speed:
+        session.echo("\nspeed by prompt size (tokens/s):")
+        session.echo(table(["prompt", "prefill", "decode", "source"], _speed_rows(speed)))
     if record.probes:
         session.echo(f"\nprobe history ({len(record.probes)} steps, {doc['loads']} loads):")
         session.echo(
@@ -233,6 +282,38 @@ def cmd_show(session: Session, model: str) -> int:
     else:
         session.echo("\nnot tested yet: run `lmstrix test " + record.key + "`")
     return EXIT_OK
+
+
+def _fingerprint(fingerprint: Any) -> str:
+    """What a record's limits were measured with, in one line."""
+    size = fingerprint.size_bytes
+    shown = [
+        ("api", fingerprint.api),
+        ("server", fingerprint.server_version),
+        ("format", fingerprint.format),
+        ("quantization", fingerprint.quantization),
+        ("size", None if size is None else f"{size / 1e9:.2f} GB"),
+        ("parallel", fingerprint.parallel),
+        ("also loaded", ", ".join(fingerprint.neighbours) or None),
+    ]
+    return "; ".join(f"{name} {value}" for name, value in shown if value is not None) or "-"
+
+
+def _speed_rows(summary: List[Dict[str, Any]]) -> List[List[Any]]:
+    def rate(value: Optional[float], ratio: Optional[float]) -> str:
+        if value is None:
+            return "-"
+        return f"{value:,.0f}" + ("" if ratio is None else f" ({ratio:.2f}x)")
+
+    return [
+        [
+            row["prompt_tokens"],
+            rate(row["prefill_tps"], row.get("prefill_ratio")),
+            rate(row["decode_tps"], row.get("decode_ratio")),
+            row["source"],
+        ]
+        for row in summary
+    ]
 
 
 def _probes(record: ModelRecord) -> List[List[Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
+from ._options import given, library_default
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
 
@@ -41,30 +42,52 @@ def _at_least(name: str, value: Optional[int], low: int = 1) -> None:
         raise UsageError(f"{name} must be at least {low}, not {value}")
 
 
+def _check_bounds(search: Dict[str, Any]) -> None:
+    """Usage errors for search options out of range, ``--min`` above ``--max`` included."""
+    for dest, flag in (
+        ("min_context", "--min"),
+        ("max_context", "--max"),
+        ("resolution", "--resolution"),
+        ("trials", "--trials"),
+    ):
+        _at_least(flag, search.get(dest))
+    high = search.get("max_context")
+    if high is not None:
+        low = search.get("min_context", library_default("test", "min_context"))
+        if low > high:
+            raise UsageError(
+                f"--min ({low:,}) is above --max ({high:,}): the smallest load to try must "
+                "not exceed the largest"
+            )
+
+
 def cmd_test(
     session: Session,
     models: Sequence[str] = (),
     *,
     all_models: bool = False,
-    min_context: int = 2048,
+    min_context: Optional[int] = None,
     max_context: Optional[int] = None,
-    resolution: int = 1024,
-    trials: int = 3,
+    resolution: Optional[int] = None,
+    trials: Optional[int] = None,
     reset: bool = False,
+    recheck: bool = False,
 ) -> int:
     """Search each model's limits; skip models already ``done`` unless ``reset``.
 
     Every step is in the registry as it happens, so an interrupted run (exit 130)
     resumes where it stopped when run again. Exit 1 when a model failed the test.
+    An option left ``None`` takes :func:`~lmstrix.find_context_limit`'s default.
+    ``recheck`` re-confirms recorded limits instead (see ``_cmd_recheck``).
     """
     from ..context._runner import find_context_limit
 
     if bool(models) == all_models:
         raise UsageError("name the models to test, or give --all (not both)")
-    _at_least("--min", min_context)
-    _at_least("--max", max_context)
-    _at_least("--resolution", resolution)
-    _at_least("--trials", trials)
+    search = given(
+        min_context=min_context, max_context=max_context, resolution=resolution, trials=trials
+    )
+    _check_bounds(search)
     client = session.client()
     registry = session.registry()
     infos = client.list_models()
@@ -76,6 +99,15 @@ def cmd_test(
             if key not in known:
                 raise client.model_not_found(key, known)
         keys = list(dict.fromkeys(models))
+    if recheck:
+        if reset or set(search) - {"trials"}:
+            raise UsageError(
+                "--recheck checks the recorded limits: it takes --trials, not --reset, "
+                "--min, --max or --resolution"
+            )
+        from ._cmd_recheck import cmd_recheck
+
+        return cmd_recheck(session, keys, infos, all_models=all_models, trials=trials)
 
     reports: List[Dict[str, Any]] = []
     for index, key in enumerate(keys, 1):
@@ -95,15 +127,7 @@ def cmd_test(
 
         try:
             report = find_context_limit(
-                client,
-                key,
-                registry=registry,
-                min_context=min_context,
-                max_context=max_context,
-                resolution=resolution,
-                trials=trials,
-                on_progress=progress,
-                reset=reset,
+                client, key, registry=registry, on_progress=progress, reset=reset, **search
             )
         except KeyboardInterrupt:
             raise CliError(

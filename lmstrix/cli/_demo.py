@@ -12,22 +12,21 @@ import tempfile
 import threading
 from typing import Any, Dict, List, Optional
 
+from ._options import SIMULATED_APIS, given
 from ._output import EXIT_FAILURE, EXIT_OK, limits_table
 from ._session import CliError, Session, UsageError
 
-__all__ = ["SIMULATED_APIS", "cmd_simulate", "run_demo"]
-
-SIMULATED_APIS = ("v1", "v0", "openai")
+__all__ = ["cmd_simulate", "run_demo"]
 
 
-def run_demo(session: Session, *, trials: int = 3) -> int:
-    """Run the demo; return the exit code."""
+def run_demo(session: Session, *, trials: Optional[int] = None) -> int:
+    """Run the demo; return the exit code (``trials``: the search's default when ``None``)."""
     from ..client._client import Client
     from ..context._runner import SearchProgress, find_context_limit
     from ..registry._registry import Registry
     from ..testing import FakeLMStudio, demo_fleet
 
-    if trials < 1:
+    if trials is not None and trials < 1:
         raise UsageError(f"--trials must be at least 1, not {trials}")
     reports: List[Dict[str, Any]] = []
     # The simulated fleet's results go to a throw-away registry, never the user's own.
@@ -52,10 +51,10 @@ def run_demo(session: Session, *, trials: int = 3) -> int:
                 client,
                 info.key,
                 registry=registry,
-                trials=trials,
                 on_progress=progress,
                 reset=True,
                 seed=index,
+                **given(trials=trials),
             )
             reports.append(report.to_dict())
         question = "What is 2+3?"
@@ -79,19 +78,22 @@ def run_demo(session: Session, *, trials: int = 3) -> int:
 def cmd_simulate(
     session: Session,
     *,
-    port: int = 1234,
-    api: str = "v1",
-    time_scale: float = 0.0,
+    port: Optional[int] = None,
+    api: Optional[str] = None,
+    time_scale: Optional[float] = None,
     stop_event: Optional[threading.Event] = None,
 ) -> int:
-    """Serve the simulated demo fleet on ``127.0.0.1:port`` until Ctrl-C (then exit 0)."""
+    """Serve the simulated demo fleet on ``127.0.0.1:port`` until Ctrl-C (then exit 0).
+
+    An option left ``None`` takes :func:`lmstrix.testing.serve`'s default.
+    """
     from ..testing import FakeLMStudio, serve
 
-    if api not in SIMULATED_APIS:
+    if api is not None and api not in SIMULATED_APIS:
         raise UsageError(f"--api must be one of {', '.join(SIMULATED_APIS)}, not {api!r}")
-    if not 0 <= port <= 65535:
+    if port is not None and not 0 <= port <= 65535:
         raise UsageError(f"--port must be 0-65535, not {port}")
-    if time_scale < 0:
+    if time_scale is not None and time_scale < 0:
         raise UsageError(f"--time-scale must not be negative, not {time_scale}")
 
     def ready(fake: FakeLMStudio) -> None:
@@ -108,13 +110,12 @@ def cmd_simulate(
     try:
         serve(
             "127.0.0.1",
-            port,
-            api=api,
-            time_scale=time_scale,
             on_ready=ready,
             stop_event=stop_event,
+            **given(port=port, api=api, time_scale=time_scale),
         )
     except OSError as exc:
-        raise CliError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from None
+        where = "127.0.0.1" if port is None else f"127.0.0.1:{port}"
+        raise CliError(f"cannot listen on {where}: {exc.strerror or exc}") from None
     session.note("the simulator stopped")
     return EXIT_OK

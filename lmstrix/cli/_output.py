@@ -20,6 +20,10 @@ EXIT_INTERRUPTED = 130
 REDACTED = "***"
 
 
+class StdoutClosed(Exception):
+    """stdout was closed by its reader (``lmstrix list | head -1``): stop quietly."""
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """Render rows as a plain aligned text table."""
     cells: List[List[str]] = [[str(h) for h in headers]]
@@ -125,23 +129,27 @@ class Output:
         """Print the command's one JSON document on stdout."""
         self._end_progress()
         text = json.dumps(document, indent=2, sort_keys=True)
-        self.stdout.write(self.redact(text) + "\n")
-        self.stdout.flush()
+        self._out(self.redact(text) + "\n")
 
     def echo(self, text: str = "") -> None:
         """Print a line of human output on stdout (never in ``--json`` mode)."""
         if self.as_json:
             return
         self._end_progress()
-        self.stdout.write(self.redact(text) + "\n")
-        self.stdout.flush()
+        self._out(self.redact(text) + "\n")
 
     def write(self, text: str) -> None:
         """Write raw text on stdout at once (streamed answers); no newline added."""
         if self.as_json:
             return
-        self.stdout.write(self.redact(text))
-        self.stdout.flush()
+        self._out(self.redact(text))
+
+    def _out(self, text: str) -> None:
+        try:
+            self.stdout.write(text)
+            self.stdout.flush()
+        except BrokenPipeError:
+            raise StdoutClosed from None
 
     # -- stderr ----------------------------------------------------------------------
 

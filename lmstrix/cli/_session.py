@@ -12,9 +12,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
-from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, TextIO
+import os
+import re
+import sys
+from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, TextIO, Tuple
 
-from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_USAGE, Output
+from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Output, StdoutClosed
 
 if TYPE_CHECKING:
     from ..client._client import Client
@@ -87,17 +90,25 @@ class Session(Output):
 
     @property
     def base_url(self) -> str:
-        """The server URL this run talks to (normalised)."""
-        from ..config import resolve_base_url
+        """The server URL this run talks to (normalised); a bad one is a usage error."""
+        from ..config import ENV_SERVER, resolve_base_url
+        from ._checks import server_url
 
-        return resolve_base_url(self.server)
+        where = "--server" if self.server else f"${ENV_SERVER}"
+        raw = self.server or os.environ.get(ENV_SERVER)
+        try:
+            if raw:
+                server_url(raw)
+            return resolve_base_url(self.server)
+        except ValueError as exc:
+            raise UsageError(f"{where}: {exc}") from None
 
     def client(self) -> Client:
         """The run's :class:`~lmstrix.Client` (made on first use, closed by :meth:`close`)."""
         if self._client is None:
             from ..client._client import Client
 
-            self._client = Client(self.server, api_token=self.token, timeout=self.timeout_s)
+            self._client = Client(self.base_url, api_token=self.token, timeout=self.timeout_s)
         return self._client
 
     def registry(self) -> Registry:
@@ -172,6 +183,9 @@ def run_command(session: Session, module: str, function: str, **arguments: Any) 
     except KeyboardInterrupt:
         session.error("interrupted")
         return EXIT_INTERRUPTED
+    except StdoutClosed:  # the reader went away (`| head`): nothing more to say
+        _silence(session)
+        return EXIT_OK
     except BaseException as exc:  # every failure becomes one line and an exit code
         code = _exit_code(exc)
         if code is None:
@@ -180,7 +194,7 @@ def run_command(session: Session, module: str, function: str, **arguments: Any) 
             import traceback
 
             session._err("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-        session.error(_message(exc))
+        session.error(_message(exc, (module, function)))
         return code
     finally:
         logger.removeHandler(handler)
@@ -203,9 +217,66 @@ def _exit_code(exc: BaseException) -> Optional[int]:
     return EXIT_FAILURE
 
 
-def _message(exc: BaseException) -> str:
-    from ..errors import LMStrixError
+def _silence(session: Session) -> None:
+    """Point a closed stdout at the null device, so the exit-time flush cannot fail."""
+    if session.stdout is not sys.stdout:
+        return
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        finally:
+            os.close(null)
+    except (OSError, ValueError):  # no file descriptor (a test's stream)
+        pass
 
-    if isinstance(exc, (CliError, LMStrixError)):
+
+# Words of a server refusing a load for lack of memory, or crashing at the size asked
+# (LM Studio's guardrail says "insufficient system resources"; a crash is an overload).
+_MEMORY_WORDS = (
+    "memory",
+    "insufficient system resources",
+    "guardrail",
+    "vram",
+    "has crashed",
+    "exited before becoming healthy",
+)
+
+
+def _message(exc: BaseException, target: Tuple[str, str]) -> str:
+    """The one-line message for ``exc`` raised by the command ``target``."""
+    from ..errors import LMStrixError, ModelLoadError
+
+    if isinstance(exc, CliError):
         return str(exc)
-    return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
+    if not isinstance(exc, LMStrixError):
+        return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
+    text = str(exc)
+    if isinstance(exc, ModelLoadError):
+        text = _load_advice(exc, text)
+    from ._options import flag_names
+
+    for name, flag in flag_names(target).items():  # name the flags the user typed
+        text = re.sub(rf"\b{name}\b", flag, text)
+    return text
+
+
+def _load_advice(exc: Any, text: str) -> str:
+    """A failed load's message, with memory advice only for a memory refusal or crash.
+
+    Anything else (a 502/503 from a proxy or a busy server, an HTML error page, a
+    request the server rejects) keeps the server's words without the library's
+    "smaller context or free memory" advice, which would send the user the wrong way.
+    """
+    detail = str(exc.body or "").lower()  # the server's own words, whatever their shape
+    if any(word in detail for word in _MEMORY_WORDS):
+        return text
+    head, _, advice = text.rpartition(". ")
+    if "memory" in advice:  # the library's generic advice: not for this failure
+        text = head
+    if exc.status_code >= 500:
+        text += (
+            f". HTTP {exc.status_code} is an error of the server itself, not a refusal "
+            "of this size: try again, or look at the server's log"
+        )
+    return text

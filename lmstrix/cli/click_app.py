@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, TypeVar
 
 if TYPE_CHECKING:
     # mypy targets Python 3.8 here and cannot parse click >= 8.2's own sources (they use
@@ -21,6 +21,8 @@ else:
     import click
 
 from ._lite import COMMANDS, GLOBAL_DEFAULTS
+from ._options import COMMANDS as TABLE
+from ._options import GLOBAL_OPTIONS, GROUPS, Argument, Command, Option
 from ._output import EXIT_INTERRUPTED, EXIT_USAGE
 
 __all__ = ["cli", "main"]
@@ -45,36 +47,81 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
-def _global_options(hidden: bool) -> Callable[[F], F]:
-    def opt(*names: str, **kwargs: Any) -> Callable[[F], F]:
-        option: Callable[[F], F] = click.option(
-            *names, expose_value=False, callback=_store, hidden=hidden, **kwargs
-        )
-        return option
+def _sentence(text: str) -> str:
+    """A table help phrase as click shows help: capitalised, with a full stop."""
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
-    options = [
-        opt(
-            "--server",
-            metavar="URL",
-            envvar=None,
-            help="LM Studio server (default $LMSTRIX_SERVER or http://localhost:1234).",
-        ),
-        opt(
-            "--token",
-            metavar="T",
-            help="API token (default $LM_API_TOKEN, then $LMSTUDIO_API_TOKEN; prefer "
-            "those: arguments show in process lists).",
-        ),
-        opt(
-            "--registry",
-            metavar="PATH",
-            help="Registry file (default $LMSTRIX_REGISTRY, else $LMSTRIX_HOME/registry.json).",
-        ),
-        opt("--timeout", metavar="SECONDS", type=float, help="Read timeout (default 600)."),
-        opt("--json", is_flag=True, help="Machine output: one JSON document on stdout."),
-        opt("-v", "--verbose", count=True, help="More logging (-vv: debug); tracebacks."),
-        opt("-q", "--quiet", is_flag=True, help="No progress or warnings."),
-    ]
+
+class _Checked(click.ParamType):  # type: ignore[misc]
+    """A table ``type`` function as a click type: its ``ValueError`` is the message."""
+
+    def __init__(self, convert: Callable[[str], Any]) -> None:
+        self.convert_text = convert
+        self.name = getattr(convert, "__name__", "value")
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.convert_text(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _click_type(option: Option) -> Any:
+    if option.choices is not None:
+        return click.Choice(list(option.choices))
+    if option.type is None or option.type in (int, float, str):
+        return option.type
+    return _Checked(option.type)
+
+
+def _option(option: Option, *, is_global: bool = False, hidden: bool = False) -> Any:
+    """``option`` of the table as a click option decorator.
+
+    A global option has no default of its own (the session applies it) and is kept by
+    :func:`_store` instead of being passed to the command.
+    """
+    default = option.parsed_default()
+    kwargs: Dict[str, Any] = {"help": _sentence(option.help_text()) or None}
+    if is_global:
+        kwargs.update(hidden=hidden, expose_value=False, callback=_store)
+    else:
+        kwargs["default"] = () if option.multiple else default
+    names = [*option.flags, option.dest]
+    if option.kind == "flag":
+        kwargs["is_flag"] = True
+    elif option.kind == "count":
+        kwargs["count"] = True
+    elif option.kind == "switch":
+        names = ["/".join(option.flags), option.dest]
+    else:
+        kwargs.update(
+            type=_click_type(option),
+            metavar=option.metavar,
+            required=option.required,
+            multiple=option.multiple,
+        )
+    return click.option(*names, **kwargs)
+
+
+def _argument(argument: Argument) -> Callable[[F], F]:
+    if argument.nargs == "*":
+        decorator: Callable[[F], F] = click.argument(
+            argument.dest, metavar=f"[{argument.metavar}]...", nargs=-1
+        )
+    else:
+        decorator = click.argument(
+            argument.dest, metavar=argument.metavar, required=argument.nargs == "1"
+        )
+    return decorator
+
+
+def _global_options(hidden: bool) -> Callable[[F], F]:
+    """The global options, stored by :func:`_store` before or after the command name."""
+    options = [_option(o, is_global=True, hidden=hidden) for o in GLOBAL_OPTIONS]
 
     def decorate(fn: F) -> F:
         for option in reversed(options):
@@ -102,130 +149,11 @@ def cli() -> None:
     """Find the real context limits of your LM Studio models, and use them."""
 
 
-def _command(name: str, help: str) -> Callable[[F], Any]:
-    def decorate(fn: F) -> Any:
-        return cli.command(name, help=help, short_help=help)(_global_options(hidden=True)(fn))
-
-    return decorate
-
-
-@_command("doctor", "Check the server, its API and auth, and the registry.")
-def _doctor() -> int:
-    return _run("doctor")
-
-
-@_command("scan", "Sync the registry with the server's models (keeps test results).")
-def _scan() -> int:
-    return _run("scan")
-
-
-@_command("list", "Models with declared, loadable and working context.")
-def _list() -> int:
-    return _run("list")
-
-
-@_command("show", "One model's record and probe history.")
-@click.argument("model")
-def _show(model: str) -> int:
-    return _run("show", model=model)
-
-
-@_command("test", "Find the loadable and working context of models.")
-@click.argument("models", metavar="[MODEL]...", nargs=-1)
-@click.option("--all", "all_models", is_flag=True, help="Every chat model on the server.")
-@click.option(
-    "--min",
-    "min_context",
-    type=int,
-    default=2048,
-    metavar="N",
-    help="Smallest load to try (default 2048).",
-)
-@click.option(
-    "--max",
-    "max_context",
-    type=int,
-    metavar="N",
-    help="Largest load to try (default: the declared context).",
-)
-@click.option(
-    "--resolution",
-    type=int,
-    default=1024,
-    metavar="N",
-    help="How close to the true limits, in tokens (default 1024).",
-)
-@click.option(
-    "--trials",
-    type=int,
-    default=3,
-    metavar="N",
-    help="Needles per size near the limit (default 3).",
-)
-@click.option("--reset", is_flag=True, help="Forget earlier results and test again.")
-def _test(models: List[str], **options: Any) -> int:
-    return _run("test", models=list(models), **options)
-
-
-@_command("load", "Load a model (LM Studio 0.4+).")
-@click.argument("model")
-@click.option(
-    "--context",
-    metavar="N|tested",
-    help="Context length, or 'tested': the registry's working context.",
-)
-def _load(model: str, context: Optional[str]) -> int:
-    return _run("load", model=model, context=context)
-
-
-@_command("unload", "Unload a model's instances, or all.")
-@click.argument("model", required=False)
-@click.option("--all", "all_instances", is_flag=True, help="Every loaded instance.")
-def _unload(model: Optional[str], all_instances: bool) -> int:
-    return _run("unload", model=model, all_instances=all_instances)
-
-
-@_command("ps", "Loaded instances with their context and parallel slots.")
-def _ps() -> int:
-    return _run("ps")
-
-
-def _template_options(fn: F) -> F:
-    fn = click.option(
-        "--var",
-        "variables",
-        multiple=True,
-        metavar="K=V",
-        help="A template variable (repeatable; dotted names nest).",
-    )(fn)
-    fn = click.option(
-        "--template",
-        metavar="NAME",
-        help="Library entry to render as the prompt ({{input}} = the prompt).",
-    )(fn)
-    return cast(
-        F, click.option("--prompts", metavar="FILE", help="Prompt library (JSON or TOML).")(fn)
-    )
-
-
-@_command("chat", "Ask a model one question (streams on a terminal).")
-@click.argument("model")
-@click.argument("prompt", required=False)
-@click.option("-f", "--file", metavar="FILE", help="Read the prompt from FILE (- = stdin).")
-@click.option("--system", metavar="TEXT", help="System message.")
-@click.option("--temperature", type=float, metavar="T")
-@click.option("--max-tokens", type=int, metavar="N")
-@click.option(
-    "--stream/--no-stream", default=None, help="Stream the answer (default: on a terminal)."
-)
-@click.option("--stats", is_flag=True, help="Time to first token, tokens/s and usage, on stderr.")
-@_template_options
-def _chat(model: str, prompt: Optional[str], variables: List[str], **options: Any) -> int:
-    return _run("chat", model=model, prompt=prompt, variables=list(variables), **options)
-
-
 @cli.group(
-    "prompt", help="Prompt templates.", short_help="Prompt templates.", invoke_without_command=True
+    "prompt",
+    help=_sentence(GROUPS["prompt"]),
+    short_help=_sentence(GROUPS["prompt"]),
+    invoke_without_command=True,
 )
 @_global_options(hidden=True)
 @click.pass_context
@@ -235,71 +163,30 @@ def _prompt(ctx: Any) -> None:
         ctx.exit(EXIT_USAGE)
 
 
-@_prompt.command("render", help="Render a library entry.", short_help="Render a library entry.")
-@_global_options(hidden=True)
-@click.argument("file")
-@click.argument("name")
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="K=V",
-    help="A variable (repeatable; dotted names nest).",
-)
-def _prompt_render(file: str, name: str, variables: List[str]) -> int:
-    return _run("prompt render", file=file, name=name, variables=list(variables))
+def _register(command: Command) -> None:
+    """Add ``command`` of the table to the click group it belongs to."""
+    words = command.name.split()
+    group = _prompt if len(words) == 2 else cli
+    lists = [a.dest for a in command.arguments if a.nargs == "*"]
+    lists += [o.dest for o in command.options if o.multiple]
+
+    def callback(**arguments: Any) -> int:
+        for name in lists:  # click gives tuples; the commands take lists
+            arguments[name] = list(arguments[name])
+        return _run(command.name, **arguments)
+
+    fn: Any = callback
+    for option in reversed(command.options):
+        fn = _option(option)(fn)
+    for argument in reversed(command.arguments):
+        fn = _argument(argument)(fn)
+    fn = _global_options(hidden=True)(fn)
+    help = _sentence(command.help)
+    group.command(words[-1], help=help, short_help=help)(fn)
 
 
-@_command("batch", "Run many prompts through a model, resumably.")
-@click.argument("input")
-@click.option(
-    "-o",
-    "--output",
-    required=True,
-    metavar="OUTPUT",
-    help="JSONL results (appended; done items are skipped on a rerun).",
-)
-@click.option("-m", "--model", required=True, metavar="M")
-@click.option("--workers", type=int, metavar="N")
-@click.option("--prompts", metavar="FILE", help="Prompt library (JSON or TOML).")
-@click.option("--template", metavar="NAME", help="Library entry to render per item.")
-@click.option("--retries", type=int, default=1, metavar="N")
-@click.option("--rpm", type=float, metavar="N", help="Requests per minute, at most.")
-@click.option("--temperature", type=float, metavar="T")
-@click.option("--max-tokens", type=int, metavar="N")
-def _batch(input: str, **options: Any) -> int:
-    return _run("batch", input=input, **options)
-
-
-@_command("demo", "Run the whole job on the built-in simulator.")
-@click.option("--trials", type=int, default=3, metavar="N", help="Needles per size (default 3).")
-def _demo(trials: int) -> int:
-    return _run("demo", trials=trials)
-
-
-@_command("simulate", "Serve the simulated LM Studio until Ctrl-C.")
-@click.option(
-    "--port",
-    type=int,
-    default=1234,
-    metavar="N",
-    help="Port on 127.0.0.1 (default 1234; 0 picks a free one).",
-)
-@click.option(
-    "--api",
-    type=click.Choice(["v1", "v0", "openai"]),
-    default="v1",
-    help="Server generation to simulate (default v1).",
-)
-@click.option(
-    "--time-scale",
-    type=float,
-    default=0.0,
-    metavar="X",
-    help="Real seconds per simulated second (default 0: no sleeping).",
-)
-def _simulate(port: int, api: str, time_scale: float) -> int:
-    return _run("simulate", port=port, api=api, time_scale=time_scale)
+for _command in TABLE:
+    _register(_command)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

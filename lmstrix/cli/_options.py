@@ -1,0 +1,464 @@
+"""Every command's arguments and options, declared once; both front ends render this table.
+
+:data:`GLOBAL_OPTIONS` and :data:`COMMANDS` are plain data. ``_lite`` turns them into
+argparse parsers and ``click_app`` into click commands, so a flag, its type, default,
+choices and help are written here and nowhere else. A default that is the library's own
+(the context search's ``trials``, the batch's ``retries``, the read timeout) is a
+:class:`FromLibrary` reference to the library's signature or constant: an option left
+out reaches the command as ``None`` and is not passed on, so the library applies its own
+default, and the help shows that value, looked up when the command's help is rendered.
+The CLI never restates a library default. Help texts are lower-case phrases;
+``{default}`` in one is replaced by the default.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from ._checks import positive_seconds, server_url
+
+__all__ = [
+    "COMMANDS",
+    "GLOBAL_OPTIONS",
+    "GROUPS",
+    "SIMULATED_APIS",
+    "Argument",
+    "Command",
+    "FromLibrary",
+    "flag_names",
+    "given",
+    "library_default",
+    "Option",
+    "positive_seconds",
+    "server_url",
+]
+
+
+@dataclass(frozen=True)
+class FromLibrary:
+    """A default owned by the library: ``lmstrix.<module>.<name>``, or one parameter of it.
+
+    With ``parameter``, the default of that parameter in the signature of the function
+    or class ``name``; without, the constant itself. A module that is left out of a
+    vendored copy (``batch``) resolves to ``None``.
+    """
+
+    module: str
+    name: str
+    parameter: Optional[str] = None
+
+    def resolve(self) -> Any:
+        """The library's value (imports the module)."""
+        import inspect
+
+        try:
+            owner = importlib.import_module(f"lmstrix.{self.module}")
+        except ImportError:
+            return None
+        value = getattr(owner, self.name)
+        if self.parameter is None:
+            return value
+        return inspect.signature(value).parameters[self.parameter].default
+
+
+def given(**values: Any) -> Dict[str, Any]:
+    """The keyword arguments whose value is not ``None``: the options a user gave.
+
+    A command passes these on, so the library's own default applies to the others.
+    """
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def flag_names(target: Tuple[str, str]) -> Dict[str, str]:
+    """Python names -> CLI flags, for the command implemented by ``target``.
+
+    Only names a user would not take for English (``max_context``, ``context_length``):
+    library messages naming them are shown with the flag (``--max``) instead.
+    """
+    names: Dict[str, str] = {}
+    for command in COMMANDS:
+        if command.target == target:
+            names.update(command.flag_names())
+    return {name: flag for name, flag in names.items() if "_" in name}
+
+
+def library_default(command: str, dest: str) -> Any:
+    """The default of option ``dest`` of ``command`` (a library default looked up now)."""
+    found = next(c for c in COMMANDS if c.name == command)
+    return next(o for o in found.options if o.dest == dest).resolved_default()
+
+
+@dataclass(frozen=True)
+class Option:
+    """One ``--flag`` of a command, as both front ends declare it.
+
+    ``kind`` is ``value`` (takes a value of ``type``), ``flag`` (on when given), ``count``
+    (``-vv``) or ``switch`` (``--x``/``--no-x``, ``None`` when neither is given).
+    ``dest`` is the keyword argument of the command function. ``multiple`` collects
+    repeated values into a list. ``aliases`` are the library's names for the same
+    value, so a library message naming one is shown with the flag instead.
+    """
+
+    dest: str
+    flags: Tuple[str, ...]
+    help: str = ""
+    kind: str = "value"
+    type: Optional[Callable[[str], Any]] = None
+    default: Any = None
+    metavar: Optional[str] = None
+    choices: Optional[Tuple[str, ...]] = None
+    multiple: bool = False
+    required: bool = False
+    aliases: Tuple[str, ...] = ()
+
+    @property
+    def flag(self) -> str:
+        """The long flag, as messages name the option."""
+        return next((f for f in self.flags if f.startswith("--")), self.flags[0])
+
+    def resolved_default(self) -> Any:
+        """The default value (a library default looked up now); ``[]`` when ``multiple``."""
+        if self.multiple:
+            return []
+        if isinstance(self.default, FromLibrary):
+            return self.default.resolve()
+        if self.kind == "flag":
+            return bool(self.default)
+        if self.kind == "count":
+            return self.default or 0
+        return self.default
+
+    def parsed_default(self) -> Any:
+        """The value a front end passes when the option is not given.
+
+        ``None`` for a library default: the command then leaves the argument out, so
+        the library function it calls applies its own default.
+        """
+        return None if isinstance(self.default, FromLibrary) else self.resolved_default()
+
+    def help_text(self) -> str:
+        """The help with ``{default}`` filled in (a library default looked up now)."""
+        default = self.resolved_default()
+        shown = (
+            "none" if default is None else f"{default:g}" if isinstance(default, float) else default
+        )
+        return self.help.replace("{default}", str(shown))
+
+
+@dataclass(frozen=True)
+class Argument:
+    """A positional argument: ``nargs`` is ``1``, ``?`` (optional) or ``*`` (any number)."""
+
+    dest: str
+    metavar: str
+    nargs: str = "1"
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its name (``prompt render`` for a subcommand), help, implementation, params."""
+
+    name: str
+    help: str
+    module: str
+    function: str
+    arguments: Tuple[Argument, ...] = ()
+    options: Tuple[Option, ...] = ()
+
+    @property
+    def target(self) -> Tuple[str, str]:
+        """``(module, function)`` of the shared implementation in ``lmstrix.cli``."""
+        return self.module, self.function
+
+    def flag_names(self) -> Dict[str, str]:
+        """Python names (``dest`` and library aliases) -> the flag a user types."""
+        names: Dict[str, str] = {}
+        for option in self.options:
+            for name in (option.dest, *option.aliases):
+                names[name] = option.flag
+        return names
+
+
+GLOBAL_OPTIONS: Tuple[Option, ...] = (
+    Option(
+        "server",
+        ("--server",),
+        "LM Studio server (default $LMSTRIX_SERVER or {default})",
+        type=server_url,
+        default=FromLibrary("config", "DEFAULT_BASE_URL"),
+        metavar="URL",
+    ),
+    Option(
+        "token",
+        ("--token",),
+        "API token (default $LM_API_TOKEN, then $LMSTUDIO_API_TOKEN; prefer those: "
+        "arguments show in process lists)",
+        metavar="T",
+    ),
+    Option(
+        "registry",
+        ("--registry",),
+        "registry file (default $LMSTRIX_REGISTRY, else $LMSTRIX_HOME/registry.json)",
+        metavar="PATH",
+    ),
+    Option(
+        "timeout",
+        ("--timeout",),
+        "read timeout in seconds (default {default})",
+        type=positive_seconds,
+        default=FromLibrary("config", "Timeout", "read_s"),
+        metavar="SECONDS",
+    ),
+    Option("json", ("--json",), "machine output: one JSON document on stdout", kind="flag"),
+    Option("verbose", ("-v", "--verbose"), "more logging (-vv: debug); tracebacks", kind="count"),
+    Option("quiet", ("-q", "--quiet"), "no progress or warnings", kind="flag"),
+)
+
+#: The server generations ``lmstrix simulate --api`` offers.
+SIMULATED_APIS = ("v1", "v0", "openai")
+
+_SEARCH = "find_context_limit"
+_TRIALS = Option(
+    "trials",
+    ("--trials",),
+    "needles per size near the limit (default {default})",
+    type=int,
+    default=FromLibrary("context", _SEARCH, "trials"),
+    metavar="N",
+)
+_TEMPERATURE = Option("temperature", ("--temperature",), type=float, metavar="T")
+_MAX_TOKENS = Option("max_tokens", ("--max-tokens",), type=int, metavar="N")
+_PROMPTS = Option("prompts", ("--prompts",), "prompt library (JSON or TOML)", metavar="FILE")
+_MODEL = Argument("model", "MODEL")
+
+GROUPS: Dict[str, str] = {"prompt": "prompt templates"}
+
+COMMANDS: Tuple[Command, ...] = (
+    Command(
+        "doctor",
+        "check the server, its API and auth, and the registry",
+        "_cmd_models",
+        "cmd_doctor",
+    ),
+    Command(
+        "scan",
+        "sync the registry with the server's models (keeps test results)",
+        "_cmd_models",
+        "cmd_scan",
+    ),
+    Command(
+        "list",
+        "models with declared, loadable and working context (the registry's alone when "
+        "the server is not reachable)",
+        "_cmd_models",
+        "cmd_list",
+    ),
+    Command(
+        "show",
+        "one model's record, speed profile and probe history",
+        "_cmd_models",
+        "cmd_show",
+        (_MODEL,),
+    ),
+    Command(
+        "test",
+        "find the loadable and working context of models",
+        "_cmd_test",
+        "cmd_test",
+        (Argument("models", "MODEL", "*"),),
+        (
+            Option("all_models", ("--all",), "every chat model on the server", kind="flag"),
+            Option(
+                "min_context",
+                ("--min",),
+                "smallest load to try (default {default})",
+                type=int,
+                default=FromLibrary("context", _SEARCH, "min_context"),
+                metavar="N",
+            ),
+            Option(
+                "max_context",
+                ("--max",),
+                "largest load to try (default: the declared context)",
+                type=int,
+                metavar="N",
+            ),
+            Option(
+                "resolution",
+                ("--resolution",),
+                "how close to the true limits, in tokens (default {default})",
+                type=int,
+                default=FromLibrary("context", _SEARCH, "resolution"),
+                metavar="N",
+            ),
+            _TRIALS,
+            Option("reset", ("--reset",), "forget earlier results and test again", kind="flag"),
+            Option(
+                "recheck",
+                ("--recheck",),
+                "re-confirm the recorded limits cheaply (one load, a few needles) and flag drift",
+                kind="flag",
+            ),
+        ),
+    ),
+    Command(
+        "load",
+        "load a model (LM Studio 0.4+)",
+        "_cmd_instances",
+        "cmd_load",
+        (_MODEL,),
+        (
+            Option(
+                "context",
+                ("--context",),
+                "context length, or 'tested': the registry's loadable context (a prompt "
+                "of the working size still has room for its answer)",
+                metavar="N|tested",
+                aliases=("context_length",),
+            ),
+        ),
+    ),
+    Command(
+        "unload",
+        "unload a model's instances, or all",
+        "_cmd_instances",
+        "cmd_unload",
+        (Argument("model", "MODEL", "?"),),
+        (Option("all_instances", ("--all",), "every loaded instance", kind="flag"),),
+    ),
+    Command(
+        "ps",
+        "loaded instances with their context and parallel slots",
+        "_cmd_instances",
+        "cmd_ps",
+    ),
+    Command(
+        "chat",
+        "ask a model one question (streams on a terminal)",
+        "_cmd_chat",
+        "cmd_chat",
+        (_MODEL, Argument("prompt", "PROMPT", "?")),
+        (
+            Option(
+                "file", ("-f", "--file"), "read the prompt from FILE (- = stdin)", metavar="FILE"
+            ),
+            Option("system", ("--system",), "system message", metavar="TEXT"),
+            _TEMPERATURE,
+            _MAX_TOKENS,
+            Option(
+                "stream",
+                ("--stream", "--no-stream"),
+                "stream the answer (default: on a terminal)",
+                kind="switch",
+            ),
+            Option(
+                "stats",
+                ("--stats",),
+                "time to first token, tokens/s and usage, on stderr",
+                kind="flag",
+            ),
+            _PROMPTS,
+            Option(
+                "template",
+                ("--template",),
+                "library entry to render as the prompt ({{input}} = the prompt)",
+                metavar="NAME",
+            ),
+            Option(
+                "variables",
+                ("--var",),
+                "a template variable (repeatable; dotted names nest)",
+                metavar="K=V",
+                multiple=True,
+            ),
+        ),
+    ),
+    Command(
+        "prompt render",
+        "render a library entry",
+        "_cmd_chat",
+        "cmd_prompt_render",
+        (Argument("file", "FILE"), Argument("name", "NAME")),
+        (
+            Option(
+                "variables",
+                ("--var",),
+                "a variable (repeatable; dotted names nest)",
+                metavar="K=V",
+                multiple=True,
+            ),
+        ),
+    ),
+    Command(
+        "batch",
+        "run many prompts through a model, resumably",
+        "_cmd_batch",
+        "cmd_batch",
+        (Argument("input", "INPUT", help="JSONL, CSV or text file of items"),),
+        (
+            Option(
+                "output",
+                ("-o", "--output"),
+                "JSONL results (appended; done items are skipped on a rerun)",
+                metavar="OUTPUT",
+                required=True,
+            ),
+            Option("model", ("-m", "--model"), metavar="M", required=True),
+            Option("workers", ("--workers",), type=int, metavar="N"),
+            _PROMPTS,
+            Option("template", ("--template",), "library entry to render per item", metavar="NAME"),
+            Option(
+                "retries",
+                ("--retries",),
+                "retries of a failed item (default {default})",
+                type=int,
+                default=FromLibrary("batch", "run_batch", "retries"),
+                metavar="N",
+            ),
+            Option("rpm", ("--rpm",), "requests per minute, at most", type=float, metavar="N"),
+            _TEMPERATURE,
+            _MAX_TOKENS,
+        ),
+    ),
+    Command(
+        "demo",
+        "run the whole job on the built-in simulator",
+        "_demo",
+        "run_demo",
+        options=(_TRIALS,),
+    ),
+    Command(
+        "simulate",
+        "serve the simulated LM Studio until Ctrl-C",
+        "_demo",
+        "cmd_simulate",
+        options=(
+            Option(
+                "port",
+                ("--port",),
+                "port on 127.0.0.1 (default {default}; 0 picks a free one)",
+                type=int,
+                default=FromLibrary("testing", "serve", "port"),
+                metavar="N",
+            ),
+            Option(
+                "api",
+                ("--api",),
+                "server generation to simulate (default {default})",
+                default=FromLibrary("testing", "FakeLMStudio", "api"),
+                choices=SIMULATED_APIS,
+            ),
+            Option(
+                "time_scale",
+                ("--time-scale",),
+                "real seconds per simulated second (default {default}: no sleeping)",
+                type=float,
+                default=FromLibrary("testing", "FakeLMStudio", "time_scale"),
+                metavar="X",
+            ),
+        ),
+    ),
+)
