@@ -2,38 +2,49 @@
 
 One client holds one connection pool; share it between threads. It finds out once
 which API the server speaks (LM Studio v1, v0, or OpenAI-only) and degrades
-gracefully, retries only what is safe, and turns every failure into an lmstrix error
-that names the URL, the model and what to do.
+gracefully, and turns every failure into an lmstrix error that names the URL, the
+model and what to do. Each HTTP exchange goes as a :class:`~lmstrix.Request` through
+the middleware chain (retries included, see :mod:`lmstrix.middleware`) to the
+transport; each model call ends in one :class:`~lmstrix.CallEvent` for the observers
+(see :mod:`lmstrix._calls`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
+from ._calls import CallScope, call_parameters
 from ._errormap import error_for, parse_json
-from ._replies import Messages, merge_rows, messages_of, same_model, stats_of
+from ._replies import Messages, merge_rows, messages_of, same_model
+from ._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from .config import Timeout, resolve_base_url, resolve_token
-from .errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
+from .errors import APIError, APIStatusError, ModelNotFoundError, StreamError
+from .middleware import RetryMiddleware, RetryPolicy, build_chain
 from .stream import ChatStream
-from .types import Completion, LoadedInstance, ModelInfo, Usage
+from .transport import as_transport
+from .types import Completion, LoadedInstance, ModelInfo
 
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Type
+    from typing import Type, TypeVar
 
+    from ._calls import Observer
+    from .middleware import Middleware
     from .transport import Response, Transport
+
+    T = TypeVar("T")
 
 __all__ = ["Client", "Messages"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_RETRY_STATUSES = (429, 503)
+_OPERATIONS = ("models", "chat", "completion", "embedding", "unload")
 _LOAD_KEYS = frozenset(
     ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu")
 )
@@ -55,6 +66,11 @@ class Client:
             jitter) up to ``retry_max_s``. A server's ``Retry-After`` is honoured
             instead, up to a minute.
         retry_max_s: the longest delay between two retries.
+        retry: a :class:`~lmstrix.RetryPolicy`; replaces the three options above.
+        middleware: callables ``m(request, call_next) -> Response`` wrapped around the
+            transport, first outermost; the retry middleware runs outside them all, so
+            they see every attempt.
+        observers: callables given one :class:`~lmstrix.CallEvent` per model call.
     """
 
     def __init__(
@@ -68,13 +84,19 @@ class Client:
         strict_model: bool = False,
         retry_backoff_s: float = 0.5,
         retry_max_s: float = 8.0,
+        retry: Optional[RetryPolicy] = None,
+        middleware: Sequence[Middleware] = (),
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = Timeout.coerce(timeout)
-        self.max_retries = max(0, int(max_retries))
+        self.retry_policy = retry or RetryPolicy.from_client_options(
+            max_retries, retry_backoff_s, retry_max_s
+        )
+        self.max_retries = self.retry_policy.total
         self.strict_model = strict_model
-        self.retry_backoff_s = retry_backoff_s
-        self.retry_max_s = retry_max_s
+        self.retry_backoff_s = self.retry_policy.backoff_factor_s
+        self.retry_max_s = self.retry_policy.backoff_max_s
         token = resolve_token(api_token)
         # The token lives only in this header map, which no repr, log or error shows.
         self._headers: Dict[str, str] = {
@@ -84,11 +106,23 @@ class Client:
         }
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        self._header_map = frozen_map(self._headers)
         if transport is None:
             from .transport import StdlibTransport
 
             transport = StdlibTransport()
-        self._transport: Transport = transport
+        self._transport: Transport = as_transport(transport)
+        self._observers = tuple(observers)
+        # The chain is built once: with no middleware of yours and retries on, a request
+        # costs one extra function call.
+        chain = list(middleware)
+        if self.retry_policy.total > 0:
+            chain.insert(0, RetryMiddleware(self.retry_policy))
+        self._handler = build_chain(chain, self._transport.send)
+        self._extensions = {op: frozen_map({OPERATION: op}) for op in _OPERATIONS}
+        self._extensions["load"] = frozen_map(
+            {OPERATION: "load", READ_TIMEOUT: self.timeout.load_s, RETRY_IF_SENT: False}
+        )
         self._api: Optional[str] = None
         self._lock = threading.Lock()
 
@@ -221,6 +255,14 @@ class Client:
             ModelLoadError: the server refused or failed to load it.
             APIError: the server cannot load models over HTTP (older LM Studio).
         """
+        parameters = {"context_length": context_length, **options}
+        return self._observed(
+            "load", key, parameters, lambda _: self._load(key, context_length, options)
+        )
+
+    def _load(
+        self, key: str, context_length: Optional[int], options: Dict[str, Any]
+    ) -> LoadedInstance:
         self._require_load("load a model")
         unknown = set(options) - _LOAD_KEYS
         if unknown:
@@ -230,43 +272,35 @@ class Client:
             body["context_length"] = int(context_length)
         body.update(options)
         started = time.perf_counter()
-        answer = self._json(
-            "POST", "/api/v1/models/load", body, model=key, read_s=self.timeout.load_s, load=True
+        answer = self._json("POST", "/api/v1/models/load", body, model=key, operation="load")
+        instance = LoadedInstance.from_load_answer(
+            answer, key, context_length, elapsed_s=time.perf_counter() - started
         )
-        instance_id = str(answer.get("instance_id") or key)
-        config = answer.get("load_config")
-        applied = config.get("context_length") if isinstance(config, dict) else None
-        parallel = config.get("parallel") if isinstance(config, dict) else None
-        if not isinstance(applied, int):
-            found = [i for i in self.loaded_instances() if i.id == instance_id]
-            applied = found[0].context_length if found else None
-            parallel = found[0].parallel if found else None
-        load_time = answer.get("load_time_seconds")
-        instance = LoadedInstance(
-            id=instance_id,
-            model_key=key,
-            context_length=applied,
-            requested_context_length=context_length,
-            parallel=parallel if isinstance(parallel, int) else None,
-            load_time_s=float(load_time)
-            if isinstance(load_time, (int, float))
-            else time.perf_counter() - started,
-            raw=answer,
-        )
+        if instance.context_length is None:  # an older answer without load_config
+            found = [i for i in self.loaded_instances() if i.id == instance.id]
+            if found:
+                instance = replace(
+                    instance, context_length=found[0].context_length, parallel=found[0].parallel
+                )
         if instance.auto_fitted:
             log.warning(
                 "%s: asked to load %s at %s tokens, the server applied %s",
                 self.base_url,
                 key,
                 context_length,
-                applied,
+                instance.context_length,
             )
         return instance
 
     def unload(self, instance_id: str) -> None:
         """Unload one loaded instance (its id, as :meth:`load` or ``ps`` report it)."""
-        self._require_load("unload a model")
-        self._json("POST", "/api/v1/models/unload", {"instance_id": instance_id}, model=instance_id)
+
+        def run(_: Optional[CallScope]) -> None:
+            self._require_load("unload a model")
+            body = {"instance_id": instance_id}
+            self._json("POST", "/api/v1/models/unload", body, model=instance_id, operation="unload")
+
+        self._observed("unload", instance_id, {}, run)
 
     def _require_load(self, what: str) -> None:
         if not self.supports_load:
@@ -286,12 +320,12 @@ class Client:
         ``max_tokens``, ``stop``, ``seed``, ``response_format``, ...).
         """
         body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
-        return self._complete_once("/v1/chat/completions", body, model, chat=True)
+        return self._complete_once("/v1/chat/completions", body, model, "chat")
 
     def complete(self, model: str, prompt: str, **params: Any) -> Completion:
         """Plain text completion (``/v1/completions``: no chat template applied)."""
         body = {"model": model, "prompt": prompt, **params, "stream": False}
-        return self._complete_once("/v1/completions", body, model, chat=False)
+        return self._complete_once("/v1/completions", body, model, "completion")
 
     def stream_chat(self, model: str, messages: Messages, **params: Any) -> ChatStream:
         """Like :meth:`chat`, but returns a :class:`ChatStream` of chunks as they arrive.
@@ -310,7 +344,13 @@ class Client:
     def embed(self, model: str, texts: Union[str, Sequence[str]]) -> List[List[float]]:
         """Embedding vectors for ``texts``, in the same order."""
         items = [texts] if isinstance(texts, str) else list(texts)
-        answer = self._json("POST", "/v1/embeddings", {"model": model, "input": items}, model=model)
+        return self._observed(
+            "embedding", model, {"inputs": len(items)}, lambda _: self._embed(model, items)
+        )
+
+    def _embed(self, model: str, items: List[str]) -> List[List[float]]:
+        body = {"model": model, "input": items}
+        answer = self._json("POST", "/v1/embeddings", body, model=model, operation="embedding")
         rows = answer.get("data")
         if not isinstance(rows, list):
             raise APIStatusError(
@@ -324,44 +364,59 @@ class Client:
         return [[float(x) for x in r.get("embedding", [])] for r in rows if isinstance(r, dict)]
 
     def _complete_once(
-        self, path: str, body: Dict[str, Any], model: str, *, chat: bool
+        self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
+        if self._observers:
+            parameters = call_parameters(body)
+            return self._observed(
+                operation, model, parameters, lambda _: self._answer(path, body, model, operation)
+            )
+        return self._answer(path, body, model, operation)
+
+    def _answer(self, path: str, body: Dict[str, Any], model: str, operation: str) -> Completion:
         started = time.perf_counter()
-        answer = self._json("POST", path, body, model=model)
-        elapsed = time.perf_counter() - started
-        choices = answer.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else {}
-        choice = choice if isinstance(choice, dict) else {}
-        if chat:
-            message = choice.get("message")
-            message = message if isinstance(message, dict) else {}
-            text = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        else:
-            text, reasoning = choice.get("text") or "", ""
-        usage_raw = answer.get("usage")
-        usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, dict) else Usage()
-        server_model = answer.get("model") if isinstance(answer.get("model"), str) else None
-        if server_model:
-            self._check_model(model, server_model)
-        return Completion(
-            text=str(text),
-            finish_reason=choice.get("finish_reason"),
-            model=server_model,
-            usage=usage,
-            stats=stats_of(answer.get("stats"), elapsed, usage),
-            reasoning=str(reasoning),
-            raw=answer,
+        answer = self._json("POST", path, body, model=model, operation=operation)
+        done = Completion.from_wire(
+            answer, chat=operation == "chat", elapsed_s=time.perf_counter() - started
         )
+        if done.model:
+            self._check_model(model, done.model)
+        if done.is_empty:
+            # The same answer streamed raises the same error (see ChatStream).
+            url = self._url(path)
+            raise StreamError(
+                f"{url} (model {model!r}) answered with no text at all; servers answer "
+                "this way to a prompt that does not fit the loaded context, or to a "
+                "request they cancelled",
+                url=url,
+                kind="empty",
+                body=answer,
+            )
+        return done
 
     def _stream(self, path: str, body: Dict[str, Any], model: str, kind: str) -> ChatStream:
         body["stream"] = True
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
+        if self._observers:
+            parameters = call_parameters(body)
+            return self._observed(
+                kind,
+                model,
+                parameters,
+                lambda scope: self._open_stream(path, body, model, kind, scope),
+                stream=True,
+            )
+        return self._open_stream(path, body, model, kind, None)
+
+    def _open_stream(
+        self, path: str, body: Dict[str, Any], model: str, kind: str, scope: Optional[CallScope]
+    ) -> ChatStream:
         started = time.perf_counter()
-        response = self._send("POST", path, body, stream=True)
+        response = self._send("POST", path, body, stream=True, operation=kind)
         url = self._url(path)
+        whole = None
         if response.status_code >= 300 or "json" in response.headers.get("content-type", ""):
             # Errors (and some servers' non-streamed answers) come back as one JSON body.
             try:
@@ -372,9 +427,16 @@ class Client:
             err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
             if err is not None:
                 raise err
-            from .transport import BufferedResponse
-
-            response = BufferedResponse(response.status_code, response.headers, raw)
+            if not isinstance(parsed, dict):
+                raise StreamError(
+                    f"{url} (model {model!r}) did not stream: it answered with "
+                    f"{str(parsed)[:200]!r}",
+                    url=url,
+                    kind="bad_event",
+                    body=parsed,
+                )
+            elapsed = time.perf_counter() - started
+            whole = Completion.from_wire(parsed, chat=kind == "chat", elapsed_s=elapsed)
         return ChatStream(
             response,
             url=url,
@@ -382,7 +444,33 @@ class Client:
             started=started,
             kind=kind,
             on_model=lambda served: self._check_model(model, served),
+            whole=whole,
+            scope=scope,
         )
+
+    def _observed(
+        self,
+        operation: str,
+        model: Optional[str],
+        parameters: Mapping[str, Any],
+        run: Callable[[Optional[CallScope]], T],
+        *,
+        stream: bool = False,
+    ) -> T:
+        """Run one model call; with observers, report it (a stream reports at its end)."""
+        if not self._observers:
+            return run(None)
+        scope = CallScope(
+            self._observers, self.base_url, operation, model, parameters, stream=stream
+        )
+        try:
+            result = run(scope)
+        except Exception as exc:
+            scope.finish(error=exc)
+            raise
+        if not stream:
+            scope.finish(result)
+        return result
 
     def _check_model(self, asked: str, served: str) -> None:
         if same_model(asked, served):
@@ -402,7 +490,7 @@ class Client:
 
     def _raw(self, method: str, path: str) -> tuple:  # type: ignore[type-arg]
         """A request whose status the caller inspects itself (used for detection)."""
-        response = self._send(method, path, None)
+        response = self._send(method, path, None, operation="models")
         return response.status_code, parse_json(response.read())[1]
 
     def _json(
@@ -412,10 +500,9 @@ class Client:
         body: Optional[Mapping[str, Any]] = None,
         *,
         model: Optional[str] = None,
-        read_s: Optional[float] = None,
-        load: bool = False,
+        operation: str = "models",
     ) -> Dict[str, Any]:
-        response = self._send(method, path, body, read_s=read_s, load=load)
+        response = self._send(method, path, body, operation=operation)
         url = self._url(path)
         is_json, parsed = parse_json(response.read())
         err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
@@ -438,51 +525,16 @@ class Client:
         body: Optional[Mapping[str, Any]],
         *,
         stream: bool = False,
-        read_s: Optional[float] = None,
-        load: bool = False,
+        operation: str = "models",
     ) -> Response:
-        """Send with retries: only where the request surely did not run, or 429/503."""
-        url = self._url(path)
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        attempt = 0
-        while True:
-            log.debug("%s %s (try %d)", method, url, attempt + 1)
-            try:
-                response = self._transport.request(
-                    method,
-                    url,
-                    headers=self._headers,
-                    body=data,
-                    timeout=self.timeout,
-                    read_timeout_s=read_s,
-                    stream=stream,
-                )
-            except APIConnectionError as exc:
-                # A refused connection never reached the server. A reset before any
-                # answer is retried too, except for loads: a load that crashed the
-                # server must not be repeated blindly.
-                sent = getattr(exc, "sent", True)
-                retry = not sent or (not load and not isinstance(exc, TimeoutError))
-                if not retry or attempt >= self.max_retries:
-                    raise
-                delay = self._backoff(attempt, None)
-            else:
-                if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
-                    return response
-                retry_after = response.headers.get("retry-after")
-                response.close()
-                delay = self._backoff(attempt, retry_after)
-            log.info("retrying %s %s in %.2f s", method, url, delay)
-            time.sleep(delay)
-            attempt += 1
-
-    def _backoff(self, attempt: int, retry_after: Optional[str]) -> float:
-        if retry_after is not None:
-            try:
-                seconds = float(retry_after)
-            except ValueError:
-                seconds = -1.0
-            if seconds >= 0:
-                return min(seconds, max(self.retry_max_s, 60.0))
-        base = min(self.retry_max_s, self.retry_backoff_s * (2.0**attempt))
-        return base * (0.5 + random.random() / 2)  # jitter spreads out retrying clients
+        """Send one request down the middleware chain (retries are middleware too)."""
+        request = Request(
+            method,
+            self.base_url + path,
+            self._header_map,
+            None if body is None else json.dumps(body).encode("utf-8"),
+            self.timeout,
+            stream,
+            self._extensions[operation],
+        )
+        return self._handler(request)

@@ -5,7 +5,11 @@ surface at the call). Iterating yields :class:`~lmstrix.types.Chunk` objects; an
 error inside the stream raises :class:`~lmstrix.errors.StreamError` carrying the
 text received so far; so does a stream that ends early. Leaving a ``with`` block or
 breaking out of the loop and calling :meth:`ChatStream.close` releases the
-connection.
+connection. A stream read to its ``[DONE]`` leaves its connection in the pool for the
+next request (the end of the HTTP body is read too).
+
+A server that answers a stream request with one JSON answer instead of events is
+read as a stream of one chunk holding the whole answer.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional
 
 from ._errormap import error_for, error_message
 from .errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
@@ -24,6 +28,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type
 
+    from ._calls import CallScope
     from .transport import Response
 
 __all__ = ["ChatStream"]
@@ -48,8 +53,12 @@ class ChatStream(Iterator[Chunk]):
         started: float,
         kind: str = "chat",
         on_model: Optional[Callable[[str], None]] = None,
+        whole: Optional[Completion] = None,
+        scope: Optional[CallScope] = None,
     ) -> None:
         self._response = response
+        self._whole = whole  # the server answered with one JSON body, not a stream
+        self._scope = scope
         self._url = url
         self._model = model
         self._kind = kind
@@ -64,6 +73,7 @@ class ChatStream(Iterator[Chunk]):
         self._usage: Optional[Usage] = None
         self._server_model: Optional[str] = None
         self._content_chunks = 0
+        self._chat = kind == "chat"
         self._completion: Optional[Completion] = None
         self._closed = False
         self._stopped = False
@@ -95,6 +105,8 @@ class ChatStream(Iterator[Chunk]):
         """Stop reading and release the connection; safe to call more than once."""
         self._stopped = True
         self._release()
+        if self._scope is not None and self._completion is None:
+            self._scope.finish(closed=True)
 
     def _release(self) -> None:
         if not self._closed:
@@ -134,9 +146,25 @@ class ChatStream(Iterator[Chunk]):
         )
 
     def _chunks(self) -> Iterator[Chunk]:
-        done = False
         try:
-            for raw in self._response.iter_bytes():
+            if self._whole is not None:
+                yield from self._from_whole(self._whole)
+            else:
+                yield from self._read()
+            if not self._stopped:
+                self._completion = self._whole or self._build()
+        except Exception as exc:
+            if self._scope is not None:
+                self._scope.finish(error=exc)
+            raise
+        if self._scope is not None and self._completion is not None:
+            self._scope.finish(self._completion)
+
+    def _read(self) -> Iterator[Chunk]:
+        done = False
+        pieces = self._response.iter_bytes()
+        try:
+            for raw in pieces:
                 for event in self._decoder.feed(raw):
                     if event.data.strip() == "[DONE]":
                         done = True
@@ -145,6 +173,7 @@ class ChatStream(Iterator[Chunk]):
                     if chunk is not None:
                         yield chunk
                 if done:
+                    _drain(pieces)
                     break
             else:
                 for event in self._decoder.flush():
@@ -162,7 +191,23 @@ class ChatStream(Iterator[Chunk]):
             self._release()
         if self._stopped:
             return
-        if not self._texts and not self._reasoning and self._finish_reason != "tool_calls":
+        self._check_end(done)
+
+    def _from_whole(self, whole: Completion) -> Iterator[Chunk]:
+        if whole.model is not None:
+            self._server_model = whole.model
+            if self._on_model is not None:
+                self._on_model(whole.model)
+        self._finish_reason = whole.finish_reason
+        if whole.text or whole.reasoning or whole.finish_reason:
+            self._texts.append(whole.text)
+            self._reasoning.append(whole.reasoning)
+            yield Chunk(whole.text, whole.finish_reason, whole.reasoning, whole.raw)
+        if not self._stopped:
+            self._check_end(True)
+
+    def _check_end(self, done: bool) -> None:
+        if not self._texts_any() and self._finish_reason != "tool_calls":
             raise self._fail(
                 "the stream carried no answer at all; servers answer this way to a prompt "
                 "that does not fit the loaded context, or to a request they cancelled",
@@ -173,7 +218,9 @@ class ChatStream(Iterator[Chunk]):
             # finish reason says the answer is complete.
             how = "[DONE] but no finish reason" if done else "neither [DONE] nor a finish reason"
             raise self._fail(f"the stream ended with {how} (cut short)", "truncated")
-        self._completion = self._build()
+
+    def _texts_any(self) -> bool:
+        return any(self._texts) or any(self._reasoning)
 
     def _handle(self, event: ServerSentEvent) -> Optional[Chunk]:
         try:
@@ -194,31 +241,19 @@ class ChatStream(Iterator[Chunk]):
         usage = payload.get("usage")
         if isinstance(usage, dict):
             self._usage = Usage.from_dict(usage)
-        choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        chunk = Chunk.from_wire(payload, chat=self._chat)
+        if chunk.finish_reason:
+            self._finish_reason = chunk.finish_reason
+        elif not (chunk.text or chunk.reasoning):
             return None
-        choice: Dict[str, Any] = choices[0]
-        if self._kind == "chat":
-            delta = choice.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            text = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        else:
-            text = choice.get("text") or ""
-            reasoning = ""
-        finish = choice.get("finish_reason")
-        if finish:
-            self._finish_reason = str(finish)
-        if not (text or reasoning or finish):
-            return None
-        if text:
+        if chunk.text:
             if self._first_token_at is None:
                 self._first_token_at = time.perf_counter()
-            self._texts.append(str(text))
+            self._texts.append(chunk.text)
             self._content_chunks += 1
-        if reasoning:
-            self._reasoning.append(str(reasoning))
-        return Chunk(str(text), self._finish_reason if finish else None, str(reasoning), payload)
+        if chunk.reasoning:
+            self._reasoning.append(chunk.reasoning)
+        return chunk
 
     def _build(self) -> Completion:
         end = time.perf_counter()
@@ -245,3 +280,16 @@ class ChatStream(Iterator[Chunk]):
             reasoning="".join(self._reasoning),
             raw={},
         )
+
+
+_DRAIN_PIECES = 8
+
+
+def _drain(pieces: Iterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (the end of the HTTP body) so the connection can be
+    reused; give up quietly after a few pieces, or on an error (it is then dropped)."""
+    try:
+        for _ in zip(range(_DRAIN_PIECES), pieces):
+            pass
+    except APIConnectionError:
+        pass

@@ -1,9 +1,15 @@
 """How bytes reach the server: the :class:`Transport` protocol and the stdlib transport.
 
-A transport turns one HTTP request into a :class:`Response` and converts every
+A transport turns one :class:`~lmstrix.Request` into a :class:`Response` and converts every
 low-level failure (``socket``, ``ssl``, ``http.client`` errors) into
 :class:`~lmstrix.errors.APIConnectionError` or :class:`~lmstrix.errors.APITimeoutError`
-at its boundary. It knows nothing about LM Studio; the client does the rest.
+at its boundary. It knows nothing about LM Studio and does not retry: the client's
+middleware chain (:mod:`lmstrix.middleware`) does that.
+
+Transports written for lmstrix 2.0's first pre-releases have a
+``request(method, url, *, headers, body, timeout, read_timeout_s, stream)`` method
+instead of ``send(request)``; :func:`as_transport` adapts them, and the client calls it
+on whatever it is given.
 
 :class:`StdlibTransport` keeps HTTP/1.1 connections alive and reuses them. Its pool
 is shared safely between threads: a connection is used by one request at a time and
@@ -15,15 +21,35 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Tuple,
+    cast,
+)
 
+from ._request import READ_TIMEOUT, Request, frozen_map
 from .config import Timeout
 from .errors import APIConnectionError, APITimeoutError
 
 if TYPE_CHECKING:
     import http.client
 
-__all__ = ["BufferedResponse", "Response", "StdlibTransport", "Transport", "connection_error"]
+__all__ = [
+    "BufferedResponse",
+    "Request",
+    "Response",
+    "StdlibTransport",
+    "Transport",
+    "as_transport",
+    "connection_error",
+]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -64,18 +90,12 @@ class Response(Protocol):
 class Transport(Protocol):
     """Sends one request; converts low-level errors into lmstrix's own."""
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        timeout: Timeout,
-        read_timeout_s: Optional[float] = None,
-        stream: bool = False,
-    ) -> Response:
-        """Send the request and return the response once its status line has arrived.
+    def send(self, request: Request) -> Response:
+        """Send ``request`` and return the response once its status line has arrived.
+
+        Connect within ``request.timeout.connect_s``; wait at most
+        ``request.read_timeout_s`` between reads. Do not retry and do not follow
+        redirects.
 
         Raises:
             APIConnectionError: the server could not be reached or the connection broke
@@ -96,27 +116,27 @@ def connection_error(exc: BaseException, url: str, *, sent: bool) -> APIConnecti
     retries only failures where it did not, or where no response began.
     """
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        err: APIConnectionError = APITimeoutError(
+        return APITimeoutError(
             f"timed out talking to {url} ({exc or 'no answer in time'}); "
             "the model may be busy or slow: raise the timeout (timeout=, --timeout) "
             "or try a smaller prompt",
             url=url,
+            sent=sent,
         )
-    elif isinstance(exc, ConnectionRefusedError):
-        err = APIConnectionError(
+    if isinstance(exc, ConnectionRefusedError):
+        return APIConnectionError(
             f"cannot reach the server at {url} (connection refused): start LM Studio's "
             "server (Developer tab > Start Server, or `lms server start`) "
             "or point lmstrix at the right one (base_url=, --server, LMSTRIX_SERVER)",
             url=url,
+            sent=sent,
         )
-    else:
-        reason = str(exc) or type(exc).__name__
-        err = APIConnectionError(
-            f"connection to {url} failed: {reason}; check that the server is running and reachable",
-            url=url,
-        )
-    err.sent = sent  # type: ignore[attr-defined]
-    return err
+    reason = str(exc) or type(exc).__name__
+    return APIConnectionError(
+        f"connection to {url} failed: {reason}; check that the server is running and reachable",
+        url=url,
+        sent=sent,
+    )
 
 
 class _Conn:
@@ -233,18 +253,21 @@ class StdlibTransport:
         read_timeout_s: Optional[float] = None,
         stream: bool = False,
     ) -> Response:
-        """Send one request over a pooled connection (see :class:`Transport`)."""
-        from urllib.parse import urlsplit
+        """Send one request given field by field (the pre-``Request`` signature)."""
+        request = _legacy_request(method, url, headers, body, timeout, read_timeout_s, stream)
+        return self.send(request)
 
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        read_s = read_timeout_s if read_timeout_s is not None else timeout.read_s
-        # A pooled connection may have been closed by the server while idle; that shows
-        # up as a reset or an empty reply before any byte of a response. Such a request
-        # never reached the application, so it is sent once more on a new connection.
+    def send(self, request: Request) -> Response:
+        """Send one request over a pooled connection (see :class:`Transport`)."""
+        method, url, headers, body = request.method, request.url, request.headers, request.body
+        timeout, stream = request.timeout, request.stream
+        key, target = _split(url)
+        read_s = request.read_timeout_s
+        # Connection management, not a retry: a pooled connection may have been closed
+        # by the server while idle, which shows up as a reset or an empty reply before
+        # any byte of a response. For a GET that request never reached the application,
+        # so it goes once more on a new connection. Everything else is the retry
+        # middleware's decision (the error says sent=True).
         for _ in range(self._max_idle + 1):
             conn, reused = self._acquire(key, timeout)
             try:
@@ -295,7 +318,7 @@ class StdlibTransport:
             sock: socket.socket = http.sock
             sock.settimeout(read_s)
             conn.read_s = read_s
-        http.request(method, target, body=body, headers=dict(headers))
+        http.request(method, target, body=body, headers=headers)
         return http.getresponse()
 
     def _acquire(self, key: Tuple[str, str, int], timeout: Timeout) -> Tuple[_Conn, bool]:
@@ -349,3 +372,72 @@ def _dropped(conn: _Conn) -> bool:
 
 def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
+
+
+_SPLIT_CACHE: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
+
+
+def _split(url: str) -> Tuple[Tuple[str, str, int], str]:
+    """The pool key and request target of ``url`` (cached: a client reuses a few URLs)."""
+    found = _SPLIT_CACHE.get(url)
+    if found is None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        found = (key, target)
+        if len(_SPLIT_CACHE) < 256:
+            _SPLIT_CACHE[url] = found
+    return found
+
+
+def _legacy_request(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Optional[bytes],
+    timeout: Timeout,
+    read_timeout_s: Optional[float],
+    stream: bool,
+) -> Request:
+    extensions = {} if read_timeout_s is None else {READ_TIMEOUT: read_timeout_s}
+    return Request(method, url, frozen_map(headers), body, timeout, stream, frozen_map(extensions))
+
+
+class _LegacyTransport:
+    """Adapts a transport with the old ``request(method, url, ...)`` method to ``send``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"{self.inner!r}"
+
+    def send(self, request: Request) -> Response:
+        extra = request.extensions.get(READ_TIMEOUT)
+        response: Response = self.inner.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            body=request.body,
+            timeout=request.timeout,
+            read_timeout_s=None if extra is None else float(extra),
+            stream=request.stream,
+        )
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def as_transport(transport: Any) -> Transport:
+    """``transport`` itself when it has ``send(request)``; an adapter for the old
+    ``request(method, url, ...)`` signature; ``TypeError`` for anything else."""
+    if callable(getattr(transport, "send", None)):
+        return cast(Transport, transport)
+    if callable(getattr(transport, "request", None)):
+        return _LegacyTransport(transport)
+    raise TypeError(f"{transport!r} is not a transport: it has no send(request) method")
