@@ -32,9 +32,12 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._calls import CallEvent, ChatClient
+    from ._request import Request
     from .client import Client
     from .config import Timeout
     from .context import ContextReport, SearchProgress, find_context_limit
+    from .middleware import RetryPolicy
     from .prompts import PromptLibrary, render
     from .registry import ModelRecord, ProbeRecord, Registry
     from .stream import ChatStream
@@ -47,6 +50,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "CallEvent",
+    "ChatClient",
     "ChatStream",
     "Chunk",
     "Client",
@@ -67,7 +72,9 @@ __all__ = [
     "Registry",
     "RegistryCorruptError",
     "RegistryError",
+    "Request",
     "Response",
+    "RetryPolicy",
     "Stats",
     "SearchProgress",
     "StreamError",
@@ -84,6 +91,8 @@ __all__ = [
 
 # Public name -> the module that defines it; imported on first attribute access.
 _LAZY: Dict[str, str] = {
+    "CallEvent": "_calls",
+    "ChatClient": "_calls",
     "ChatStream": "stream",
     "Chunk": "types",
     "Client": "client",
@@ -95,7 +104,9 @@ _LAZY: Dict[str, str] = {
     "ProbeRecord": "registry",
     "PromptLibrary": "prompts",
     "Registry": "registry",
+    "Request": "_request",
     "Response": "transport",
+    "RetryPolicy": "middleware",
     "SearchProgress": "context",
     "Stats": "types",
     "Timeout": "config",

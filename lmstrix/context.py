@@ -26,6 +26,7 @@ from .errors import (
     ContextOverflowError,
     ContextSearchError,
     ModelLoadError,
+    StreamError,
 )
 
 if TYPE_CHECKING:
@@ -357,6 +358,8 @@ class _Runner:
             failure, detail = "timeout", str(exc)
         except APIConnectionError as exc:
             failure, detail = "disconnected", str(exc)
+        except StreamError as exc:  # an answer with no text at all (kind "empty")
+            failure, detail = ("empty" if exc.kind == "empty" else "server_error"), str(exc)
         except APIError as exc:  # a 500 or another answer that is no reply
             failure, detail = "server_error", str(exc)
         else:
