@@ -34,9 +34,10 @@ from typing import (
     cast,
 )
 
+from ._http1 import request_head
 from ._request import READ_TIMEOUT, Request, frozen_map
 from .config import Timeout
-from .errors import APIConnectionError, APITimeoutError
+from .errors import APIConnectionError, APITimeoutError, ConfigError
 
 if TYPE_CHECKING:
     import http.client
@@ -261,7 +262,12 @@ class StdlibTransport:
         """Send one request over a pooled connection (see :class:`Transport`)."""
         method, url, headers, body = request.method, request.url, request.headers, request.body
         timeout, stream = request.timeout, request.stream
-        key, target = _split(url)
+        key, target, host = _split(url)
+        try:
+            head = request_head(method, target, host, headers, body)
+        except ValueError as exc:  # a header with a line break, say: nothing to retry
+            raise ConfigError(f"cannot send a request to {url}: {exc}") from exc
+        data = head + body if body else head
         read_s = request.read_timeout_s
         # Connection management, not a retry: a pooled connection may have been closed
         # by the server while idle, which shows up as a reset or an empty reply before
@@ -281,7 +287,7 @@ class StdlibTransport:
                 self._release(conn, reusable=False)
                 raise connection_error(exc, url, sent=False) from exc
             try:
-                resp = self._exchange(conn, method, target, headers, body, read_s)
+                resp = self._exchange(conn, method, data, read_s)
             except (ConnectionResetError, BrokenPipeError) as exc:  # incl. RemoteDisconnected
                 self._release(conn, reusable=False)
                 # Only a GET is sent again here: for anything else the caller decides.
@@ -305,21 +311,16 @@ class StdlibTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _exchange(
-        conn: _Conn,
-        method: str,
-        target: str,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        read_s: float,
-    ) -> http.client.HTTPResponse:
-        http = conn.http
+    def _exchange(conn: _Conn, method: str, data: bytes, read_s: float) -> http.client.HTTPResponse:
+        sock: socket.socket = conn.http.sock
         if conn.read_s != read_s:  # a system call saved on most requests
-            sock: socket.socket = http.sock
             sock.settimeout(read_s)
             conn.read_s = read_s
-        http.request(method, target, body=body, headers=headers)
-        return http.getresponse()
+        # Head and body in one write (see _http1); http.client parses the answer.
+        sock.sendall(data)
+        resp: http.client.HTTPResponse = conn.http.response_class(sock, method=method)
+        resp.begin()
+        return resp
 
     def _acquire(self, key: Tuple[str, str, int], timeout: Timeout) -> Tuple[_Conn, bool]:
         while True:
@@ -374,21 +375,30 @@ def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
 
 
-_SPLIT_CACHE: Dict[str, Tuple[Tuple[str, str, int], str]] = {}
+_SPLIT_CACHE: Dict[str, Tuple[Tuple[str, str, int], str, str]] = {}
 
 
-def _split(url: str) -> Tuple[Tuple[str, str, int], str]:
-    """The pool key and request target of ``url`` (cached: a client reuses a few URLs)."""
+def _split(url: str) -> Tuple[Tuple[str, str, int], str, str]:
+    """The pool key, request target and ``Host`` header of ``url`` (cached: a client
+    reuses a few URLs)."""
     found = _SPLIT_CACHE.get(url)
     if found is None:
         from urllib.parse import urlsplit
 
         parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
+        scheme, hostname = parts.scheme, parts.hostname or ""
+        port = parts.port or _default_port(scheme)
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        found = (key, target)
+        try:
+            host = hostname.encode("ascii").decode("ascii")
+        except UnicodeEncodeError:
+            host = hostname.encode("idna").decode("ascii")
+        host = f"[{host}]" if ":" in host else host
+        if port != _default_port(scheme):
+            host = f"{host}:{port}"
+        found = ((scheme, hostname, port), target, host)
         if len(_SPLIT_CACHE) < 256:
             _SPLIT_CACHE[url] = found
     return found

@@ -226,3 +226,26 @@ def test_old_style_transports_are_adapted(sim: FakeLMStudio) -> None:
     assert old.read_timeouts[-2:] == [client.timeout.load_s, None]
     with pytest.raises(TypeError):
         Client(sim.base_url, transport=object())  # type: ignore[arg-type]
+
+
+def test_stdlib_transport_refuses_header_injection(sim: FakeLMStudio) -> None:
+    with Client(sim.base_url, api_token="sk-lm-abc\r\nX-Evil: 1") as client:
+        with pytest.raises(lmstrix.ConfigError, match="invalid value for header"):
+            client.chat("acme/chat-7b", "hi")
+    assert sim.counters.total_requests == 0
+    transport = StdlibTransport()
+    with pytest.raises(lmstrix.ConfigError, match="invalid characters"):
+        transport.send(Request("GET", sim.base_url + "/v1/mo dels"))
+    with pytest.raises(lmstrix.ConfigError, match="invalid header name"):
+        transport.send(Request("GET", sim.base_url + "/v1/models", headers={"Bad Name": "x"}))
+    # the headers http.client would add are not doubled when a caller sets them
+    response = transport.send(
+        Request(
+            "GET",
+            sim.base_url + "/v1/models",
+            headers={"Host": "example", "Authorization": f"Bearer {TOKEN}"},
+        )
+    )
+    assert response.status_code == 200
+    assert sim.received[-1][2]["host"] == "example"
+    transport.close()
