@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional
 
 from ._errormap import error_for, error_message
 from .errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
@@ -82,8 +82,9 @@ class ChatStream(Iterator[Chunk]):
         state = "done" if self._completion else ("closed" if self._closed else "open")
         return f"<ChatStream model={self._model!r} {state}>"
 
-    def __iter__(self) -> ChatStream:
-        return self
+    def __iter__(self) -> Iterator[Chunk]:
+        # A for loop runs the chunk generator itself: no __next__ call per chunk.
+        return iter(()) if self._stopped else self._pieces
 
     def __next__(self) -> Chunk:
         if self._stopped:
@@ -163,14 +164,24 @@ class ChatStream(Iterator[Chunk]):
     def _read(self) -> Iterator[Chunk]:
         done = False
         pieces = self._response.iter_bytes()
+        feed, handle = self._decoder.feed, self._handle
         try:
             for raw in pieces:
-                for event in self._decoder.feed(raw):
-                    if event.data.strip() == "[DONE]":
+                if len(raw) > _FEED_BYTES and self._first_token_at is None:
+                    # A large first read (a fast server, a buffering proxy) is decoded a
+                    # slice at a time, so the first chunk goes out before the rest is parsed.
+                    events: Iterable[ServerSentEvent] = _sliced(feed, raw)
+                else:
+                    events = feed(raw)
+                for event in events:
+                    data = event.data
+                    if data[:1] != "{" and data.strip() == "[DONE]":
                         done = True
                         break
-                    chunk = self._handle(event)
+                    chunk = handle(event)
                     if chunk is not None:
+                        if self._stopped:  # closed inside the caller's loop
+                            return
                         yield chunk
                 if done:
                     _drain(pieces)
@@ -180,7 +191,7 @@ class ChatStream(Iterator[Chunk]):
                     if event.data.strip() == "[DONE]":
                         done = True
                         break
-                    chunk = self._handle(event)
+                    chunk = handle(event)
                     if chunk is not None:
                         yield chunk
         except APITimeoutError as exc:
@@ -224,9 +235,15 @@ class ChatStream(Iterator[Chunk]):
 
     def _handle(self, event: ServerSentEvent) -> Optional[Chunk]:
         try:
-            payload = json.loads(event.data)
+            payload = _loads(event.data)
         except ValueError as exc:
             raise self._fail(f"bad event data {event.data[:80]!r}", "bad_event") from exc
+        if event.event is not None or not isinstance(payload, dict) or "error" in payload:
+            return self._unusual(event, payload)
+        return self._take(payload)
+
+    def _unusual(self, event: ServerSentEvent, payload: Any) -> Optional[Chunk]:
+        """An event that is not a plain chunk: an error, another event type, not an object."""
         message = error_message(payload)
         if message is not None or event.event == "error":
             err = error_for(200, payload, url=self._url, model=self._model)
@@ -234,6 +251,9 @@ class ChatStream(Iterator[Chunk]):
             raise self._fail(f"the server sent an error: {text}", "error_event", payload)
         if not isinstance(payload, dict):
             return None
+        return self._take(payload)
+
+    def _take(self, payload: Dict[str, Any]) -> Optional[Chunk]:
         if self._server_model is None and isinstance(payload.get("model"), str):
             self._server_model = payload["model"]
             if self._on_model is not None:
@@ -283,6 +303,15 @@ class ChatStream(Iterator[Chunk]):
 
 
 _DRAIN_PIECES = 8
+_FEED_BYTES = 2048
+_loads = json.loads
+
+
+def _sliced(
+    feed: Callable[[bytes], List[ServerSentEvent]], raw: bytes
+) -> Iterator[ServerSentEvent]:
+    for start in range(0, len(raw), _FEED_BYTES):
+        yield from feed(raw[start : start + _FEED_BYTES])
 
 
 def _drain(pieces: Iterator[bytes]) -> None:

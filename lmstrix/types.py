@@ -298,7 +298,16 @@ class Chunk:
         else:
             text, reasoning = choice.get("text") or "", ""
         finish = choice.get("finish_reason")
-        return cls(str(text), str(finish) if finish else None, str(reasoning), payload)
+        # One call per streamed token: filled in directly, skipping the frozen
+        # dataclass __init__ (four object.__setattr__ calls).
+        chunk = object.__new__(cls)
+        chunk.__dict__.update(
+            text=text if type(text) is str else str(text),
+            finish_reason=str(finish) if finish else None,
+            reasoning=reasoning if type(reasoning) is str else str(reasoning),
+            raw=payload,
+        )
+        return chunk
 
 
 @dataclass(frozen=True)
