@@ -15,9 +15,9 @@ from typing import Dict, Mapping, Optional, Tuple
 
 __all__ = ["request_head"]
 
-# What http.client refuses too: control characters and spaces in the target, CR/LF or
-# other control characters in header names and values (header injection).
-_BAD_TARGET = re.compile("[\x00-\x20\x7f]")
+# What http.client refuses too: control characters, spaces and non-ASCII characters in
+# the target, CR/LF or other control characters in header names and values (header
+# injection).
 _BAD_NAME = re.compile(r"[^!#$%&'*+\-.^_`|~0-9A-Za-z]")
 _BAD_VALUE = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
@@ -39,7 +39,7 @@ def request_head(
         ValueError: a control character or space in ``method`` or ``target``, or an
             invalid header name or value.
     """
-    if _BAD_TARGET.search(target) or _BAD_TARGET.search(method):
+    if not (target.isprintable() and method.isprintable()) or " " in target or " " in method:
         raise ValueError(f"invalid characters in the request {method!r} {target!r}")
     key = (host, tuple(headers.items()))
     found = _cache.get(key)
@@ -50,7 +50,10 @@ def request_head(
                 _cache.clear()
             _cache[key] = found
     block, has_length = found
-    line = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+    try:
+        line = f"{method} {target} HTTP/1.1\r\n".encode("ascii")
+    except UnicodeEncodeError:
+        raise ValueError(f"invalid characters in the request {method!r} {target!r}") from None
     if has_length or (body is None and method not in _BODY_METHODS):
         return line + block + b"\r\n"
     return line + block + b"Content-Length: %d\r\n\r\n" % (len(body) if body else 0)

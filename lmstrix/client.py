@@ -18,7 +18,6 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._calls import CallScope, call_parameters
 from ._errormap import error_for, parse_json
 from ._replies import Messages, merge_rows, messages_of, same_model
 from ._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type, TypeVar
 
-    from ._calls import Observer
+    from ._calls import CallScope, Observer
     from .middleware import Middleware
     from .transport import Response, Transport
 
@@ -367,9 +366,8 @@ class Client:
         self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
         if self._observers:
-            parameters = call_parameters(body)
             return self._observed(
-                operation, model, parameters, lambda _: self._answer(path, body, model, operation)
+                operation, model, body, lambda _: self._answer(path, body, model, operation)
             )
         return self._answer(path, body, model, operation)
 
@@ -400,11 +398,10 @@ class Client:
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
         if self._observers:
-            parameters = call_parameters(body)
             return self._observed(
                 kind,
                 model,
-                parameters,
+                body,
                 lambda scope: self._open_stream(path, body, model, kind, scope),
                 stream=True,
             )
@@ -457,9 +454,15 @@ class Client:
         *,
         stream: bool = False,
     ) -> T:
-        """Run one model call; with observers, report it (a stream reports at its end)."""
+        """Run one model call; with observers, report it (a stream reports at its end).
+
+        ``parameters`` may be the whole request body: its content is left out here.
+        """
         if not self._observers:
             return run(None)
+        from ._calls import CallScope, call_parameters  # only clients with observers
+
+        parameters = call_parameters(parameters)
         scope = CallScope(
             self._observers, self.base_url, operation, model, parameters, stream=stream
         )

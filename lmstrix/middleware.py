@@ -16,7 +16,6 @@ request never reached the server), which is not a retry of the request.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, FrozenSet, Optional, Sequence
@@ -108,6 +107,8 @@ class RetryPolicy:
                 seconds = -1.0
             if seconds >= 0:
                 return min(seconds, self.retry_after_max_s)
+        import random  # on first use: `import lmstrix` stays light
+
         base = min(self.backoff_max_s, self.backoff_factor_s * (2.0**self.retries_done))
         return base * (1.0 - self.jitter * random.random())  # jitter spreads out clients
 
