@@ -195,6 +195,16 @@ def test_example_reports_an_unreachable_server() -> None:
             ["Hello Ada! I am a patient tutor.", "asked 32768, got 23552"],
         ),
         ("index.md", ["Simulated answer from qwen/qwen3-4b-2507 to: Tell me a story"]),
+        (
+            "user-guide/extending.md",
+            [
+                "{'completions': 2}",
+                "load False ok {'context_length': 4096} NoneType",
+                "chat True closed {} NoneType",
+                "chat False error {} ModelNotFoundError",
+                "True True",
+            ],
+        ),
         ("installation.md", []),
     ],
 )
