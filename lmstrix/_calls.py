@@ -24,6 +24,8 @@ from typing import (
     Optional,
     Protocol,
     Sequence,
+    Tuple,
+    TypeVar,
     Union,
     runtime_checkable,
 )
@@ -35,10 +37,12 @@ if TYPE_CHECKING:
     from .stream import ChatStream
     from .types import LoadedInstance, ModelInfo
 
-__all__ = ["CallEvent", "CallScope", "ChatClient", "Observer", "call_parameters"]
+__all__ = ["CallEvent", "CallScope", "ChatClient", "Observer", "call_parameters", "run_observed"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
+
+T = TypeVar("T")
 
 Observer = Callable[["CallEvent"], None]
 """``observer(event)``: called once per call, in the thread that made it."""
@@ -201,6 +205,26 @@ class CallScope:
                 observer(event)
             except Exception:  # an observer never breaks the call
                 log.exception("call observer %r failed on a %s event", observer, self.operation)
+
+
+def run_observed(
+    scope_of: Tuple[Sequence[Observer], str, str, Optional[str], Mapping[str, Any]],
+    run: Callable[[Optional[CallScope]], T],
+    *,
+    stream: bool = False,
+) -> T:
+    """Run one call in a :class:`CallScope` made of ``(observers, server, operation,
+    model, body or parameters)`` and report it (a stream reports itself at its end)."""
+    observers, server, operation, model, body = scope_of
+    scope = CallScope(observers, server, operation, model, call_parameters(body), stream=stream)
+    try:
+        result = run(scope)
+    except Exception as exc:
+        scope.finish(error=exc)
+        raise
+    if not stream:
+        scope.finish(result)
+    return result
 
 
 def _with_completion(event: CallEvent, done: Completion) -> CallEvent:

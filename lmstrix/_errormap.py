@@ -16,9 +16,10 @@ from .errors import (
     ContextOverflowError,
     ModelLoadError,
     ModelNotFoundError,
+    StreamError,
 )
 
-__all__ = ["error_for", "error_message", "parse_json"]
+__all__ = ["empty_answer_error", "error_for", "error_message", "parse_json"]
 
 _OVERFLOW_MARKERS = (
     "greater than the context length",
@@ -123,3 +124,15 @@ def error_for(
             **kwargs,
         )
     return APIStatusError(f"{where} answered HTTP {status}: {message}", **kwargs)
+
+
+def empty_answer_error(url: str, model: str, body: Any) -> StreamError:
+    """The error for a whole (non-streamed) answer with no text at all; an empty stream
+    raises the same kind (``empty``)."""
+    return StreamError(
+        f"{url} (model {model!r}) answered with no text at all; servers answer this way "
+        "to a prompt that does not fit the loaded context, or to a request they cancelled",
+        url=url,
+        kind="empty",
+        body=body,
+    )

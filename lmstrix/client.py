@@ -18,13 +18,13 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._errormap import error_for, parse_json
+from ._errormap import empty_answer_error, error_for, parse_json
 from ._replies import Messages, merge_rows, messages_of, same_model
 from ._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from .config import Timeout, resolve_base_url, resolve_token
-from .errors import APIError, APIStatusError, ModelNotFoundError, StreamError
+from .errors import APIError, APIStatusError, ModelNotFoundError
 from .middleware import RetryMiddleware, RetryPolicy, build_chain
-from .stream import ChatStream
+from .stream import ChatStream, whole_answer
 from .transport import as_transport
 from .types import Completion, LoadedInstance, ModelInfo
 
@@ -365,11 +365,8 @@ class Client:
     def _complete_once(
         self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
-        if self._observers:
-            return self._observed(
-                operation, model, body, lambda _: self._answer(path, body, model, operation)
-            )
-        return self._answer(path, body, model, operation)
+        answer = lambda _: self._answer(path, body, model, operation)  # noqa: E731
+        return self._observed(operation, model, body, answer)
 
     def _answer(self, path: str, body: Dict[str, Any], model: str, operation: str) -> Completion:
         started = time.perf_counter()
@@ -379,17 +376,8 @@ class Client:
         )
         if done.model:
             self._check_model(model, done.model)
-        if done.is_empty:
-            # The same answer streamed raises the same error (see ChatStream).
-            url = self._url(path)
-            raise StreamError(
-                f"{url} (model {model!r}) answered with no text at all; servers answer "
-                "this way to a prompt that does not fit the loaded context, or to a "
-                "request they cancelled",
-                url=url,
-                kind="empty",
-                body=answer,
-            )
+        if done.is_empty:  # the same answer streamed raises the same error
+            raise empty_answer_error(self._url(path), model, answer)
         return done
 
     def _stream(self, path: str, body: Dict[str, Any], model: str, kind: str) -> ChatStream:
@@ -397,15 +385,8 @@ class Client:
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
-        if self._observers:
-            return self._observed(
-                kind,
-                model,
-                body,
-                lambda scope: self._open_stream(path, body, model, kind, scope),
-                stream=True,
-            )
-        return self._open_stream(path, body, model, kind, None)
+        opened = lambda scope: self._open_stream(path, body, model, kind, scope)  # noqa: E731
+        return self._observed(kind, model, body, opened, stream=True)
 
     def _open_stream(
         self, path: str, body: Dict[str, Any], model: str, kind: str, scope: Optional[CallScope]
@@ -413,27 +394,8 @@ class Client:
         started = time.perf_counter()
         response = self._send("POST", path, body, stream=True, operation=kind)
         url = self._url(path)
-        whole = None
-        if response.status_code >= 300 or "json" in response.headers.get("content-type", ""):
-            # Errors (and some servers' non-streamed answers) come back as one JSON body.
-            try:
-                raw = response.read()
-            finally:
-                response.close()
-            is_json, parsed = parse_json(raw)
-            err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
-            if err is not None:
-                raise err
-            if not isinstance(parsed, dict):
-                raise StreamError(
-                    f"{url} (model {model!r}) did not stream: it answered with "
-                    f"{str(parsed)[:200]!r}",
-                    url=url,
-                    kind="bad_event",
-                    body=parsed,
-                )
-            elapsed = time.perf_counter() - started
-            whole = Completion.from_wire(parsed, chat=kind == "chat", elapsed_s=elapsed)
+        # Errors (and some servers' non-streamed answers) come back as one JSON body.
+        whole = whole_answer(response, url=url, model=model, chat=kind == "chat", started=started)
         return ChatStream(
             response,
             url=url,
@@ -460,20 +422,10 @@ class Client:
         """
         if not self._observers:
             return run(None)
-        from ._calls import CallScope, call_parameters  # only clients with observers
+        from ._calls import run_observed  # only clients with observers load it
 
-        parameters = call_parameters(parameters)
-        scope = CallScope(
-            self._observers, self.base_url, operation, model, parameters, stream=stream
-        )
-        try:
-            result = run(scope)
-        except Exception as exc:
-            scope.finish(error=exc)
-            raise
-        if not stream:
-            scope.finish(result)
-        return result
+        scope_of = (self._observers, self.base_url, operation, model, parameters)
+        return run_observed(scope_of, run, stream=stream)
 
     def _check_model(self, asked: str, served: str) -> None:
         if same_model(asked, served):

@@ -19,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional
 
-from ._errormap import error_for, error_message
+from ._errormap import error_for, error_message, parse_json
 from .errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from .sse import ServerSentEvent, SSEDecoder
 from .types import Chunk, Completion, Stats, Usage
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ._calls import CallScope
     from .transport import Response
 
-__all__ = ["ChatStream"]
+__all__ = ["ChatStream", "whole_answer"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -322,3 +322,33 @@ def _drain(pieces: Iterator[bytes]) -> None:
             pass
     except APIConnectionError:
         pass
+
+
+def whole_answer(
+    response: Response, *, url: str, model: str, chat: bool, started: float
+) -> Optional[Completion]:
+    """``None`` for a real stream; else the one JSON body a server answered a stream
+    request with, read and closed: raised when it is an error, else a :class:`Completion`.
+
+    Raises:
+        APIStatusError: the server answered with an error.
+        StreamError: the server did not stream and its answer is no completion.
+    """
+    if response.status_code < 300 and "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        raw = response.read()
+    finally:
+        response.close()
+    is_json, parsed = parse_json(raw)
+    err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
+    if err is not None:
+        raise err
+    if not isinstance(parsed, dict):
+        raise StreamError(
+            f"{url} (model {model!r}) did not stream: it answered with {str(parsed)[:200]!r}",
+            url=url,
+            kind="bad_event",
+            body=parsed,
+        )
+    return Completion.from_wire(parsed, chat=chat, elapsed_s=time.perf_counter() - started)

@@ -21,18 +21,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Dict,
-    Iterator,
-    List,
-    Mapping,
-    Optional,
-    Protocol,
-    Tuple,
-    cast,
-)
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
 from ._http1 import request_head
 from ._request import READ_TIMEOUT, Request, frozen_map
@@ -278,11 +267,7 @@ class StdlibTransport:
             conn, reused = self._acquire(key, timeout)
             try:
                 if conn.http.sock is None:
-                    conn.http.connect()
-                    sock = cast(socket.socket, conn.http.sock)  # set by connect()
-                    # Requests are small writes answered at once: no Nagle delay.
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.read_s = -1.0
+                    self._connect(conn)
             except Exception as exc:  # refused, DNS, connect timeout: nothing was sent
                 self._release(conn, reusable=False)
                 raise connection_error(exc, url, sent=False) from exc
@@ -309,6 +294,13 @@ class StdlibTransport:
             self._release(conn, reusable=not resp.will_close)
             return BufferedResponse(resp.status, headers, data)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _connect(conn: _Conn) -> None:
+        conn.http.connect()
+        # Requests are small writes answered at once: no Nagle delay.
+        conn.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.read_s = -1.0
 
     @staticmethod
     def _exchange(conn: _Conn, method: str, data: bytes, read_s: float) -> http.client.HTTPResponse:
@@ -447,7 +439,8 @@ def as_transport(transport: Any) -> Transport:
     """``transport`` itself when it has ``send(request)``; an adapter for the old
     ``request(method, url, ...)`` signature; ``TypeError`` for anything else."""
     if callable(getattr(transport, "send", None)):
-        return cast(Transport, transport)
+        found: Transport = transport
+        return found
     if callable(getattr(transport, "request", None)):
         return _LegacyTransport(transport)
     raise TypeError(f"{transport!r} is not a transport: it has no send(request) method")

@@ -259,6 +259,17 @@ class ModelInfo:
         }
 
 
+def _text_of(choice: Mapping[str, Any], part: Optional[str]) -> Tuple[Any, Any]:
+    """``(text, reasoning)`` of a choice: from its ``part`` (``message`` or ``delta``) for
+    a chat answer, else its ``text`` (a plain completion, which has no reasoning)."""
+    if part is None:
+        return choice.get("text") or "", ""
+    found = choice.get(part)
+    found = found if isinstance(found, dict) else {}
+    reasoning = found.get("reasoning_content") or found.get("reasoning") or ""
+    return found.get("content") or "", reasoning
+
+
 def _instances_from(data: Mapping[str, Any], key: str) -> Tuple[LoadedInstance, ...]:
     entries = data.get("loaded_instances")
     if isinstance(entries, list):
@@ -290,13 +301,7 @@ class Chunk:
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return cls("", None, "", payload)
         choice: Mapping[str, Any] = choices[0]
-        if chat:
-            delta = choice.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            text = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        else:
-            text, reasoning = choice.get("text") or "", ""
+        text, reasoning = _text_of(choice, "delta" if chat else None)
         finish = choice.get("finish_reason")
         # One call per streamed token: filled in directly, skipping the frozen
         # dataclass __init__ (four object.__setattr__ calls).
@@ -332,13 +337,7 @@ class Completion:
         choices = answer.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices else {}
         choice = choice if isinstance(choice, dict) else {}
-        if chat:
-            message = choice.get("message")
-            message = message if isinstance(message, dict) else {}
-            text = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        else:
-            text, reasoning = choice.get("text") or "", ""
+        text, reasoning = _text_of(choice, "message" if chat else None)
         usage_raw = answer.get("usage")
         usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, dict) else Usage()
         model = answer.get("model")

@@ -67,6 +67,10 @@ def _completion(text: str, finish: str = "stop") -> Dict[str, Any]:
     }
 
 
+def _json(payload: Any) -> Tuple[str, bytes]:
+    return "application/json", json.dumps(payload).encode()
+
+
 def _events(*payloads: Any) -> bytes:
     return b"".join(b"data: " + json.dumps(p).encode() + b"\n\n" for p in payloads)
 
@@ -110,10 +114,7 @@ def test_a_json_answer_to_a_stream_request_is_a_one_chunk_stream(
     canned: Tuple[str, Canned], transport_name: str
 ) -> None:
     url, answers = canned
-    answers[("/v1/chat/completions", True)] = (
-        "application/json",
-        json.dumps(_completion("Five.")).encode(),
-    )
+    answers[("/v1/chat/completions", True)] = _json(_completion("Five."))
     with Client(url, transport=new_transport(transport_name)) as client:
         stream = client.stream_chat("acme/chat-7b", "What is 2+3?")
         chunks = list(stream)
@@ -130,10 +131,7 @@ def test_empty_answers_fail_alike_streamed_or_not(
     canned: Tuple[str, Canned], transport_name: str
 ) -> None:
     url, answers = canned
-    answers[("/v1/chat/completions", False)] = (
-        "application/json",
-        json.dumps(_completion("")).encode(),
-    )
+    answers[("/v1/chat/completions", False)] = _json(_completion(""))
     answers[("/v1/chat/completions", True)] = ("text/event-stream", EMPTY_STREAM)
     with Client(url, transport=new_transport(transport_name)) as client:
         with pytest.raises(lmstrix.StreamError) as plain:
@@ -141,8 +139,7 @@ def test_empty_answers_fail_alike_streamed_or_not(
         with pytest.raises(lmstrix.StreamError) as streamed:
             client.stream_chat("acme/chat-7b", "hi").text()
         # a tool call with no text is an answer, not an empty one
-        tool = _completion("", finish="tool_calls")
-        answers[("/v1/chat/completions", False)] = ("application/json", json.dumps(tool).encode())
+        answers[("/v1/chat/completions", False)] = _json(_completion("", finish="tool_calls"))
         assert client.chat("acme/chat-7b", "hi").finish_reason == "tool_calls"
     assert plain.value.kind == streamed.value.kind == "empty"
     assert "no text at all" in str(plain.value) and "no answer at all" in str(streamed.value)
