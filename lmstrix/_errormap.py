@@ -19,7 +19,7 @@ from .errors import (
     StreamError,
 )
 
-__all__ = ["empty_answer_error", "error_for", "error_message", "parse_json"]
+__all__ = ["checked_json", "empty_answer_error", "error_for", "error_message", "parse_json"]
 
 _OVERFLOW_MARKERS = (
     "greater than the context length",
@@ -49,6 +49,15 @@ def parse_json(raw: bytes) -> Tuple[bool, Any]:
         return True, json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return False, raw.decode("utf-8", errors="replace")
+
+
+def checked_json(status: int, raw: bytes, *, url: str, model: Optional[str]) -> Any:
+    """The parsed body of an answer (its text when not JSON), raised when it is an error."""
+    is_json, parsed = parse_json(raw)
+    err = error_for(status, parsed, url=url, model=model, is_json=is_json)
+    if err is not None:
+        raise err
+    return parsed
 
 
 def error_message(body: Any) -> Optional[str]:

@@ -18,7 +18,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
-from ._errormap import empty_answer_error, error_for, parse_json
+from ._errormap import checked_json, empty_answer_error, error_for, parse_json
 from ._replies import Messages, merge_rows, messages_of, same_model
 from ._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from .config import Timeout, resolve_base_url, resolve_token
@@ -459,10 +459,7 @@ class Client:
     ) -> Dict[str, Any]:
         response = self._send(method, path, body, operation=operation)
         url = self._url(path)
-        is_json, parsed = parse_json(response.read())
-        err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
-        if err is not None:
-            raise err
+        parsed = checked_json(response.status_code, response.read(), url=url, model=model)
         if not isinstance(parsed, dict):
             raise APIStatusError(
                 f"{url} answered with something that is not a JSON object: {str(parsed)[:200]}",

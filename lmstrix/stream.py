@@ -19,7 +19,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional
 
-from ._errormap import error_for, error_message, parse_json
+from ._errormap import checked_json, error_for, error_message
 from .errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from .sse import ServerSentEvent, SSEDecoder
 from .types import Chunk, Completion, Stats, Usage
@@ -340,10 +340,7 @@ def whole_answer(
         raw = response.read()
     finally:
         response.close()
-    is_json, parsed = parse_json(raw)
-    err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
-    if err is not None:
-        raise err
+    parsed = checked_json(response.status_code, raw, url=url, model=model)
     if not isinstance(parsed, dict):
         raise StreamError(
             f"{url} (model {model!r}) did not stream: it answered with {str(parsed)[:200]!r}",
