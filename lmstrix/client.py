@@ -489,4 +489,5 @@ class Client:
             stream,
             self._extensions[operation],
         )
+        log.debug("%s %s", method, request.url)
         return self._handler(request)
