@@ -17,7 +17,19 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, Iterator, List, Optional
+from json.scanner import make_scanner
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    cast,
+)
 
 from ._errormap import checked_json, error_for, error_message
 from .errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
@@ -303,8 +315,18 @@ class ChatStream(Iterator[Chunk]):
 
 
 _DRAIN_PIECES = 8
-_FEED_BYTES = 2048
-_loads = json.loads
+_FEED_BYTES = 512
+_scan: Callable[[str, int], Tuple[Any, int]] = make_scanner(cast(Any, json.JSONDecoder()))
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` for event data, minus its wrapper's work on the common case (one
+    JSON value filling the text); anything else goes to ``json.loads`` itself."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises the ValueError that says what is wrong
+    return value if end == len(text) else json.loads(text)
 
 
 def _sliced(

@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 _READ_SIZE = 65536
+_FIRST_READ_SIZE = 4096
 
 
 class Response(Protocol):
@@ -168,9 +169,11 @@ class _StdlibResponse:
             if self._body:
                 yield self._body
             return
+        size = _FIRST_READ_SIZE  # small first: the first chunk of a stream goes out sooner
         while self._conn is not None:
             try:
-                piece = self._resp.read1(_READ_SIZE)
+                piece = self._resp.read1(size)
+                size = _READ_SIZE
             except Exception as exc:  # socket, ssl and http.client errors alike
                 self._drop()
                 raise connection_error(exc, self._url, sent=True) from exc
