@@ -25,7 +25,6 @@ from .config import Timeout, resolve_base_url, resolve_token
 from .errors import APIError, APIStatusError, ModelNotFoundError
 from .middleware import RetryMiddleware, RetryPolicy, build_chain
 from .stream import ChatStream, whole_answer
-from .transport import as_transport
 from .types import Completion, LoadedInstance, ModelInfo
 
 if TYPE_CHECKING:
@@ -106,9 +105,9 @@ class Client:
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
         self._header_map = frozen_map(self._headers)
-        if transport is None:
-            from .transport import StdlibTransport
+        from .transport import StdlibTransport, as_transport  # on first use: a light import
 
+        if transport is None:
             transport = StdlibTransport()
         self._transport: Transport = as_transport(transport)
         self._observers = tuple(observers)
