@@ -13,8 +13,9 @@ Four measurements, all in one run:
    minimal stdlib server in a child process (``socketserver`` threads, HTTP/1.1
    keep-alive, canned replies, no JSON parsing), so the client's own cost dominates.
    Each client gets a warm-up, then rounds of N requests, interleaved across clients
-   so a busy moment hits them all; rates are the median round, ratios the median of
-   the per-round ratios (each round's lmstrix rate over the other client's). In a
+   (in an order that turns each round) so a busy moment hits them all; rates are the
+   median round, ratios the median of the per-round ratios (each round's lmstrix rate
+   over the other client's). In a
    full run the lmstrix and raw rates are also measured against the simulator
    (``lmstrix.testing``) to show how much slower a realistic Python server is.
 2. SSE events per second: ``lmstrix.sse.SSEDecoder`` and openai-python's decoder on
@@ -352,8 +353,13 @@ def measure_rates(
                 raise RuntimeError(f"{name} read a wrong answer: {text!r}")
             calls[name] = call
         rounds: Dict[str, List[float]] = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            for name, call in calls.items():
+        names = list(calls)
+        for turn in range(args.rounds):
+            # The order turns each round, so no client always runs right after the same
+            # one (urllib's round leaves the server closing hundreds of connections).
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                call = calls[name]
                 start = time.perf_counter()
                 for _ in range(args.requests):
                     call()
