@@ -101,8 +101,10 @@ def measure(url: str, model: str, prompt: str, args: Any) -> Dict[str, Dict[str,
             per_conn[name] = streams / max(1, connections(url) - before - 1)
         ttfc: Dict[str, List[float]] = {name: [] for name in runs}
         rates: Dict[str, List[float]] = {name: [] for name in runs}
-        for _ in range(args.rounds):
-            for name, run in runs.items():
+        names = list(runs)
+        for turn in range(args.rounds):
+            for name in names[turn % 2 :] + names[: turn % 2]:  # the order turns each round
+                run = runs[name]
                 firsts, total, start = [], 0, time.perf_counter()
                 for _ in range(args.streams):
                     first, chunks = run()

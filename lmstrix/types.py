@@ -89,7 +89,7 @@ class Stats:
     def from_wire(cls, raw: Any, elapsed_s: float, usage: Usage) -> Stats:
         """The server's ``stats`` when it sent them (``total_time_s`` filled in from
         ``elapsed_s``), else figures measured on this side from ``usage``."""
-        if isinstance(raw, Mapping) and raw:
+        if isinstance(raw, dict) and raw:  # a dict: decoded JSON (and no slow ABC check)
             stats = cls.from_dict(raw)
             if stats.total_time_s is None:
                 return replace(stats, total_time_s=elapsed_s, source="server")
