@@ -13,8 +13,9 @@ Four measurements, all in one run:
    minimal stdlib server in a child process (``socketserver`` threads, HTTP/1.1
    keep-alive, canned replies, no JSON parsing), so the client's own cost dominates.
    Each client gets a warm-up, then rounds of N requests, interleaved across clients
-   so a busy moment hits them all; rates are the median round, ratios the median of
-   the per-round ratios (each round's lmstrix rate over the other client's). In a
+   (in an order that turns each round) so a busy moment hits them all; rates are the
+   median round, ratios the median of the per-round ratios (each round's lmstrix rate
+   over the other client's). In a
    full run the lmstrix and raw rates are also measured against the simulator
    (``lmstrix.testing``) to show how much slower a realistic Python server is.
 2. SSE events per second: ``lmstrix.sse.SSEDecoder`` and openai-python's decoder on
@@ -22,11 +23,17 @@ Four measurements, all in one run:
    streaming path (``Client.stream_chat`` and openai's ``stream=True``) against the
    canned server.
 3. ``import lmstrix`` and ``import openai`` wall time in fresh interpreters, minus an
-   interpreter that imports nothing (median of several runs); also ``-I -S``.
+   interpreter that imports nothing (median of several runs); also ``-I -S``, and
+   ``import lmstrix; lmstrix.Client`` against ``import http.client``.
+4. Streaming against raw ``http.client`` + ``json.loads`` on one kept-alive connection
+   (``_bench_stream.py``): the time to the first chunk, chunks per second, and how many
+   streams share one connection (the canned server counts the connections it accepts).
 
 Targets (the summary prints PASS/MISS; the exit status is 0 either way):
-lmstrix / raw http.client >= 0.7, lmstrix / openai >= 2.0 requests per second,
-and ``import lmstrix`` adds < 20 ms.
+lmstrix / raw http.client >= 0.8 requests per second, lmstrix / openai >= 2.0,
+time to first chunk <= 1.3x raw, chunks per second >= 0.7x raw, ``import lmstrix``
+adds < 20 ms, and ``import lmstrix; lmstrix.Client`` at most 15 ms above
+``import http.client``.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import _bench_stream
 from _common import REPO_ROOT, Target, emit_json, fmt_ratio, median, print_table, print_targets
 
 import lmstrix
@@ -55,9 +63,12 @@ PROMPT = "Say hello."
 ANSWER = "Hello! How can I help you today?"
 STREAM_WORDS = 256  # content events per canned stream
 
-TARGET_VS_RAW = 0.7
+TARGET_VS_RAW = 0.8
 TARGET_VS_OPENAI = 2.0
 TARGET_IMPORT_MS = 20.0
+TARGET_TTFC_VS_RAW = 1.3  # time to first chunk, lmstrix over raw: at most
+TARGET_CHUNKS_VS_RAW = 0.7  # streamed chunks per second, lmstrix over raw: at least
+TARGET_CLIENT_OVER_HTTP_MS = 15.0  # `import lmstrix; lmstrix.Client` over `import http.client`
 
 Call = Callable[[], str]
 
@@ -138,9 +149,11 @@ class _CannedHandler(socketserver.StreamRequestHandler):
     """A minimal HTTP/1.1 keep-alive loop: parse just enough, answer prebuilt bytes."""
 
     replies: ClassVar[Dict[Tuple[str, bool], bytes]] = {}
+    connections: ClassVar[List[int]] = [0]  # accepted so far (list: shared, mutable)
 
     def setup(self) -> None:
         super().setup()
+        self.connections[0] += 1  # one server thread per connection; a GIL-atomic add
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def handle(self) -> None:
@@ -166,6 +179,10 @@ class _CannedHandler(socketserver.StreamRequestHandler):
                 kind = "sse" if b'"stream": true' in body or b'"stream":true' in body else "chat"
             elif path.startswith(b"/v1/models"):
                 kind = "models"
+            elif path == b"/bench/connections":
+                count = json.dumps({"connections": self.connections[0]}).encode()
+                conn.sendall(_response(b"200 OK", b"application/json", count, close))
+                continue
             else:
                 kind = "404"
             conn.sendall(self.replies[kind, close])
@@ -336,8 +353,13 @@ def measure_rates(
                 raise RuntimeError(f"{name} read a wrong answer: {text!r}")
             calls[name] = call
         rounds: Dict[str, List[float]] = {name: [] for name in calls}
-        for _ in range(args.rounds):
-            for name, call in calls.items():
+        names = list(calls)
+        for turn in range(args.rounds):
+            # The order turns each round, so no client always runs right after the same
+            # one (urllib's round leaves the server closing hundreds of connections).
+            shift = turn % len(names)
+            for name in names[shift:] + names[:shift]:
+                call = calls[name]
                 start = time.perf_counter()
                 for _ in range(args.requests):
                     call()
@@ -471,6 +493,7 @@ def measure_imports(args: Any) -> Dict[str, Any]:
     prefix = f"import sys; sys.path.insert(0, {REPO_ROOT!r})"
     cases: Dict[str, List[str]] = {
         "baseline": [py, "-c", "pass"],
+        "http.client": [py, "-c", "import http.client"],
         "lmstrix": [py, "-c", "import lmstrix"],
         "lmstrix.Client": [py, "-c", "import lmstrix; lmstrix.Client"],
         "baseline -I -S": [py, "-I", "-S", "-c", prefix],
@@ -479,7 +502,14 @@ def measure_imports(args: Any) -> Dict[str, Any]:
     if openai_version() is not None:
         cases["openai"] = [py, "-c", "import openai"]
         cases["openai.OpenAI"] = [py, "-c", "import openai; openai.OpenAI"]
-    for argv in cases.values():  # warm the OS file cache and the .pyc files
+    # Write lmstrix's .pyc files first: with PYTHONDONTWRITEBYTECODE set, the warm-up
+    # runs would not, and every run would compile the sources again.
+    subprocess.run(
+        [py, "-m", "compileall", "-q", os.path.join(REPO_ROOT, "lmstrix")],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    for argv in cases.values():  # warm the OS file cache
         _spawn_ms(argv)
     times: Dict[str, List[float]] = {name: [] for name in cases}
     for _ in range(args.import_runs):
@@ -536,6 +566,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     with ChildServer("canned") as server:
         rates = measure_rates(server.url, makers, args)
         streams = measure_streams(server.url, args)
+        streaming = _bench_stream.measure(server.url, MODEL, PROMPT, args)
     sim_rates: Dict[str, Dict[str, Any]] = {}
     if not args.quick:
         sim_args = argparse.Namespace(warmup=50, rounds=5, requests=300)
@@ -558,10 +589,34 @@ def main(argv: Optional[List[str]] = None) -> int:
     stream_ratio = streams["lmstrix"] / streams["openai"] if "openai" in streams else None
     vs_raw, vs_openai = vs("raw http.client", rates), vs("openai-python", rates)
     import_ms = imports["added_ms"]["lmstrix"]
+    med_ms = imports["median_ms"]
+    client_over_http = med_ms["lmstrix.Client"] - med_ms["http.client"]
+    stream_vs_raw = _bench_stream.ratios(streaming)
     targets = [
         Target("requests/s: lmstrix / raw http.client", vs_raw, ">=", TARGET_VS_RAW, "x"),
         Target("requests/s: lmstrix / openai-python", vs_openai, ">=", TARGET_VS_OPENAI, "x"),
+        Target(
+            "first chunk: lmstrix / raw (time)",
+            stream_vs_raw["ttfc"],
+            "<=",
+            TARGET_TTFC_VS_RAW,
+            "x",
+        ),
+        Target(
+            "chunks/s: lmstrix / raw + json.loads",
+            stream_vs_raw["chunks_per_s"],
+            ">=",
+            TARGET_CHUNKS_VS_RAW,
+            "x",
+        ),
         Target("import lmstrix adds", import_ms, "<=", TARGET_IMPORT_MS, " ms"),
+        Target(
+            "lmstrix.Client over http.client",
+            client_over_http,
+            "<=",
+            TARGET_CLIENT_OVER_HTTP_MS,
+            " ms",
+        ),
     ]
 
     if args.json:
@@ -588,6 +643,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "simulator_requests_per_second": {k: v["rps"] for k, v in sim_rates.items()},
                 "sse_decoder": decoders,
                 "stream_events_per_second": streams,
+                "streaming_vs_raw": {
+                    name: {k: v for k, v in found.items() if not k.endswith("_rounds")}
+                    for name, found in streaming.items()
+                },
+                "streaming_ratios": stream_vs_raw,
                 "imports": imports,
                 "targets": [t.to_dict() for t in targets],
             }
@@ -643,6 +703,22 @@ def main(argv: Optional[List[str]] = None) -> int:
         title=(
             f"Full streaming path, canned server: {args.streams} streams of "
             f"{len(sse_events(STREAM_WORDS))} events per round"
+        ),
+    )
+    print_table(
+        ["client", "first chunk us", "chunks/s", "streams/connection"],
+        [
+            [
+                name,
+                f"{found['ttfc_us']:,.0f}",
+                f"{found['chunks_per_s']:,.0f}",
+                f"{found['streams_per_connection']:,.1f}",
+            ]
+            for name, found in streaming.items()
+        ],
+        title=(
+            f"Streaming against raw http.client + json.loads (one kept-alive connection): "
+            f"{args.streams} streams per round"
         ),
     )
     med, low = imports["median_ms"], imports["min_ms"]

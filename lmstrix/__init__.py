@@ -34,16 +34,19 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .client._calls import CallEvent, ChatClient
     from .client._client import Client
     from .client._stream import ChatStream
     from .config import Timeout
     from .context._recheck import RecheckResult, recheck_limits
     from .context._runner import ContextReport, SearchProgress, find_context_limit
+    from .middleware._retry import RetryPolicy
     from .pool._pool import Pool
     from .prompts._render import PromptLibrary, render
     from .registry._fingerprint import Fingerprint
     from .registry._registry import ModelRecord, ProbeRecord, Registry
     from .registry._speed import SpeedPoint
+    from .transport._request import Request
     from .transport._stdlib import Response, StdlibTransport, Transport
     from .types import Chunk, Completion, LoadedInstance, ModelInfo, Stats, Usage
 
@@ -53,6 +56,8 @@ __all__ = [
     "APIStatusError",
     "APITimeoutError",
     "AuthenticationError",
+    "CallEvent",
+    "ChatClient",
     "ChatStream",
     "Chunk",
     "Client",
@@ -77,7 +82,9 @@ __all__ = [
     "Registry",
     "RegistryCorruptError",
     "RegistryError",
+    "Request",
     "Response",
+    "RetryPolicy",
     "Stats",
     "SearchProgress",
     "SpeedPoint",
@@ -97,6 +104,8 @@ __all__ = [
 
 # Public name -> the module that defines it; imported on first attribute access.
 _LAZY: Dict[str, str] = {
+    "CallEvent": "client._calls",
+    "ChatClient": "client._calls",
     "ChatStream": "client._stream",
     "Chunk": "types",
     "Client": "client._client",
@@ -111,7 +120,9 @@ _LAZY: Dict[str, str] = {
     "PromptLibrary": "prompts._render",
     "RecheckResult": "context._recheck",
     "Registry": "registry._registry",
+    "Request": "transport._request",
     "Response": "transport._stdlib",
+    "RetryPolicy": "middleware._retry",
     "SearchProgress": "context._report",
     "SpeedPoint": "registry._speed",
     "Stats": "types",

@@ -67,7 +67,15 @@ class APIError(LMStrixError):
 
 
 class APIConnectionError(APIError, ConnectionError):
-    """The server could not be reached, or the connection broke before an answer."""
+    """The server could not be reached, or the connection broke before an answer.
+
+    ``sent`` says whether the request may have reached the server (``False``: it
+    surely did not, so sending it again is safe).
+    """
+
+    def __init__(self, message: str, *, url: Optional[str] = None, sent: bool = True) -> None:
+        super().__init__(message, url=url)
+        self.sent = sent
 
 
 class APITimeoutError(APIConnectionError, TimeoutError):

@@ -2,12 +2,14 @@
 
 Each has ``from_dict`` (tolerant: unknown fields are kept in ``raw``, missing ones
 become ``None``) and ``to_dict``. They describe what the server said; they hold no
-connection and no token.
+connection and no token. Replies are decoded here and nowhere else:
+:meth:`Completion.from_wire` for a whole answer, :meth:`Chunk.from_wire` for one
+streamed event.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ._coerce import float_or_none as _float_or_none
@@ -83,6 +85,19 @@ class Stats:
             source=str(data.get("source", "server")),
         )
 
+    @classmethod
+    def from_wire(cls, raw: Any, elapsed_s: float, usage: Usage) -> Stats:
+        """The server's ``stats`` when it sent them (``total_time_s`` filled in from
+        ``elapsed_s``), else figures measured on this side from ``usage``."""
+        if isinstance(raw, dict) and raw:  # a dict: decoded JSON (and no slow ABC check)
+            stats = cls.from_dict(raw)
+            if stats.total_time_s is None:
+                return replace(stats, total_time_s=elapsed_s, source="server")
+            return stats
+        tokens = usage.completion_tokens
+        rate = tokens / elapsed_s if tokens and elapsed_s > 0 else None
+        return cls(total_time_s=elapsed_s, tokens_per_second=rate, source="client")
+
     def to_dict(self) -> Dict[str, Any]:
         """Return a plain dictionary with unit-suffixed keys."""
         return {
@@ -134,6 +149,33 @@ class LoadedInstance:
             parallel=_int_or_none(data.get("parallel", config.get("parallel"))),
             load_time_s=_float_or_none(data.get("load_time_s")),
             raw=dict(data),
+        )
+
+    @classmethod
+    def from_load_answer(
+        cls,
+        answer: Mapping[str, Any],
+        model_key: str,
+        requested: Optional[int],
+        *,
+        elapsed_s: float,
+    ) -> LoadedInstance:
+        """Build from the answer of ``POST /api/v1/models/load`` (``echo_load_config``).
+
+        ``context_length`` is ``None`` when the answer has no ``load_config``.
+        """
+        config = answer.get("load_config")
+        config = config if isinstance(config, Mapping) else {}
+        applied = config.get("context_length")
+        load_time = answer.get("load_time_seconds")
+        return cls(
+            id=str(answer.get("instance_id") or model_key),
+            model_key=model_key,
+            context_length=applied if isinstance(applied, int) else None,
+            requested_context_length=requested,
+            parallel=_int_or_none(config.get("parallel")),
+            load_time_s=float(load_time) if isinstance(load_time, (int, float)) else elapsed_s,
+            raw=answer,
         )
 
     def to_dict(self) -> Dict[str, Any]:
@@ -217,6 +259,17 @@ class ModelInfo:
         }
 
 
+def _text_of(choice: Mapping[str, Any], part: Optional[str]) -> Tuple[Any, Any]:
+    """``(text, reasoning)`` of a choice: from its ``part`` (``message`` or ``delta``) for
+    a chat answer, else its ``text`` (a plain completion, which has no reasoning)."""
+    if part is None:
+        return choice.get("text") or "", ""
+    found = choice.get(part)
+    found = found if isinstance(found, dict) else {}
+    reasoning = found.get("reasoning_content") or found.get("reasoning") or ""
+    return found.get("content") or "", reasoning
+
+
 def _instances_from(data: Mapping[str, Any], key: str) -> Tuple[LoadedInstance, ...]:
     entries = data.get("loaded_instances")
     if isinstance(entries, list):
@@ -238,6 +291,29 @@ class Chunk:
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
+    @classmethod
+    def from_wire(cls, payload: Mapping[str, Any], *, chat: bool) -> Chunk:
+        """One streamed event of ``/v1/chat/completions`` (``chat``) or ``/v1/completions``.
+
+        An event without choices (the usage event) gives an empty chunk.
+        """
+        choices = payload.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return cls("", None, "", payload)
+        choice: Mapping[str, Any] = choices[0]
+        text, reasoning = _text_of(choice, "delta" if chat else None)
+        finish = choice.get("finish_reason")
+        # One call per streamed token: filled in directly, skipping the frozen
+        # dataclass __init__ (four object.__setattr__ calls).
+        chunk = object.__new__(cls)
+        chunk.__dict__.update(
+            text=text if type(text) is str else str(text),
+            finish_reason=str(finish) if finish else None,
+            reasoning=reasoning if type(reasoning) is str else str(reasoning),
+            raw=payload,
+        )
+        return chunk
+
 
 @dataclass(frozen=True)
 class Completion:
@@ -254,6 +330,37 @@ class Completion:
     stats: Stats = field(default_factory=Stats)
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_wire(cls, answer: Mapping[str, Any], *, chat: bool, elapsed_s: float) -> Completion:
+        """A whole (non-streamed) answer of ``/v1/chat/completions`` or ``/v1/completions``."""
+        choices = answer.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else {}
+        choice = choice if isinstance(choice, dict) else {}
+        text, reasoning = _text_of(choice, "message" if chat else None)
+        usage_raw = answer.get("usage")
+        usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, dict) else Usage()
+        model = answer.get("model")
+        finish = choice.get("finish_reason")
+        return cls(
+            text=str(text),
+            finish_reason=str(finish) if finish else None,
+            model=model if isinstance(model, str) and model else None,
+            usage=usage,
+            stats=Stats.from_wire(answer.get("stats"), elapsed_s, usage),
+            reasoning=str(reasoning),
+            raw=answer,
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        """True for an answer with no text, no reasoning and no tool call: nothing at all."""
+        if self.text or self.reasoning or self.finish_reason == "tool_calls":
+            return False
+        choices = self.raw.get("choices")
+        choice = choices[0] if isinstance(choices, list) and choices else {}
+        message = choice.get("message") if isinstance(choice, dict) else None
+        return not (isinstance(message, dict) and message.get("tool_calls"))
 
     def to_dict(self) -> Dict[str, Any]:
         """Return a plain dictionary (``raw`` left out)."""

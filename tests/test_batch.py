@@ -41,11 +41,6 @@ def client(sim: FakeLMStudio) -> Iterator[Client]:
         yield c
 
 
-@pytest.fixture(autouse=True)
-def _fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(batch, "RETRY_BACKOFF_S", 0.001)
-
-
 def lines(path: Path) -> List[Dict[str, Any]]:
     raw = path.read_bytes()
     assert raw == b"" or raw.endswith(b"\n"), "the last line is torn"

@@ -62,6 +62,13 @@ EXPECTED: Dict[str, List[str]] = {
         "lmstrix-demo/qwen-like-4b: load at 65,536 tokens: failed (auto_fit)",
         "131072 49920 ",
     ],
+    "docs/user-guide/extending.md": [
+        "{'completions': 2}",
+        "load False ok {'context_length': 4096} NoneType",
+        "chat True closed {} NoneType",
+        "chat False error {} ModelNotFoundError",
+        "True True",
+    ],
     "docs/user-guide/pool.md": [
         "5\n0 0\n",
         "[False, True]\n",

@@ -73,7 +73,7 @@ def test_server_stats_give_prefill_and_decode_rates() -> None:
     with FakeLMStudio(models=[MODEL]) as sim, Client(sim.base_url) as client:
         sim.preload(MODEL.key, 8192)
         body = {"model": MODEL.key, "messages": [{"role": "user", "content": "word " * 2000}]}
-        answer = client._complete_once("/api/v0/chat/completions", body, MODEL.key, chat=True)
+        answer = client._complete_once("/api/v0/chat/completions", body, MODEL.key, "chat")
         processed = sim.counters.processed_tokens
     assert answer.stats.source == "server"
     tokens = answer.usage.prompt_tokens

@@ -19,7 +19,7 @@ import os
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -60,9 +60,6 @@ log.addHandler(logging.NullHandler())
 
 DEFAULT_WORKERS = 4
 """Workers used when the server does not say how many parallel slots the model has."""
-
-RETRY_BACKOFF_S = 0.5
-"""First pause before an item is tried again; doubles per try, capped at 8 s."""
 
 _POLL_S = 0.2  # how often the waiting caller thread wakes up (lets Ctrl-C in on Windows)
 
@@ -164,7 +161,8 @@ def run_batch(
     the template text itself. ``params`` go into each request (``temperature``,
     ``max_tokens``...). ``workers`` defaults to :func:`default_workers`. ``retries`` is
     how many more times an item is tried after a retryable failure (connection cut,
-    timeout, HTTP 429 or 5xx), on top of the client's own retries. ``rpm`` caps requests
+    timeout, HTTP 429 or 5xx), on top of the client's own retries, after the pause the
+    client's :class:`~lmstrix.RetryPolicy` gives. ``rpm`` caps requests
     per minute across all workers. ``on_progress`` is called in the caller's thread,
     one call at a time, after each item's line is on disk (and for each skipped item).
 
@@ -257,6 +255,9 @@ class _Run:
         self.workers, self.retries = workers, retries
         self.limiter = RateLimiter(rpm) if rpm else None
         self.executor: Optional[Executor] = None
+        # The batch decides only whether a failed item is tried again; how long it
+        # waits first is the client's retry policy (one backoff formula).
+        self.policy = client.retry_policy
         self.stop = threading.Event()
         self.jobs: queue.Queue[Optional[_Job]] = queue.Queue()
         self.results: queue.Queue[Union[_Result, _Fatal]] = queue.Queue()
@@ -404,6 +405,7 @@ class _Run:
     def _attempt(self, job: _Job) -> Union[_Result, _Fatal, None]:
         started_at, started = "", 0.0
         attempts = 0
+        policy = self.policy
         while True:
             if self.limiter is not None and not self.limiter.wait(self.stop):
                 return None
@@ -416,7 +418,8 @@ class _Run:
                 if is_fatal(exc):
                     return _Fatal(exc)
                 if attempts <= self.retries and retryable(exc):
-                    pause = min(8.0, RETRY_BACKOFF_S * 2.0 ** (attempts - 1))
+                    pause = policy.backoff_s()
+                    policy = replace(policy, retries_done=policy.retries_done + 1)
                     log.info("batch item %r: %s; trying again in %.1f s", job.item_id, exc, pause)
                     if self.stop.wait(pause):
                         return None

@@ -2,38 +2,59 @@
 
 One client holds one connection pool; share it between threads. It finds out once
 which API the server speaks (LM Studio v1, v0, or OpenAI-only) and degrades
-gracefully, retries only what is safe, and turns every failure into an lmstrix error
-that names the URL, the model and what to do.
+gracefully, and turns every failure into an lmstrix error that names the URL, the
+model and what to do. Each HTTP exchange goes as a :class:`~lmstrix.Request` through
+the middleware chain (retries included, see :mod:`lmstrix.middleware`) to the
+transport; each model call ends in one :class:`~lmstrix.CallEvent` for the observers
+(see :mod:`lmstrix._calls`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import replace
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from ..config import Timeout, resolve_base_url, resolve_token
-from ..errors import APIConnectionError, APIError, APIStatusError, ModelNotFoundError
-from ..types import Completion, LoadedInstance, ModelInfo, Usage
-from ._errormap import error_for, parse_json
-from ._replies import Messages, merge_rows, messages_of, same_model, stats_of
-from ._stream import ChatStream
+from ..errors import APIError, APIStatusError, ModelNotFoundError
+from ..middleware import RetryMiddleware, RetryPolicy, build_chain
+from ..transport._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
+from ..types import Completion, LoadedInstance, ModelInfo
+from ._detect import detect_api, model_not_found
+from ._errormap import checked_json, empty_answer_error, parse_json
+from ._replies import Messages, merge_rows, messages_of, same_model
+from ._stream import ChatStream, whole_answer
 
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Type
+    from typing import Type, TypeVar
 
+    from ..middleware import Middleware
     from ..transport._stdlib import Response, Transport
+    from ._calls import CallScope, Observer
+
+    T = TypeVar("T")
 
 __all__ = ["Client", "Messages"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_RETRY_STATUSES = (429, 503)
+_OPERATIONS = ("models", "chat", "completion", "embedding", "unload")
 _LOAD_KEYS = frozenset(
     ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu")
 )
@@ -55,6 +76,11 @@ class Client:
             jitter) up to ``retry_max_s``. A server's ``Retry-After`` is honoured
             instead, up to a minute.
         retry_max_s: the longest delay between two retries.
+        retry: a :class:`~lmstrix.RetryPolicy`; replaces the three options above.
+        middleware: callables ``m(request, call_next) -> Response`` wrapped around the
+            transport, first outermost; the retry middleware runs outside them all, so
+            they see every attempt.
+        observers: callables given one :class:`~lmstrix.CallEvent` per model call.
     """
 
     def __init__(
@@ -68,13 +94,19 @@ class Client:
         strict_model: bool = False,
         retry_backoff_s: float = 0.5,
         retry_max_s: float = 8.0,
+        retry: Optional[RetryPolicy] = None,
+        middleware: Sequence[Middleware] = (),
+        observers: Sequence[Observer] = (),
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = Timeout.coerce(timeout)
-        self.max_retries = max(0, int(max_retries))
+        self.retry_policy = retry or RetryPolicy.from_client_options(
+            max_retries, retry_backoff_s, retry_max_s
+        )
+        self.max_retries = self.retry_policy.total
         self.strict_model = strict_model
-        self.retry_backoff_s = retry_backoff_s
-        self.retry_max_s = retry_max_s
+        self.retry_backoff_s = self.retry_policy.backoff_factor_s
+        self.retry_max_s = self.retry_policy.backoff_max_s
         token = resolve_token(api_token)
         # The token lives only in this header map, which no repr, log or error shows.
         self._headers: Dict[str, str] = {
@@ -84,11 +116,26 @@ class Client:
         }
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
-        if transport is None:
-            from ..transport._stdlib import StdlibTransport
+        self._header_map = frozen_map(self._headers)
+        from ..transport._stdlib import (  # on first use: a light import
+            StdlibTransport,
+            as_transport,
+        )
 
+        if transport is None:
             transport = StdlibTransport()
-        self._transport: Transport = transport
+        self._transport: Transport = as_transport(transport)
+        self._observers = tuple(observers)
+        # The chain is built once: with no middleware of yours and retries on, a request
+        # costs one extra function call.
+        chain = list(middleware)
+        if self.retry_policy.total > 0:
+            chain.insert(0, RetryMiddleware(self.retry_policy))
+        self._handler = build_chain(chain, self._transport.send)
+        self._extensions = {op: frozen_map({OPERATION: op}) for op in _OPERATIONS}
+        self._extensions["load"] = frozen_map(
+            {OPERATION: "load", READ_TIMEOUT: self.timeout.load_s, RETRY_IF_SENT: False}
+        )
         self._api: Optional[str] = None
         self._lock = threading.Lock()
 
@@ -97,7 +144,7 @@ class Client:
         return f"Client(base_url={self.base_url!r}{auth})"
 
     def __reduce__(self) -> Tuple[Any, ...]:
-        """Pickle as settings (see :mod:`lmstrix.client._remote`), never as connections."""
+        """Pickle as settings, never connections (see :mod:`lmstrix.client._remote`)."""
         from ._remote import client_settings, rebuilt
 
         return (rebuilt, (client_settings(self),))
@@ -137,30 +184,12 @@ class Client:
 
     def _detect(self) -> List[Mapping[str, Any]]:
         """Find the API family; return the raw model rows of the answer that decided it."""
-        for api, path, key in (
-            ("v1", "/api/v1/models", "models"),
-            ("v0", "/api/v0/models", "data"),
-        ):
-            status, body = self._raw("GET", path)
-            if status == 200 and isinstance(body, dict) and isinstance(body.get(key), list):
-                with self._lock:
-                    self._api = api
-                return [row for row in body[key] if isinstance(row, Mapping)]
-            if status in (401, 403):
-                raise error_for(status, body, url=self._url(path)) or APIError("unreachable")
-        body = self._json("GET", "/v1/models")
-        rows = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(rows, list):
-            raise APIStatusError(
-                f"{self._url('/v1/models')} did not answer like LM Studio or an "
-                "OpenAI-compatible server (no model list); check the server URL",
-                url=self._url("/v1/models"),
-                status_code=200,
-                body=body,
-            )
+        api, rows = detect_api(
+            lambda path: self._raw("GET", path), lambda: self._json("GET", "/v1/models"), self._url
+        )
         with self._lock:
-            self._api = "openai"
-        return [row for row in rows if isinstance(row, Mapping)]
+            self._api = api
+        return rows
 
     # ------------------------------------------------------------------ models
 
@@ -193,19 +222,7 @@ class Client:
 
     def model_not_found(self, key: str, known: Sequence[str]) -> ModelNotFoundError:
         """The error for an unknown model, suggesting close matches among ``known``."""
-        import difflib
-
-        close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.4)
-        lowered = key.lower()
-        close += [k for k in known if lowered in k.lower() and k not in close][:3]
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        return ModelNotFoundError(
-            f"model {key!r} is not on the server at {self.base_url}{hint} "
-            "(`lmstrix list` shows them all)",
-            url=self.base_url,
-            status_code=404,
-            model=key,
-        )
+        return model_not_found(self.base_url, key, known)
 
     def loaded_instances(self) -> List[LoadedInstance]:
         """Every loaded instance on the server (empty on servers that do not say)."""
@@ -227,6 +244,14 @@ class Client:
             ModelLoadError: the server refused or failed to load it.
             APIError: the server cannot load models over HTTP (older LM Studio).
         """
+        parameters = {"context_length": context_length, **options}
+        return self._observed(
+            "load", key, parameters, lambda _: self._load(key, context_length, options)
+        )
+
+    def _load(
+        self, key: str, context_length: Optional[int], options: Dict[str, Any]
+    ) -> LoadedInstance:
         self._require_load("load a model")
         unknown = set(options) - _LOAD_KEYS
         if unknown:
@@ -236,43 +261,35 @@ class Client:
             body["context_length"] = int(context_length)
         body.update(options)
         started = time.perf_counter()
-        answer = self._json(
-            "POST", "/api/v1/models/load", body, model=key, read_s=self.timeout.load_s, load=True
+        answer = self._json("POST", "/api/v1/models/load", body, model=key, operation="load")
+        instance = LoadedInstance.from_load_answer(
+            answer, key, context_length, elapsed_s=time.perf_counter() - started
         )
-        instance_id = str(answer.get("instance_id") or key)
-        config = answer.get("load_config")
-        applied = config.get("context_length") if isinstance(config, dict) else None
-        parallel = config.get("parallel") if isinstance(config, dict) else None
-        if not isinstance(applied, int):
-            found = [i for i in self.loaded_instances() if i.id == instance_id]
-            applied = found[0].context_length if found else None
-            parallel = found[0].parallel if found else None
-        load_time = answer.get("load_time_seconds")
-        instance = LoadedInstance(
-            id=instance_id,
-            model_key=key,
-            context_length=applied,
-            requested_context_length=context_length,
-            parallel=parallel if isinstance(parallel, int) else None,
-            load_time_s=float(load_time)
-            if isinstance(load_time, (int, float))
-            else time.perf_counter() - started,
-            raw=answer,
-        )
+        if instance.context_length is None:  # an older answer without load_config
+            found = [i for i in self.loaded_instances() if i.id == instance.id]
+            if found:
+                instance = replace(
+                    instance, context_length=found[0].context_length, parallel=found[0].parallel
+                )
         if instance.auto_fitted:
             log.warning(
                 "%s: asked to load %s at %s tokens, the server applied %s",
                 self.base_url,
                 key,
                 context_length,
-                applied,
+                instance.context_length,
             )
         return instance
 
     def unload(self, instance_id: str) -> None:
         """Unload one loaded instance (its id, as :meth:`load` or ``ps`` report it)."""
-        self._require_load("unload a model")
-        self._json("POST", "/api/v1/models/unload", {"instance_id": instance_id}, model=instance_id)
+
+        def run(_: Optional[CallScope]) -> None:
+            self._require_load("unload a model")
+            body = {"instance_id": instance_id}
+            self._json("POST", "/api/v1/models/unload", body, model=instance_id, operation="unload")
+
+        self._observed("unload", instance_id, {}, run)
 
     def _require_load(self, what: str) -> None:
         if not self.supports_load:
@@ -292,12 +309,12 @@ class Client:
         ``max_tokens``, ``stop``, ``seed``, ``response_format``, ...).
         """
         body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
-        return self._complete_once("/v1/chat/completions", body, model, chat=True)
+        return self._complete_once("/v1/chat/completions", body, model, "chat")
 
     def complete(self, model: str, prompt: str, **params: Any) -> Completion:
         """Plain text completion (``/v1/completions``: no chat template applied)."""
         body = {"model": model, "prompt": prompt, **params, "stream": False}
-        return self._complete_once("/v1/completions", body, model, chat=False)
+        return self._complete_once("/v1/completions", body, model, "completion")
 
     def stream_chat(self, model: str, messages: Messages, **params: Any) -> ChatStream:
         """Like :meth:`chat`, but returns a :class:`ChatStream` of chunks as they arrive.
@@ -316,7 +333,13 @@ class Client:
     def embed(self, model: str, texts: Union[str, Sequence[str]]) -> List[List[float]]:
         """Embedding vectors for ``texts``, in the same order."""
         items = [texts] if isinstance(texts, str) else list(texts)
-        answer = self._json("POST", "/v1/embeddings", {"model": model, "input": items}, model=model)
+        return self._observed(
+            "embedding", model, {"inputs": len(items)}, lambda _: self._embed(model, items)
+        )
+
+    def _embed(self, model: str, items: List[str]) -> List[List[float]]:
+        body = {"model": model, "input": items}
+        answer = self._json("POST", "/v1/embeddings", body, model=model, operation="embedding")
         rows = answer.get("data")
         if not isinstance(rows, list):
             raise APIStatusError(
@@ -330,57 +353,39 @@ class Client:
         return [[float(x) for x in r.get("embedding", [])] for r in rows if isinstance(r, dict)]
 
     def _complete_once(
-        self, path: str, body: Dict[str, Any], model: str, *, chat: bool
+        self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
+        answer = lambda _: self._answer(path, body, model, operation)  # noqa: E731
+        return self._observed(operation, model, body, answer)
+
+    def _answer(self, path: str, body: Dict[str, Any], model: str, operation: str) -> Completion:
         started = time.perf_counter()
-        answer = self._json("POST", path, body, model=model)
-        elapsed = time.perf_counter() - started
-        choices = answer.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else {}
-        choice = choice if isinstance(choice, dict) else {}
-        if chat:
-            message = choice.get("message")
-            message = message if isinstance(message, dict) else {}
-            text = message.get("content") or ""
-            reasoning = message.get("reasoning_content") or message.get("reasoning") or ""
-        else:
-            text, reasoning = choice.get("text") or "", ""
-        usage_raw = answer.get("usage")
-        usage = Usage.from_dict(usage_raw) if isinstance(usage_raw, dict) else Usage()
-        server_model = answer.get("model") if isinstance(answer.get("model"), str) else None
-        if server_model:
-            self._check_model(model, server_model)
-        return Completion(
-            text=str(text),
-            finish_reason=choice.get("finish_reason"),
-            model=server_model,
-            usage=usage,
-            stats=stats_of(answer.get("stats"), elapsed, usage),
-            reasoning=str(reasoning),
-            raw=answer,
+        answer = self._json("POST", path, body, model=model, operation=operation)
+        done = Completion.from_wire(
+            answer, chat=operation == "chat", elapsed_s=time.perf_counter() - started
         )
+        if done.model:
+            self._check_model(model, done.model)
+        if done.is_empty:  # the same answer streamed raises the same error
+            raise empty_answer_error(self._url(path), model, answer)
+        return done
 
     def _stream(self, path: str, body: Dict[str, Any], model: str, kind: str) -> ChatStream:
         body["stream"] = True
         options = body.get("stream_options")
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
-        started = time.perf_counter()
-        response = self._send("POST", path, body, stream=True)
-        url = self._url(path)
-        if response.status_code >= 300 or "json" in response.headers.get("content-type", ""):
-            # Errors (and some servers' non-streamed answers) come back as one JSON body.
-            try:
-                raw = response.read()
-            finally:
-                response.close()
-            is_json, parsed = parse_json(raw)
-            err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
-            if err is not None:
-                raise err
-            from ..transport._stdlib import BufferedResponse
+        opened = lambda scope: self._open_stream(path, body, model, kind, scope)  # noqa: E731
+        return self._observed(kind, model, body, opened, stream=True)
 
-            response = BufferedResponse(response.status_code, response.headers, raw)
+    def _open_stream(
+        self, path: str, body: Dict[str, Any], model: str, kind: str, scope: Optional[CallScope]
+    ) -> ChatStream:
+        started = time.perf_counter()
+        response = self._send("POST", path, body, stream=True, operation=kind)
+        url = self._url(path)
+        # Errors (and some servers' non-streamed answers) come back as one JSON body.
+        whole = whole_answer(response, url=url, model=model, chat=kind == "chat", started=started)
         return ChatStream(
             response,
             url=url,
@@ -388,7 +393,29 @@ class Client:
             started=started,
             kind=kind,
             on_model=lambda served: self._check_model(model, served),
+            whole=whole,
+            scope=scope,
         )
+
+    def _observed(
+        self,
+        operation: str,
+        model: Optional[str],
+        parameters: Mapping[str, Any],
+        run: Callable[[Optional[CallScope]], T],
+        *,
+        stream: bool = False,
+    ) -> T:
+        """Run one model call; with observers, report it (a stream reports at its end).
+
+        ``parameters`` may be the whole request body: its content is left out here.
+        """
+        if not self._observers:
+            return run(None)
+        from ._calls import run_observed  # only clients with observers load it
+
+        scope_of = (self._observers, self.base_url, operation, model, parameters)
+        return run_observed(scope_of, run, stream=stream)
 
     def _check_model(self, asked: str, served: str) -> None:
         if same_model(asked, served):
@@ -408,7 +435,7 @@ class Client:
 
     def _raw(self, method: str, path: str) -> tuple:  # type: ignore[type-arg]
         """A request whose status the caller inspects itself (used for detection)."""
-        response = self._send(method, path, None)
+        response = self._send(method, path, None, operation="models")
         return response.status_code, parse_json(response.read())[1]
 
     def _json(
@@ -418,15 +445,11 @@ class Client:
         body: Optional[Mapping[str, Any]] = None,
         *,
         model: Optional[str] = None,
-        read_s: Optional[float] = None,
-        load: bool = False,
+        operation: str = "models",
     ) -> Dict[str, Any]:
-        response = self._send(method, path, body, read_s=read_s, load=load)
+        response = self._send(method, path, body, operation=operation)
         url = self._url(path)
-        is_json, parsed = parse_json(response.read())
-        err = error_for(response.status_code, parsed, url=url, model=model, is_json=is_json)
-        if err is not None:
-            raise err
+        parsed = checked_json(response.status_code, response.read(), url=url, model=model)
         if not isinstance(parsed, dict):
             raise APIStatusError(
                 f"{url} answered with something that is not a JSON object: {str(parsed)[:200]}",
@@ -444,51 +467,17 @@ class Client:
         body: Optional[Mapping[str, Any]],
         *,
         stream: bool = False,
-        read_s: Optional[float] = None,
-        load: bool = False,
+        operation: str = "models",
     ) -> Response:
-        """Send with retries: only where the request surely did not run, or 429/503."""
-        url = self._url(path)
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        attempt = 0
-        while True:
-            log.debug("%s %s (try %d)", method, url, attempt + 1)
-            try:
-                response = self._transport.request(
-                    method,
-                    url,
-                    headers=self._headers,
-                    body=data,
-                    timeout=self.timeout,
-                    read_timeout_s=read_s,
-                    stream=stream,
-                )
-            except APIConnectionError as exc:
-                # A refused connection never reached the server. A reset before any
-                # answer is retried too, except for loads: a load that crashed the
-                # server must not be repeated blindly.
-                sent = getattr(exc, "sent", True)
-                retry = not sent or (not load and not isinstance(exc, TimeoutError))
-                if not retry or attempt >= self.max_retries:
-                    raise
-                delay = self._backoff(attempt, None)
-            else:
-                if response.status_code not in _RETRY_STATUSES or attempt >= self.max_retries:
-                    return response
-                retry_after = response.headers.get("retry-after")
-                response.close()
-                delay = self._backoff(attempt, retry_after)
-            log.info("retrying %s %s in %.2f s", method, url, delay)
-            time.sleep(delay)
-            attempt += 1
-
-    def _backoff(self, attempt: int, retry_after: Optional[str]) -> float:
-        if retry_after is not None:
-            try:
-                seconds = float(retry_after)
-            except ValueError:
-                seconds = -1.0
-            if seconds >= 0:
-                return min(seconds, max(self.retry_max_s, 60.0))
-        base = min(self.retry_max_s, self.retry_backoff_s * (2.0**attempt))
-        return base * (0.5 + random.random() / 2)  # jitter spreads out retrying clients
+        """Send one request down the middleware chain (retries are middleware too)."""
+        request = Request(
+            method,
+            self.base_url + path,
+            self._header_map,
+            None if body is None else json.dumps(body).encode("utf-8"),
+            self.timeout,
+            stream,
+            self._extensions[operation],
+        )
+        log.debug("%s %s", method, request.url)
+        return self._handler(request)

@@ -16,9 +16,10 @@ from ..errors import (
     ContextOverflowError,
     ModelLoadError,
     ModelNotFoundError,
+    StreamError,
 )
 
-__all__ = ["error_for", "error_message", "parse_json"]
+__all__ = ["checked_json", "empty_answer_error", "error_for", "error_message", "parse_json"]
 
 _OVERFLOW_MARKERS = (
     "greater than the context length",
@@ -48,6 +49,15 @@ def parse_json(raw: bytes) -> Tuple[bool, Any]:
         return True, json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return False, raw.decode("utf-8", errors="replace")
+
+
+def checked_json(status: int, raw: bytes, *, url: str, model: Optional[str]) -> Any:
+    """The parsed body of an answer (its text when not JSON), raised when it is an error."""
+    is_json, parsed = parse_json(raw)
+    err = error_for(status, parsed, url=url, model=model, is_json=is_json)
+    if err is not None:
+        raise err
+    return parsed
 
 
 def error_message(body: Any) -> Optional[str]:
@@ -123,3 +133,15 @@ def error_for(
             **kwargs,
         )
     return APIStatusError(f"{where} answered HTTP {status}: {message}", **kwargs)
+
+
+def empty_answer_error(url: str, model: str, body: Any) -> StreamError:
+    """The error for a whole (non-streamed) answer with no text at all; an empty stream
+    raises the same kind (``empty``)."""
+    return StreamError(
+        f"{url} (model {model!r}) answered with no text at all; servers answer this way "
+        "to a prompt that does not fit the loaded context, or to a request they cancelled",
+        url=url,
+        kind="empty",
+        body=body,
+    )

@@ -24,15 +24,7 @@ def client_settings(client: Client) -> Tuple[Any, ...]:
     """What a client is made from, as a hashable tuple (the token included)."""
     auth = client._headers.get("Authorization", "")
     token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else None
-    return (
-        client.base_url,
-        token,
-        client.timeout,
-        client.max_retries,
-        client.strict_model,
-        client.retry_backoff_s,
-        client.retry_max_s,
-    )
+    return (client.base_url, token, client.timeout, client.strict_model, client.retry_policy)
 
 
 def rebuilt(settings: Tuple[Any, ...]) -> Client:
@@ -42,15 +34,9 @@ def rebuilt(settings: Tuple[Any, ...]) -> Client:
     with _LOCK:
         client = _MADE.get(settings)
         if client is None:
-            base_url, token, timeout, retries, strict, backoff, cap = settings
+            base_url, token, timeout, strict, retry = settings
             client = Client(
-                base_url,
-                api_token=token,
-                timeout=timeout,
-                max_retries=retries,
-                strict_model=strict,
-                retry_backoff_s=backoff,
-                retry_max_s=cap,
+                base_url, api_token=token, timeout=timeout, strict_model=strict, retry=retry
             )
             _MADE[settings] = client
         return client

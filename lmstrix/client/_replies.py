@@ -1,16 +1,16 @@
-"""Helpers of the client that turn requests and replies into lmstrix objects.
+"""Helpers of the client: messages in, model rows out, and the served-model check.
 
-Kept apart from :mod:`lmstrix.client` so that module holds the endpoints and the
-request policy only.
+Kept apart from :mod:`lmstrix.client` so that module holds the endpoints only. Answers
+themselves are decoded in :mod:`lmstrix.types` (``Completion.from_wire``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
-from ..types import ModelInfo, Stats, Usage
+from ..types import ModelInfo
 
-__all__ = ["Messages", "merge_rows", "messages_of", "same_model", "stats_of"]
+__all__ = ["Messages", "merge_rows", "messages_of", "same_model"]
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
 
@@ -31,23 +31,6 @@ def same_model(asked: str, served: str) -> bool:
     # LM Studio may answer with the key without the "@quant" variant, or a file path.
     base = asked.split("@", 1)[0]
     return served == base or served.endswith("/" + asked) or asked.endswith("/" + served)
-
-
-def stats_of(raw: Any, elapsed: float, usage: Usage) -> Stats:
-    if isinstance(raw, dict) and raw:
-        stats = Stats.from_dict(raw)
-        if stats.total_time_s is None:
-            return Stats(
-                stats.time_to_first_token_s,
-                stats.tokens_per_second,
-                stats.generation_time_s,
-                elapsed,
-                stats.stop_reason,
-                "server",
-            )
-        return stats
-    rate = usage.completion_tokens / elapsed if usage.completion_tokens and elapsed > 0 else None
-    return Stats(total_time_s=elapsed, tokens_per_second=rate, source="client")
 
 
 def merge_rows(rows: List[Mapping[str, Any]]) -> List[ModelInfo]:

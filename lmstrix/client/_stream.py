@@ -5,7 +5,11 @@ surface at the call). Iterating yields :class:`~lmstrix.types.Chunk` objects; an
 error inside the stream raises :class:`~lmstrix.errors.StreamError` carrying the
 text received so far; so does a stream that ends early. Leaving a ``with`` block or
 breaking out of the loop and calling :meth:`ChatStream.close` releases the
-connection.
+connection. A stream read to its ``[DONE]`` leaves its connection in the pool for the
+next request (the end of the HTTP body is read too).
+
+A server that answers a stream request with one JSON answer instead of events is
+read as a stream of one chunk holding the whole answer.
 """
 
 from __future__ import annotations
@@ -13,11 +17,23 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
+from json.scanner import make_scanner
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Tuple,
+    cast,
+)
 
 from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from ..types import Chunk, Completion, Stats, Usage
-from ._errormap import error_for, error_message
+from ._errormap import checked_json, error_for, error_message
 from .sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -25,8 +41,9 @@ if TYPE_CHECKING:
     from typing import Type
 
     from ..transport._stdlib import Response
+    from ._calls import CallScope
 
-__all__ = ["ChatStream"]
+__all__ = ["ChatStream", "whole_answer"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -48,8 +65,12 @@ class ChatStream(Iterator[Chunk]):
         started: float,
         kind: str = "chat",
         on_model: Optional[Callable[[str], None]] = None,
+        whole: Optional[Completion] = None,
+        scope: Optional[CallScope] = None,
     ) -> None:
         self._response = response
+        self._whole = whole  # the server answered with one JSON body, not a stream
+        self._scope = scope
         self._url = url
         self._model = model
         self._kind = kind
@@ -64,6 +85,7 @@ class ChatStream(Iterator[Chunk]):
         self._usage: Optional[Usage] = None
         self._server_model: Optional[str] = None
         self._content_chunks = 0
+        self._chat = kind == "chat"
         self._completion: Optional[Completion] = None
         self._closed = False
         self._stopped = False
@@ -72,8 +94,9 @@ class ChatStream(Iterator[Chunk]):
         state = "done" if self._completion else ("closed" if self._closed else "open")
         return f"<ChatStream model={self._model!r} {state}>"
 
-    def __iter__(self) -> ChatStream:
-        return self
+    def __iter__(self) -> Iterator[Chunk]:
+        # A for loop runs the chunk generator itself: no __next__ call per chunk.
+        return iter(()) if self._stopped else self._pieces
 
     def __next__(self) -> Chunk:
         if self._stopped:
@@ -95,6 +118,8 @@ class ChatStream(Iterator[Chunk]):
         """Stop reading and release the connection; safe to call more than once."""
         self._stopped = True
         self._release()
+        if self._scope is not None and self._completion is None:
+            self._scope.finish(closed=True)
 
     def _release(self) -> None:
         if not self._closed:
@@ -134,24 +159,51 @@ class ChatStream(Iterator[Chunk]):
         )
 
     def _chunks(self) -> Iterator[Chunk]:
-        done = False
         try:
-            for raw in self._response.iter_bytes():
-                for event in self._decoder.feed(raw):
-                    if event.data.strip() == "[DONE]":
+            if self._whole is not None:
+                yield from self._from_whole(self._whole)
+            else:
+                yield from self._read()
+            if not self._stopped:
+                self._completion = self._whole or self._build()
+        except Exception as exc:
+            if self._scope is not None:
+                self._scope.finish(error=exc)
+            raise
+        if self._scope is not None and self._completion is not None:
+            self._scope.finish(self._completion)
+
+    def _read(self) -> Iterator[Chunk]:
+        done = False
+        pieces = self._response.iter_bytes()
+        feed, handle = self._decoder.feed, self._handle
+        try:
+            for raw in pieces:
+                if len(raw) > _FEED_BYTES and self._first_token_at is None:
+                    # A large first read (a fast server, a buffering proxy) is decoded a
+                    # slice at a time, so the first chunk goes out before the rest is parsed.
+                    events: Iterable[ServerSentEvent] = _sliced(feed, raw)
+                else:
+                    events = feed(raw)
+                for event in events:
+                    data = event.data
+                    if data[:1] != "{" and data.strip() == "[DONE]":
                         done = True
                         break
-                    chunk = self._handle(event)
+                    chunk = handle(event)
                     if chunk is not None:
+                        if self._stopped:  # closed inside the caller's loop
+                            return
                         yield chunk
                 if done:
+                    _drain(pieces)
                     break
             else:
                 for event in self._decoder.flush():
                     if event.data.strip() == "[DONE]":
                         done = True
                         break
-                    chunk = self._handle(event)
+                    chunk = handle(event)
                     if chunk is not None:
                         yield chunk
         except APITimeoutError as exc:
@@ -162,7 +214,23 @@ class ChatStream(Iterator[Chunk]):
             self._release()
         if self._stopped:
             return
-        if not self._texts and not self._reasoning and self._finish_reason != "tool_calls":
+        self._check_end(done)
+
+    def _from_whole(self, whole: Completion) -> Iterator[Chunk]:
+        if whole.model is not None:
+            self._server_model = whole.model
+            if self._on_model is not None:
+                self._on_model(whole.model)
+        self._finish_reason = whole.finish_reason
+        if whole.text or whole.reasoning or whole.finish_reason:
+            self._texts.append(whole.text)
+            self._reasoning.append(whole.reasoning)
+            yield Chunk(whole.text, whole.finish_reason, whole.reasoning, whole.raw)
+        if not self._stopped:
+            self._check_end(True)
+
+    def _check_end(self, done: bool) -> None:
+        if not self._texts_any() and self._finish_reason != "tool_calls":
             raise self._fail(
                 "the stream carried no answer at all; servers answer this way to a prompt "
                 "that does not fit the loaded context, or to a request they cancelled",
@@ -173,13 +241,21 @@ class ChatStream(Iterator[Chunk]):
             # finish reason says the answer is complete.
             how = "[DONE] but no finish reason" if done else "neither [DONE] nor a finish reason"
             raise self._fail(f"the stream ended with {how} (cut short)", "truncated")
-        self._completion = self._build()
+
+    def _texts_any(self) -> bool:
+        return any(self._texts) or any(self._reasoning)
 
     def _handle(self, event: ServerSentEvent) -> Optional[Chunk]:
         try:
-            payload = json.loads(event.data)
+            payload = _loads(event.data)
         except ValueError as exc:
             raise self._fail(f"bad event data {event.data[:80]!r}", "bad_event") from exc
+        if event.event is not None or not isinstance(payload, dict) or "error" in payload:
+            return self._unusual(event, payload)
+        return self._take(payload)
+
+    def _unusual(self, event: ServerSentEvent, payload: Any) -> Optional[Chunk]:
+        """An event that is not a plain chunk: an error, another event type, not an object."""
         message = error_message(payload)
         if message is not None or event.event == "error":
             err = error_for(200, payload, url=self._url, model=self._model)
@@ -187,6 +263,9 @@ class ChatStream(Iterator[Chunk]):
             raise self._fail(f"the server sent an error: {text}", "error_event", payload)
         if not isinstance(payload, dict):
             return None
+        return self._take(payload)
+
+    def _take(self, payload: Dict[str, Any]) -> Optional[Chunk]:
         if self._server_model is None and isinstance(payload.get("model"), str):
             self._server_model = payload["model"]
             if self._on_model is not None:
@@ -194,31 +273,19 @@ class ChatStream(Iterator[Chunk]):
         usage = payload.get("usage")
         if isinstance(usage, dict):
             self._usage = Usage.from_dict(usage)
-        choices = payload.get("choices")
-        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        chunk = Chunk.from_wire(payload, chat=self._chat)
+        if chunk.finish_reason:
+            self._finish_reason = chunk.finish_reason
+        elif not (chunk.text or chunk.reasoning):
             return None
-        choice: Dict[str, Any] = choices[0]
-        if self._kind == "chat":
-            delta = choice.get("delta")
-            delta = delta if isinstance(delta, dict) else {}
-            text = delta.get("content") or ""
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-        else:
-            text = choice.get("text") or ""
-            reasoning = ""
-        finish = choice.get("finish_reason")
-        if finish:
-            self._finish_reason = str(finish)
-        if not (text or reasoning or finish):
-            return None
-        if text:
+        if chunk.text:
             if self._first_token_at is None:
                 self._first_token_at = time.perf_counter()
-            self._texts.append(str(text))
+            self._texts.append(chunk.text)
             self._content_chunks += 1
-        if reasoning:
-            self._reasoning.append(str(reasoning))
-        return Chunk(str(text), self._finish_reason if finish else None, str(reasoning), payload)
+        if chunk.reasoning:
+            self._reasoning.append(chunk.reasoning)
+        return chunk
 
     def _build(self) -> Completion:
         end = time.perf_counter()
@@ -245,3 +312,62 @@ class ChatStream(Iterator[Chunk]):
             reasoning="".join(self._reasoning),
             raw={},
         )
+
+
+_DRAIN_PIECES = 8
+_FEED_BYTES = 512
+_scan: Callable[[str, int], Tuple[Any, int]] = make_scanner(cast(Any, json.JSONDecoder()))
+
+
+def _loads(text: str) -> Any:
+    """``json.loads`` for event data, minus its wrapper's work on the common case (one
+    JSON value filling the text); anything else goes to ``json.loads`` itself."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        return json.loads(text)  # raises the ValueError that says what is wrong
+    return value if end == len(text) else json.loads(text)
+
+
+def _sliced(
+    feed: Callable[[bytes], List[ServerSentEvent]], raw: bytes
+) -> Iterator[ServerSentEvent]:
+    for start in range(0, len(raw), _FEED_BYTES):
+        yield from feed(raw[start : start + _FEED_BYTES])
+
+
+def _drain(pieces: Iterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (the end of the HTTP body) so the connection can be
+    reused; give up quietly after a few pieces, or on an error (it is then dropped)."""
+    try:
+        for _ in zip(range(_DRAIN_PIECES), pieces):
+            pass
+    except APIConnectionError:
+        pass
+
+
+def whole_answer(
+    response: Response, *, url: str, model: str, chat: bool, started: float
+) -> Optional[Completion]:
+    """``None`` for a real stream; else the one JSON body a server answered a stream
+    request with, read and closed: raised when it is an error, else a :class:`Completion`.
+
+    Raises:
+        APIStatusError: the server answered with an error.
+        StreamError: the server did not stream and its answer is no completion.
+    """
+    if response.status_code < 300 and "json" not in response.headers.get("content-type", ""):
+        return None
+    try:
+        raw = response.read()
+    finally:
+        response.close()
+    parsed = checked_json(response.status_code, raw, url=url, model=model)
+    if not isinstance(parsed, dict):
+        raise StreamError(
+            f"{url} (model {model!r}) did not stream: it answered with {str(parsed)[:200]!r}",
+            url=url,
+            kind="bad_event",
+            body=parsed,
+        )
+    return Completion.from_wire(parsed, chat=chat, elapsed_s=time.perf_counter() - started)

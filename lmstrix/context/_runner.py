@@ -23,6 +23,7 @@ from ..errors import (
     ContextOverflowError,
     ContextSearchError,
     ModelLoadError,
+    StreamError,
 )
 from ..registry._records import ModelRecord, ProbeRecord
 from . import _probe
@@ -298,6 +299,8 @@ class _Runner:
             failure, detail = "timeout", str(exc)
         except APIConnectionError as exc:
             failure, detail = "disconnected", str(exc)
+        except StreamError as exc:  # an answer with no text at all (kind "empty")
+            failure, detail = ("empty" if exc.kind == "empty" else "server_error"), str(exc)
         except APIError as exc:  # a 500 or another answer that is no reply
             failure, detail = "server_error", str(exc)
         else:

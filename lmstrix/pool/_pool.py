@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type
 
+    from ..middleware import RetryPolicy
     from ..registry import Registry
     from ..types import Completion, LoadedInstance, ModelInfo
 
@@ -137,6 +138,11 @@ class Pool:
         tb: Optional[TracebackType],
     ) -> None:
         self.close()
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """The retry policy of the first server's client (batches pace their retries by it)."""
+        return self.members[0].client.retry_policy
 
     @property
     def servers(self) -> List[str]:

@@ -53,7 +53,8 @@ class Counters:
     ``prompt_tokens`` the prompt tokens sent, ``processed_tokens`` those actually
     processed after prompt-cache reuse; ``simulated_seconds`` the modelled time of
     all loads, unloads, prompt processing and generation; ``max_in_flight`` the most
-    requests each instance served at once.
+    requests each instance served at once; ``connections`` the TCP connections that
+    clients opened (keep-alive reuse shows as few connections for many requests).
     """
 
     loads: int = 0
@@ -65,6 +66,7 @@ class Counters:
     generated_tokens: int = 0
     simulated_seconds: float = 0.0
     streams: int = 0
+    connections: int = 0
     loads_by_model: Dict[str, int] = field(default_factory=dict)
     max_in_flight: Dict[str, int] = field(default_factory=dict)
 
@@ -158,6 +160,7 @@ class Engine:
                 "generated_tokens": 0,
                 "simulated_seconds": 0.0,
                 "streams": 0,
+                "connections": 0,
                 "loads_by_model": {},
                 "max_in_flight": {},
             }
@@ -185,6 +188,10 @@ class Engine:
     def count_stream(self) -> None:
         """Count one streamed response."""
         self._bump("streams")
+
+    def count_connection(self) -> None:
+        """Count one TCP connection a client opened."""
+        self._bump("connections")
 
     def note_sent_tokens(self, tokens: int) -> None:
         """Count prompt tokens a client sent that were never processed (an overflow)."""

@@ -188,6 +188,7 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         super().setup()
         self.server.track(self.connection, add=True)
+        self.server.engine.count_connection()
 
     def finish(self) -> None:
         try:

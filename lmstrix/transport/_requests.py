@@ -22,12 +22,13 @@ import socket
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 from ..errors import APIConnectionError
-from ._stdlib import connection_error
+from ._stdlib import _legacy_request, connection_error
 
 if TYPE_CHECKING:
     import requests
 
     from ..config import Timeout
+    from ._request import Request
     from ._stdlib import Response
 
 __all__ = ["RequestsTransport"]
@@ -98,15 +99,20 @@ class RequestsTransport:
         read_timeout_s: Optional[float] = None,
         stream: bool = False,
     ) -> Response:
+        """Send one request given field by field (the pre-``Request`` signature)."""
+        request = _legacy_request(method, url, headers, body, timeout, read_timeout_s, stream)
+        return self.send(request)
+
+    def send(self, request: Request) -> Response:
         """Send one request over the session's pool (see :class:`~lmstrix.transport.Transport`)."""
-        read_s = read_timeout_s if read_timeout_s is not None else timeout.read_s
+        url = request.url
         try:
             resp = self.session.request(
-                method,
+                request.method,
                 url,
-                headers=dict(headers),
-                data=body,
-                timeout=(timeout.connect_s, read_s),
+                headers=dict(request.headers),
+                data=request.body,
+                timeout=(request.timeout.connect_s, request.read_timeout_s),
                 stream=True,  # the body is read below, so its errors are mapped in one place
                 allow_redirects=False,
                 # requests lets REQUESTS_CA_BUNDLE and *_PROXY override a session's own
@@ -118,7 +124,7 @@ class RequestsTransport:
         except Exception as exc:  # requests, urllib3, socket and ssl errors alike
             raise _translate(exc, url, streaming=False) from exc
         response = _RequestsResponse(resp, url)
-        if not stream:
+        if not request.stream:
             response.read()  # closes the response, or releases its connection at the end
         return response
 
@@ -199,14 +205,13 @@ def _translate(exc: BaseException, url: str, *, streaming: bool) -> APIConnectio
     if isinstance(exc, requests.exceptions.SSLError) or any(
         type(e).__module__ == "ssl" for e in chain
     ):
-        err = APIConnectionError(
+        return APIConnectionError(
             f"TLS/SSL error talking to {url}: {_innermost(chain)}; check the server "
             "certificate and the CA bundle (RequestsTransport(verify=PATH)), or the "
             "URL's scheme (http:// or https://)",
             url=url,
+            sent=streaming,
         )
-        err.sent = streaming  # type: ignore[attr-defined]
-        return err
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return connection_error(socket.timeout("connect timed out"), url, sent=False)
     if isinstance(exc, requests.exceptions.Timeout) or names & _TIMEOUT_NAMES:

@@ -1,9 +1,15 @@
 """How bytes reach the server: the :class:`Transport` protocol and the stdlib transport.
 
-A transport turns one HTTP request into a :class:`Response` and converts every
+A transport turns one :class:`~lmstrix.Request` into a :class:`Response` and converts every
 low-level failure (``socket``, ``ssl``, ``http.client`` errors) into
 :class:`~lmstrix.errors.APIConnectionError` or :class:`~lmstrix.errors.APITimeoutError`
-at its boundary. It knows nothing about LM Studio; the client does the rest.
+at its boundary. It knows nothing about LM Studio and does not retry: the client's
+middleware chain (:mod:`lmstrix.middleware`) does that.
+
+Transports written for lmstrix 2.0's first pre-releases have a
+``request(method, url, *, headers, body, timeout, read_timeout_s, stream)`` method
+instead of ``send(request)``; :func:`as_transport` adapts them, and the client calls it
+on whatever it is given.
 
 :class:`StdlibTransport` keeps HTTP/1.1 connections alive and reuses them. Its pool
 is shared safely between threads: a connection is used by one request at a time and
@@ -15,20 +21,31 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import TYPE_CHECKING, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple, cast
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
 
 from ..config import Timeout
-from ..errors import APIConnectionError, APITimeoutError
+from ..errors import APIConnectionError, APITimeoutError, ConfigError
+from ._http1 import request_head
+from ._request import READ_TIMEOUT, Request, frozen_map
 
 if TYPE_CHECKING:
     import http.client
 
-__all__ = ["BufferedResponse", "Response", "StdlibTransport", "Transport", "connection_error"]
+__all__ = [
+    "BufferedResponse",
+    "Request",
+    "Response",
+    "StdlibTransport",
+    "Transport",
+    "as_transport",
+    "connection_error",
+]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 _READ_SIZE = 65536
+_FIRST_READ_SIZE = 4096
 
 
 class Response(Protocol):
@@ -64,18 +81,12 @@ class Response(Protocol):
 class Transport(Protocol):
     """Sends one request; converts low-level errors into lmstrix's own."""
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        timeout: Timeout,
-        read_timeout_s: Optional[float] = None,
-        stream: bool = False,
-    ) -> Response:
-        """Send the request and return the response once its status line has arrived.
+    def send(self, request: Request) -> Response:
+        """Send ``request`` and return the response once its status line has arrived.
+
+        Connect within ``request.timeout.connect_s``; wait at most
+        ``request.read_timeout_s`` between reads. Do not retry and do not follow
+        redirects.
 
         Raises:
             APIConnectionError: the server could not be reached or the connection broke
@@ -96,27 +107,27 @@ def connection_error(exc: BaseException, url: str, *, sent: bool) -> APIConnecti
     retries only failures where it did not, or where no response began.
     """
     if isinstance(exc, (socket.timeout, TimeoutError)):
-        err: APIConnectionError = APITimeoutError(
+        return APITimeoutError(
             f"timed out talking to {url} ({exc or 'no answer in time'}); "
             "the model may be busy or slow: raise the timeout (timeout=, --timeout) "
             "or try a smaller prompt",
             url=url,
+            sent=sent,
         )
-    elif isinstance(exc, ConnectionRefusedError):
-        err = APIConnectionError(
+    if isinstance(exc, ConnectionRefusedError):
+        return APIConnectionError(
             f"cannot reach the server at {url} (connection refused): start LM Studio's "
             "server (Developer tab > Start Server, or `lms server start`) "
             "or point lmstrix at the right one (base_url=, --server, LMSTRIX_SERVER)",
             url=url,
+            sent=sent,
         )
-    else:
-        reason = str(exc) or type(exc).__name__
-        err = APIConnectionError(
-            f"connection to {url} failed: {reason}; check that the server is running and reachable",
-            url=url,
-        )
-    err.sent = sent  # type: ignore[attr-defined]
-    return err
+    reason = str(exc) or type(exc).__name__
+    return APIConnectionError(
+        f"connection to {url} failed: {reason}; check that the server is running and reachable",
+        url=url,
+        sent=sent,
+    )
 
 
 class _Conn:
@@ -158,9 +169,11 @@ class _StdlibResponse:
             if self._body:
                 yield self._body
             return
+        size = _FIRST_READ_SIZE  # small first: the first chunk of a stream goes out sooner
         while self._conn is not None:
             try:
-                piece = self._resp.read1(_READ_SIZE)
+                piece = self._resp.read1(size)
+                size = _READ_SIZE
             except Exception as exc:  # socket, ssl and http.client errors alike
                 self._drop()
                 raise connection_error(exc, self._url, sent=True) from exc
@@ -233,32 +246,36 @@ class StdlibTransport:
         read_timeout_s: Optional[float] = None,
         stream: bool = False,
     ) -> Response:
-        """Send one request over a pooled connection (see :class:`Transport`)."""
-        from urllib.parse import urlsplit
+        """Send one request given field by field (the pre-``Request`` signature)."""
+        request = _legacy_request(method, url, headers, body, timeout, read_timeout_s, stream)
+        return self.send(request)
 
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.hostname or "", parts.port or _default_port(parts.scheme))
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        read_s = read_timeout_s if read_timeout_s is not None else timeout.read_s
-        # A pooled connection may have been closed by the server while idle; that shows
-        # up as a reset or an empty reply before any byte of a response. Such a request
-        # never reached the application, so it is sent once more on a new connection.
+    def send(self, request: Request) -> Response:
+        """Send one request over a pooled connection (see :class:`Transport`)."""
+        method, url, headers, body = request.method, request.url, request.headers, request.body
+        timeout, stream = request.timeout, request.stream
+        key, target, host = _split(url)
+        try:
+            head = request_head(method, target, host, headers, body)
+        except ValueError as exc:  # a header with a line break, say: nothing to retry
+            raise ConfigError(f"cannot send a request to {url}: {exc}") from exc
+        data = head + body if body else head
+        read_s = request.read_timeout_s
+        # Connection management, not a retry: a pooled connection may have been closed
+        # by the server while idle, which shows up as a reset or an empty reply before
+        # any byte of a response. For a GET that request never reached the application,
+        # so it goes once more on a new connection. Everything else is the retry
+        # middleware's decision (the error says sent=True).
         for _ in range(self._max_idle + 1):
             conn, reused = self._acquire(key, timeout)
             try:
                 if conn.http.sock is None:
-                    conn.http.connect()
-                    sock = cast(socket.socket, conn.http.sock)  # set by connect()
-                    # Requests are small writes answered at once: no Nagle delay.
-                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                    conn.read_s = -1.0
+                    self._connect(conn)
             except Exception as exc:  # refused, DNS, connect timeout: nothing was sent
                 self._release(conn, reusable=False)
                 raise connection_error(exc, url, sent=False) from exc
             try:
-                resp = self._exchange(conn, method, target, headers, body, read_s)
+                resp = self._exchange(conn, method, data, read_s)
             except (ConnectionResetError, BrokenPipeError) as exc:  # incl. RemoteDisconnected
                 self._release(conn, reusable=False)
                 # Only a GET is sent again here: for anything else the caller decides.
@@ -282,21 +299,23 @@ class StdlibTransport:
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
-    def _exchange(
-        conn: _Conn,
-        method: str,
-        target: str,
-        headers: Mapping[str, str],
-        body: Optional[bytes],
-        read_s: float,
-    ) -> http.client.HTTPResponse:
-        http = conn.http
+    def _connect(conn: _Conn) -> None:
+        conn.http.connect()
+        # Requests are small writes answered at once: no Nagle delay.
+        conn.http.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn.read_s = -1.0
+
+    @staticmethod
+    def _exchange(conn: _Conn, method: str, data: bytes, read_s: float) -> http.client.HTTPResponse:
+        sock: socket.socket = conn.http.sock
         if conn.read_s != read_s:  # a system call saved on most requests
-            sock: socket.socket = http.sock
             sock.settimeout(read_s)
             conn.read_s = read_s
-        http.request(method, target, body=body, headers=dict(headers))
-        return http.getresponse()
+        # Head and body in one write (see _http1); http.client parses the answer.
+        sock.sendall(data)
+        resp: http.client.HTTPResponse = conn.http.response_class(sock, method=method)
+        resp.begin()
+        return resp
 
     def _acquire(self, key: Tuple[str, str, int], timeout: Timeout) -> Tuple[_Conn, bool]:
         while True:
@@ -349,3 +368,82 @@ def _dropped(conn: _Conn) -> bool:
 
 def _default_port(scheme: str) -> int:
     return 443 if scheme == "https" else 80
+
+
+_SPLIT_CACHE: Dict[str, Tuple[Tuple[str, str, int], str, str]] = {}
+
+
+def _split(url: str) -> Tuple[Tuple[str, str, int], str, str]:
+    """The pool key, request target and ``Host`` header of ``url`` (cached: a client
+    reuses a few URLs)."""
+    found = _SPLIT_CACHE.get(url)
+    if found is None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        scheme, hostname = parts.scheme, parts.hostname or ""
+        port = parts.port or _default_port(scheme)
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        try:
+            host = hostname.encode("ascii").decode("ascii")
+        except UnicodeEncodeError:
+            host = hostname.encode("idna").decode("ascii")
+        host = f"[{host}]" if ":" in host else host
+        if port != _default_port(scheme):
+            host = f"{host}:{port}"
+        found = ((scheme, hostname, port), target, host)
+        if len(_SPLIT_CACHE) < 256:
+            _SPLIT_CACHE[url] = found
+    return found
+
+
+def _legacy_request(
+    method: str,
+    url: str,
+    headers: Mapping[str, str],
+    body: Optional[bytes],
+    timeout: Timeout,
+    read_timeout_s: Optional[float],
+    stream: bool,
+) -> Request:
+    extensions = {} if read_timeout_s is None else {READ_TIMEOUT: read_timeout_s}
+    return Request(method, url, frozen_map(headers), body, timeout, stream, frozen_map(extensions))
+
+
+class _LegacyTransport:
+    """Adapts a transport with the old ``request(method, url, ...)`` method to ``send``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return f"{self.inner!r}"
+
+    def send(self, request: Request) -> Response:
+        extra = request.extensions.get(READ_TIMEOUT)
+        response: Response = self.inner.request(
+            request.method,
+            request.url,
+            headers=request.headers,
+            body=request.body,
+            timeout=request.timeout,
+            read_timeout_s=None if extra is None else float(extra),
+            stream=request.stream,
+        )
+        return response
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def as_transport(transport: Any) -> Transport:
+    """``transport`` itself when it has ``send(request)``; an adapter for the old
+    ``request(method, url, ...)`` signature; ``TypeError`` for anything else."""
+    if callable(getattr(transport, "send", None)):
+        found: Transport = transport
+        return found
+    if callable(getattr(transport, "request", None)):
+        return _LegacyTransport(transport)
+    raise TypeError(f"{transport!r} is not a transport: it has no send(request) method")
