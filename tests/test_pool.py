@@ -293,3 +293,17 @@ def test_a_batch_runs_its_calls_on_an_executor(servers: List[FakeLMStudio], tmp_
     rows = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert {row["id"] for row in rows} == set(range(40))
     assert all(str(row["id"] + 2) in row["output"] for row in rows)
+
+
+def test_a_pool_is_a_chat_client_and_its_streams_are_chat_streams(
+    servers: List[FakeLMStudio],
+) -> None:
+    with pool_of(servers) as pool:
+        assert isinstance(pool, lmstrix.ChatClient)
+        stream = pool.stream_chat("gamma", "Hi", max_tokens=4)
+        assert isinstance(stream, lmstrix.ChatStream)
+        released: List[str] = []
+        stream.on_release(lambda: released.append("a"))
+        assert stream.text()
+        stream.on_release(lambda: released.append("b"))  # already released: at once
+        assert released == ["a", "b"]

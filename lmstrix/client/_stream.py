@@ -89,6 +89,7 @@ class ChatStream(Iterator[Chunk]):
         self._completion: Optional[Completion] = None
         self._closed = False
         self._stopped = False
+        self._on_release: List[Callable[[], None]] = []
 
     def __repr__(self) -> str:
         state = "done" if self._completion else ("closed" if self._closed else "open")
@@ -121,10 +122,23 @@ class ChatStream(Iterator[Chunk]):
         if self._scope is not None and self._completion is None:
             self._scope.finish(closed=True)
 
+    def on_release(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` once the stream lets go of its connection: at its end, on an
+        error, or at :meth:`close` (at once if that has happened). A pool frees its slot so."""
+        if self._closed:
+            callback()
+        else:
+            self._on_release.append(callback)
+
     def _release(self) -> None:
         if not self._closed:
             self._closed = True
-            self._response.close()
+            try:
+                self._response.close()
+            finally:
+                for callback in self._on_release:
+                    callback()
+                self._on_release.clear()
 
     def text(self) -> str:
         """Read the rest of the stream and return the whole answer text.
@@ -166,6 +180,7 @@ class ChatStream(Iterator[Chunk]):
                 yield from self._read()
             if not self._stopped:
                 self._completion = self._whole or self._build()
+            self._release()
         except Exception as exc:
             if self._scope is not None:
                 self._scope.finish(error=exc)

@@ -4,6 +4,5 @@ from __future__ import annotations
 
 from ._ensemble import EnsembleAnswer, EnsembleResult, ensemble
 from ._pool import Pool
-from ._stream import PooledStream
 
-__all__ = ["EnsembleAnswer", "EnsembleResult", "Pool", "PooledStream", "ensemble"]
+__all__ = ["EnsembleAnswer", "EnsembleResult", "Pool", "ensemble"]

@@ -43,12 +43,12 @@ from ..errors import (
 )
 from ..registry._fit import fit_problem
 from ._member import Member
-from ._stream import PooledStream
 
 if TYPE_CHECKING:
     from types import TracebackType
     from typing import Type
 
+    from ..client import ChatStream
     from ..middleware import RetryPolicy
     from ..registry import Registry
     from ..types import Completion, LoadedInstance, ModelInfo
@@ -262,13 +262,13 @@ class Pool:
             model, prompt, params, lambda c, k: c.complete(k, prompt, **params), False
         )
 
-    def stream_chat(self, model: ModelChoice, messages: Any, **params: Any) -> PooledStream:
+    def stream_chat(self, model: ModelChoice, messages: Any, **params: Any) -> ChatStream:
         """A stream from the best server; a server that fails before answering is left."""
         return self._chained(  # type: ignore[no-any-return]
             model, messages, params, lambda c, k: c.stream_chat(k, messages, **params), True
         )
 
-    def stream_complete(self, model: ModelChoice, prompt: str, **params: Any) -> PooledStream:
+    def stream_complete(self, model: ModelChoice, prompt: str, **params: Any) -> ChatStream:
         """A streamed text completion, routed as :meth:`stream_chat` is."""
         return self._chained(  # type: ignore[no-any-return]
             model, prompt, params, lambda c, k: c.stream_complete(k, prompt, **params), True
@@ -340,8 +340,9 @@ class Pool:
             member.succeeded()
             if not info.loaded_instances:
                 member.stale()  # a JIT load happened: see it on the next call
-            if stream:
-                return PooledStream(result, functools.partial(self._release, member, info.key))
+            if stream:  # the slot is freed when the stream lets go of its connection
+                result.on_release(functools.partial(self._release, member, info.key))
+                return result
             self._release(member, info.key)
             return result
 
