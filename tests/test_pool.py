@@ -307,3 +307,20 @@ def test_a_pool_is_a_chat_client_and_its_streams_are_chat_streams(
         assert stream.text()
         stream.on_release(lambda: released.append("b"))  # already released: at once
         assert released == ["a", "b"]
+
+
+def test_a_client_takes_a_fallback_chain_too(servers: List[FakeLMStudio], tmp_path: Path) -> None:
+    b = servers[1]
+    registry = lmstrix.Registry(tmp_path / "registry.json")
+    registry.upsert(
+        ModelRecord(key="alpha", server=b.base_url, working_context=500, chars_per_token=4.0)
+    )
+    with lmstrix.Client(b.base_url, registry=registry) as client:
+        long_prompt = "Words of a long text. " * 200 + "What is 5+5?"
+        answer = client.chat(["alpha", "gamma"], long_prompt, max_tokens=8)
+        assert "10" in answer.text
+        assert chats(b) == 1  # alpha was skipped before any request
+        stream = client.stream_chat(["alpha", "gamma"], long_prompt, max_tokens=8)
+        assert stream.text()
+        with pytest.raises(FallbackError, match="skipped"):
+            client.complete(["alpha", "nowhere"], long_prompt, max_tokens=8)

@@ -9,17 +9,35 @@ avoid (a bad token) end the chain at once. When every model fails, one
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Callable, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    TypeVar,
+    Union,
+    cast,
+)
 
 from ..errors import APIError, AuthenticationError, FallbackError
+from ..registry._fit import fit_problem
 
-__all__ = ["FitSkip", "ModelChoice", "chain_of", "run_chain"]
+if TYPE_CHECKING:
+    from ..registry import Registry
+
+__all__ = ["FitSkip", "ModelChoice", "call_chain", "chain_of", "chainable", "run_chain"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 ModelChoice = Union[str, Sequence[str]]
 
 
@@ -74,3 +92,44 @@ def run_chain(
         failures=failures,
         errors=errors,
     )
+
+
+def call_chain(
+    models: Sequence[str],
+    prompt: Any,
+    params: Dict[str, Any],
+    registry: Optional[Registry],
+    server: str,
+    call: Callable[[str], T],
+) -> T:
+    """One server's fallback chain: skip models whose tested working context (in
+    ``registry``, for ``server``) cannot hold ``prompt`` plus ``max_tokens``."""
+    keys, _ = chain_of(models)
+
+    def skip(key: str) -> Optional[str]:
+        if registry is None:
+            return None
+        record = registry.get(key, server=server)
+        return fit_problem(record, prompt, params.get("max_tokens"))
+
+    return run_chain(keys, call, skip=skip, where=f" on {server}")
+
+
+def chainable(method: F) -> F:
+    """Make a client method ``(self, model, prompt, **params)`` take a fallback chain:
+    a list of keys runs :func:`call_chain` with the client's registry and server."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, model: Any, prompt: Any, **params: Any) -> Any:
+        if isinstance(model, str):
+            return method(self, model, prompt, **params)
+        return call_chain(
+            model,
+            prompt,
+            params,
+            self.registry,
+            self.base_url,
+            lambda key: method(self, key, prompt, **params),
+        )
+
+    return cast(F, wrapper)

@@ -34,6 +34,7 @@ from ..errors import APIError, APIStatusError, ModelNotFoundError
 from ..middleware import RetryMiddleware, RetryPolicy, build_chain
 from ..transport._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from ..types import Completion, LoadedInstance, ModelInfo
+from ._chain import ModelChoice, chainable
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
 from ._replies import Messages, merge_rows, messages_of, same_model
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from typing import Type, TypeVar
 
     from ..middleware import Middleware
+    from ..registry import Registry
     from ..transport._stdlib import Response, Transport
     from ._calls import CallScope, Observer
 
@@ -81,6 +83,8 @@ class Client:
             transport, first outermost; the retry middleware runs outside them all, so
             they see every attempt.
         observers: callables given one :class:`~lmstrix.CallEvent` per model call.
+        registry: a :class:`~lmstrix.Registry`; a fallback chain (a list of model keys)
+            then skips models whose tested working context cannot hold the prompt.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class Client:
         retry: Optional[RetryPolicy] = None,
         middleware: Sequence[Middleware] = (),
         observers: Sequence[Observer] = (),
+        registry: Optional[Registry] = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = Timeout.coerce(timeout)
@@ -105,6 +110,7 @@ class Client:
         )
         self.max_retries = self.retry_policy.total
         self.strict_model = strict_model
+        self.registry = registry  # for the fit check of fallback chains
         self.retry_backoff_s = self.retry_policy.backoff_factor_s
         self.retry_max_s = self.retry_policy.backoff_max_s
         token = resolve_token(api_token)
@@ -302,31 +308,40 @@ class Client:
 
     # ------------------------------------------------------------------ inference
 
-    def chat(self, model: str, messages: Messages, **params: Any) -> Completion:
+    @chainable
+    def chat(self, model: ModelChoice, messages: Messages, **params: Any) -> Completion:
         """Ask a chat model; ``messages`` is a list of ``{role, content}`` or plain text.
 
         ``params`` go into the request body as they are (``temperature``,
-        ``max_tokens``, ``stop``, ``seed``, ``response_format``, ...).
+        ``max_tokens``, ``stop``, ``seed``, ``response_format``, ...). A list of model
+        keys is a fallback chain (see :func:`~lmstrix.client._chain.run_chain`).
         """
+        assert isinstance(model, str)  # @chainable hands a chain one key at a time
         body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
         return self._complete_once("/v1/chat/completions", body, model, "chat")
 
-    def complete(self, model: str, prompt: str, **params: Any) -> Completion:
+    @chainable
+    def complete(self, model: ModelChoice, prompt: str, **params: Any) -> Completion:
         """Plain text completion (``/v1/completions``: no chat template applied)."""
+        assert isinstance(model, str)  # @chainable hands a chain one key at a time
         body = {"model": model, "prompt": prompt, **params, "stream": False}
         return self._complete_once("/v1/completions", body, model, "completion")
 
-    def stream_chat(self, model: str, messages: Messages, **params: Any) -> ChatStream:
+    @chainable
+    def stream_chat(self, model: ModelChoice, messages: Messages, **params: Any) -> ChatStream:
         """Like :meth:`chat`, but returns a :class:`ChatStream` of chunks as they arrive.
 
         The request is sent before this returns, so connection and status errors
-        are raised here, not at the first chunk.
+        are raised here, not at the first chunk (and a fallback chain moves on).
         """
+        assert isinstance(model, str)  # @chainable hands a chain one key at a time
         body = {"model": model, "messages": messages_of(messages), **params}
         return self._stream("/v1/chat/completions", body, model, "chat")
 
-    def stream_complete(self, model: str, prompt: str, **params: Any) -> ChatStream:
+    @chainable
+    def stream_complete(self, model: ModelChoice, prompt: str, **params: Any) -> ChatStream:
         """Like :meth:`complete`, streamed; chunks carry the new text."""
+        assert isinstance(model, str)  # @chainable hands a chain one key at a time
         body = {"model": model, "prompt": prompt, **params}
         return self._stream("/v1/completions", body, model, "completion")
 
