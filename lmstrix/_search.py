@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Set, Tuple
+from typing import Dict, List, Optional, Protocol, Tuple
 
 __all__ = [
     "Bounds",
@@ -41,6 +41,8 @@ ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_err
 GROWTH_STEP_DIV = 8
 LEAN = 0.1  # how far a split leans from the middle, as a share of the interval
 TOP_UPS = 2  # nudges that bring a probe meant to fill an instance up to its ceiling
+REFITS = 3  # shorter retries of a confirming needle that did not fit the last instance
+REFIT_DIV = 64  # the cut of such a retry when the overshoot is unknown: 1/64 of the size
 
 
 @dataclass(frozen=True)
@@ -57,11 +59,17 @@ class LoadOutcome:
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """What a prompt probe did: ``ok`` and the prompt size the server counted."""
+    """What a prompt probe did: ``ok`` and the prompt size the server counted.
+
+    ``fits`` is False when the instance could not hold the prompt and its answer (an
+    overflow error, a silent truncation, a count above the instance's ceiling): then
+    the outcome says nothing about the model at that size.
+    """
 
     ok: bool
     tokens: int
     failure: Optional[str] = None
+    fits: bool = True
 
 
 class Prober(Protocol):
@@ -120,7 +128,7 @@ def run_search(
     state = bounds if bounds is not None else Bounds()
     work = _WorkSearch(prober, state, resolution, max(1, trials))
     if not can_load:
-        work.run()
+        work.run(final=True)
         if state.failed:
             return SearchResult(None, None, "failed", state.failed)
         return SearchResult(None, state.work_good, "done", "")
@@ -130,19 +138,18 @@ def run_search(
     searched_at = _load_search(prober, state, work, top, floor, resolution)
     good, bad = state.load_good, state.load_bad
     close = searched_at is not None and bad is not None and bad - searched_at <= resolution
-    if (
-        not state.failed
-        and not work.done
-        and good is not None
-        and searched_at != good
-        and not close
-    ):
-        # The working search has not run on an instance near the loadable limit (the
-        # bounds came from an earlier run, or the last loads failed): one load there
-        # lets it finish.
-        outcome = prober.load(good)
-        if outcome.applied is not None:
-            work.run()
+    if not state.failed and not work.done and good is not None:
+        if close and work.trials == 1:
+            # One needle needs no confirmation: the ceiling reached on an instance
+            # within ``resolution`` of the loadable limit is within it of the truth.
+            work.done = True
+        else:
+            # The working search has not run on the instance at the loadable limit
+            # (the bounds came from an earlier run, or the last load failed): one load
+            # there lets it finish.
+            outcome = prober.load(good)
+            if outcome.applied is not None:
+                work.run(final=True)
     if state.failed:
         return SearchResult(state.load_good, state.work_good, "failed", state.failed)
     return SearchResult(state.load_good, state.work_good, "done", "")
@@ -177,11 +184,12 @@ def _load_search(
             if size <= floor:
                 state.failed = f"the model does not load even at {size} tokens of context"
                 return searched_at
-        if outcome.applied is not None and (not work.started or _settled(state, top, resolution)):
+        settled = _settled(state, top, resolution)
+        if outcome.applied is not None and (not work.started or settled):
             # The first instance gets the working search; once it has reached an
             # instance's ceiling, only the instance at the loadable limit is worth the
             # prefill of a longer prompt (a new instance starts with an empty cache).
-            work.run()
+            work.run(final=settled)
             searched_at = max(outcome.applied, searched_at or 0)
     return searched_at
 
@@ -197,11 +205,16 @@ def after_load(
     more (risky) loads.
     """
     if outcome.ok:
-        return max(size, good or 0), bad
+        good = max(size, good or 0)
+        # A success at or above a recorded failure (one that was transient after all)
+        # clears it: the bounds stay ordered, good < bad.
+        return good, bad if bad is None or bad > good else None
     if outcome.applied is not None and outcome.applied < size:
         fit = max(outcome.applied, good or 0)
         return fit, fit + 1
-    return good, size if bad is None else min(bad, size)
+    bad = size if bad is None else min(bad, size)
+    # A failure at or below the recorded good (the machine changed) outdates it.
+    return (good if good is None or good < bad else None), bad
 
 
 def _split(
@@ -256,6 +269,10 @@ class _WorkSearch:
 
     Bisection runs on *targets* (the sizes asked for), which always shrink the
     interval; the reported size is what the server counted for the passing probe.
+    A probe the instance cannot hold (an overflow, a truncation, a prompt that leaves
+    no room for the answer) is no verdict on the model: it caps the search on this
+    instance only (``cap``), and a larger instance lifts the cap. Only a failure on a
+    prompt that fit (``bad``) is the model's, and goes to the registry.
     """
 
     def __init__(self, prober: Prober, state: Bounds, resolution: int, trials: int) -> None:
@@ -267,11 +284,17 @@ class _WorkSearch:
         # (a timeout, a server error) does not end the search at its first probe.
         self.needles = max(2, trials)
         self.lead = 0  # the needle the growth and bisection use (trial 0)
+        good, bad = state.work_good, state.work_bad
+        if good is not None and bad is not None and good >= bad:
+            state.work_good = None  # an older, inconsistent record: trust the failure
         self.good: Optional[int] = state.work_good
         self.bad: Optional[int] = state.work_bad
+        self.cap: Optional[int] = None  # smallest target the current instance cannot hold
+        self.final = False  # True on the instance at the loadable limit (or the only one)
+        self.strict = False  # once a boundary fails confirmation, every size needs all trials
         self.measured: Dict[int, int] = {}
         self.passes: List[int] = []  # targets that passed with the first needle
-        self.confirmed: Set[int] = set()  # targets that passed every trial
+        self.confirmed: Dict[int, int] = {}  # targets every trial passed: the size shown
         if self.good is not None:
             self.measured[self.good] = self.good
             self.passes.append(self.good)
@@ -282,49 +305,52 @@ class _WorkSearch:
         """True once a probe has passed (on any instance, or in an earlier run)."""
         return self.good is not None
 
-    def run(self) -> None:
-        """Search (or go on searching) on the current instance."""
+    def run(self, *, final: bool) -> None:
+        """Search (or go on searching) on the current instance.
+
+        ``final``: no larger instance will come, so the boundary is settled here even
+        when it is this instance's ceiling rather than the model's limit.
+        """
         if self.done or self.state.failed:
             return
+        self.final = final
+        self.cap = None
         ceiling = self.prober.ceiling()
-        if self.good is None:
-            sanity = SANITY_TOKENS if ceiling is None else min(SANITY_TOKENS, ceiling)
-            first = self.prober.probe(sanity, 0)
-            for other in range(1, self.needles):
-                # A timeout or a server error says nothing about the model: try another
-                # needle. A wrong answer does, and no size can count above a failure.
-                if first.ok or first.failure in ANSWER_FAILURES:
-                    break
-                first = self.prober.probe(sanity, other)
-                if first.ok:
-                    self.lead = other  # this needle works: lead with it
-            if not first.ok:
-                self.state.failed = (
-                    f"the model failed the smallest probe ({first.tokens} tokens: "
-                    f"{first.failure}); it may be broken or unsuited to this test"
-                )
-                return
-            self._pass(sanity, first.tokens)
+        if self.good is None and not self._sanity(ceiling):
+            return
         # Grow: each probe extends the previous one's prefix, so only new tokens cost.
-        while self.bad is None:
+        while self.bad is None and self.cap is None:
             good = self.good
             assert good is not None
             target = _grow(good) if ceiling is None else min(_grow(good), ceiling)
             if target <= good:
-                # This instance holds no longer prompt. Settle this size now, while it is
-                # loaded; a larger load later lets the growth go on.
-                if self.trials == 1 or good in self.confirmed or self._confirm(good):
-                    return
-                self._fail(good)
+                self.cap = good + 1  # this instance holds no longer prompt
                 break
             outcome = self._probe(target, 0)
             if target == ceiling:
                 outcome = self._top_up(target, ceiling, outcome)
-            if outcome.ok:
-                self._pass(target, outcome.tokens)
-            else:
-                self._fail(target)
+            self._judge(target, outcome)
         self._refine()
+
+    def _sanity(self, ceiling: Optional[int]) -> bool:
+        sanity = SANITY_TOKENS if ceiling is None else min(SANITY_TOKENS, ceiling)
+        first = self.prober.probe(sanity, 0)
+        for other in range(1, self.needles):
+            # A timeout or a server error says nothing about the model: try another
+            # needle. A wrong answer does, and no size can count above a failure.
+            if first.ok or first.failure in ANSWER_FAILURES:
+                break
+            first = self.prober.probe(sanity, other)
+            if first.ok:
+                self.lead = other  # this needle works: lead with it
+        if not first.ok:
+            self.state.failed = (
+                f"the model failed the smallest probe ({first.tokens} tokens: "
+                f"{first.failure}); it may be broken or unsuited to this test"
+            )
+            return False
+        self._pass(sanity, first.tokens)
+        return True
 
     def _top_up(self, asked: int, ceiling: int, outcome: ProbeOutcome) -> ProbeOutcome:
         """Bring a passing probe meant to fill the instance up to its ceiling.
@@ -335,14 +361,25 @@ class _WorkSearch:
         that would overshoot the ceiling is not taken.
         """
         for _ in range(TOP_UPS):
-            if not outcome.ok or outcome.tokens >= ceiling:
+            if not outcome.ok or not outcome.fits or outcome.tokens >= ceiling:
                 break
             asked += ceiling - outcome.tokens
             nudged = self._probe(asked, 0)
-            if not nudged.ok or nudged.tokens > ceiling:
+            if not nudged.ok or not nudged.fits or nudged.tokens > ceiling:
                 break
             outcome = nudged
         return outcome
+
+    def _judge(self, target: int, outcome: ProbeOutcome) -> Optional[bool]:
+        """Book a first-needle outcome: True passed, False failed, None did not fit."""
+        if not outcome.fits:
+            self.cap = target if self.cap is None else min(self.cap, target)
+            return None
+        if outcome.ok:
+            self._pass(target, outcome.tokens)
+            return True
+        self._fail(target)
+        return False
 
     def _pass(self, target: int, tokens: int) -> None:
         self.measured[target] = tokens
@@ -357,62 +394,110 @@ class _WorkSearch:
             self.bad = target
         self.state.work_bad = self.bad
 
+    def _upper(self) -> Tuple[int, bool]:
+        """The smallest target known not to work here, and whether the model failed it
+        (rather than this instance being too small for it)."""
+        if self.cap is not None and (self.bad is None or self.cap < self.bad):
+            return self.cap, False
+        assert self.bad is not None
+        return self.bad, True
+
     def _refine(self) -> None:
-        strict = False  # once a boundary fails confirmation, every size needs all trials
         while True:
-            good, bad = self.good, self.bad
+            good = self.good
             assert good is not None
-            assert bad is not None
-            while bad - good > self.resolution:
-                target = good + (bad - good) // 2
-                if self._probe_all(target, strict):
-                    good = target
-                else:
-                    bad = target
-                good, bad = self.good or good, self.bad or bad
-            if self.trials == 1 or good in self.confirmed or self._confirm(good):
-                self.confirmed.add(good)
+            upper, verdict = self._upper()
+            while verdict or self.final:
+                if upper - good <= self.resolution:
+                    break
+                self._probe_all(good + (upper - good) // 2)
+                good = self.good
+                assert good is not None
+                upper, verdict = self._upper()
+            if not verdict and not self.final:
+                return  # this instance is too small: a larger one lets the search go on
+            confirmed = self._confirm(good)
+            if confirmed is None and not self.final:
+                return  # a needle did not fit here: confirm on a larger instance
+            if confirmed:
                 self.done = True
+                self.state.work_good = self.confirmed[good]
                 return
-            strict = True
-            self.bad = good
-            self.state.work_bad = good
-            below = [t for t in self.passes if t < good]
-            if not below and good > SANITY_TOKENS and self._probe_all(SANITY_TOKENS, True):
-                # Known passes came from an earlier run; start again from the bottom.
-                below = [SANITY_TOKENS]
-            if not below:
-                self.good = None
-                self.state.work_good = None
-                self.state.failed = (
-                    f"the model failed a repeated probe at {self.measured.get(good, good)} "
-                    "tokens and no smaller size passed every trial"
-                )
+            if confirmed is None:
+                self.cap = good  # no needle-wide verdict fits here: look below
+            else:
+                self.strict = True
+                self._fail(good)
+            if not self._back_off(good):
                 return
-            self.good = max(below)
-            self.state.work_good = self.measured[self.good]
+
+    def _back_off(self, good: int) -> bool:
+        """Move the candidate below ``good``, which failed confirmation; False: none."""
+        below = [t for t in self.passes if t < good]
+        if not below and good > SANITY_TOKENS and self._probe_all(SANITY_TOKENS):
+            # Known passes came from an earlier run; start again from the bottom.
+            below = [SANITY_TOKENS]
+        if not below:
+            self.good = None
+            self.state.work_good = None
+            self.state.failed = (
+                f"the model failed a repeated probe at {self.measured.get(good, good)} "
+                "tokens and no smaller size passed every trial"
+            )
+            return False
+        self.good = max(below)
+        self.state.work_good = self.measured[self.good]
+        return True
 
     def _probe(self, target: int, trial: int) -> ProbeOutcome:
         """Probe with the ``trial``-th needle counted from the lead one."""
         return self.prober.probe(target, (trial + self.lead) % self.needles)
 
-    def _probe_all(self, target: int, strict: bool) -> bool:
-        count = self.trials if strict else 1
-        tokens = target
-        for trial in range(count):
-            outcome = self._probe(target, trial)
-            if not outcome.ok:
-                self._fail(target)
-                return False
-            tokens = outcome.tokens if trial == 0 else tokens
-        if strict:
-            self.confirmed.add(target)
-        self._pass(target, tokens)
-        return True
+    def _probe_all(self, target: int) -> Optional[bool]:
+        """Probe ``target`` with the first needle, and with all once ``strict``."""
+        outcome = self._probe(target, 0)
+        if not self.strict:
+            return self._judge(target, outcome)
+        if not outcome.fits:
+            return self._judge(target, outcome)
+        if not outcome.ok:
+            return self._judge(target, outcome)
+        self.measured[target] = outcome.tokens
+        confirmed = self._confirm(target)
+        if confirmed:
+            self._pass(target, outcome.tokens)
+        elif confirmed is None:
+            self.cap = target if self.cap is None else min(self.cap, target)
+        else:
+            self._fail(target)
+        return confirmed
 
-    def _confirm(self, target: int) -> bool:
+    def _confirm(self, target: int) -> Optional[bool]:
+        """Probe ``target`` with the other trials' needles: True all passed, False one
+        failed, None one did not fit this instance.
+
+        On the final instance a needle that does not fit (its text tokenizes a little
+        longer than the first one's) is asked again, shorter by what it overshot; the
+        size shown is then the smallest any needle passed at.
+        """
+        if target in self.confirmed:
+            return True
+        shown = self.measured[target]
         for trial in range(1, self.trials):
-            if not self._probe(target, trial).ok:
+            asked = target
+            outcome = self._probe(asked, trial)
+            for _ in range(REFITS):
+                if outcome.fits or not self.final:
+                    break
+                ceiling = self.prober.ceiling()
+                over = outcome.tokens - ceiling if ceiling is not None else 0
+                asked -= over if over > 0 else max(1, asked // REFIT_DIV)
+                outcome = self._probe(asked, trial)
+            if not outcome.fits:
+                return None
+            if not outcome.ok:
                 return False
-        self.confirmed.add(target)
+            if asked != target:
+                shown = min(shown, outcome.tokens)
+        self.confirmed[target] = shown
         return True
