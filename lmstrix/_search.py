@@ -29,6 +29,7 @@ __all__ = [
     "Prober",
     "SearchResult",
     "after_load",
+    "after_probe",
     "run_search",
 ]
 
@@ -214,6 +215,26 @@ def after_load(
         return fit, fit + 1
     bad = size if bad is None else min(bad, size)
     # A failure at or below the recorded good (the machine changed) outdates it.
+    return (good if good is None or good < bad else None), bad
+
+
+def after_probe(
+    good: Optional[int], bad: Optional[int], size: int, outcome: ProbeOutcome
+) -> Tuple[Optional[int], Optional[int]]:
+    """The prompt bounds ``(good, bad)`` a registry keeps once a probe asked for ``size``
+    tokens ended with ``outcome`` (any needle; ``good`` in the server's tokens).
+
+    A pass raises the best good, a failure lowers the smallest bad; a prompt the
+    instance could not hold changes neither. They stay ordered (good < bad): a pass at
+    or above a recorded failure clears that failure (it was noise), and a failure at or
+    below the recorded good clears the good.
+    """
+    if not outcome.fits:
+        return good, bad
+    if outcome.ok:
+        good = max(outcome.tokens, good or 0)
+        return good, bad if bad is None or bad > good else None
+    bad = size if bad is None else min(bad, size)
     return (good if good is None or good < bad else None), bad
 
 

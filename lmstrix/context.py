@@ -13,15 +13,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from . import _probe
+from ._context_report import ContextReport, SearchProgress
 from ._records import ModelRecord, ProbeRecord
-from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
+from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, after_probe, run_search
+from ._transient import RETRY_DELAYS, load_failure_is_measurement, overflow_tokens
 from .errors import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     ContextOverflowError,
     ContextSearchError,
@@ -35,78 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 ANSWER_TOKENS = 24  # room for the reply: six digits and some politeness
 TRUNCATION_RATIO = 0.95  # usage.prompt_tokens below this share of the estimate: truncated
-
-
-@dataclass(frozen=True)
-class SearchProgress:
-    """One step of a search, for progress displays: a load or a probe and its outcome."""
-
-    model: str
-    kind: str
-    size: int
-    ok: Optional[bool]
-    failure: Optional[str]
-    loads: int
-    requests: int
-    message: str
-
-
-@dataclass(frozen=True)
-class ContextReport:
-    """The result of :func:`find_context_limit`.
-
-    ``declared_context`` is what the model says; ``loadable_context`` the largest
-    context it loaded at as asked (``None`` without a load endpoint);
-    ``working_context`` the largest prompt, in the server's tokens, it still answered
-    right. ``loads`` counts load attempts (failed ones included), ``requests`` every
-    HTTP request of the search, ``prompt_tokens`` the prompt tokens sent, ``seconds``
-    the wall time, and ``probes`` every step. ``model`` and ``server`` say what was
-    searched; ``status`` is ``done`` or ``failed`` and ``reason`` says why it failed (or
-    notes a limitation, such as a server that cannot load models); ``chars_per_token``
-    is the calibrated ratio; ``can_load`` is False on servers without a load endpoint;
-    ``resumed`` is True when earlier results from the registry were used.
-    """
-
-    model: str
-    server: str
-    declared_context: Optional[int]
-    loadable_context: Optional[int]
-    working_context: Optional[int]
-    status: str
-    reason: str = ""
-    loads: int = 0
-    requests: int = 0
-    prompt_tokens: int = 0
-    seconds: float = 0.0
-    chars_per_token: Optional[float] = None
-    can_load: bool = True
-    resumed: bool = False
-    probes: Tuple[ProbeRecord, ...] = field(default=(), repr=False)
-
-    def to_dict(self) -> Dict[str, Any]:
-        """A JSON-ready dictionary (the ``--json`` shape of ``lmstrix test``)."""
-        return {
-            "key": self.model,
-            "server": self.server,
-            "declared_context": self.declared_context,
-            "loadable_context": self.loadable_context,
-            "working_context": self.working_context,
-            "status": self.status,
-            "reason": self.reason,
-            "loads": self.loads,
-            "requests": self.requests,
-            "prompt_tokens": self.prompt_tokens,
-            "seconds": round(self.seconds, 3),
-            "chars_per_token": self.chars_per_token,
-            "can_load": self.can_load,
-            "resumed": self.resumed,
-            "probes": [p.to_dict() for p in self.probes],
-        }
 
 
 def find_context_limit(
@@ -122,6 +59,7 @@ def find_context_limit(
     reset: bool = False,
     seed: Optional[int] = None,
     keep_loaded: bool = False,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
 ) -> ContextReport:
     """Find the loadable and the working context of ``model`` on ``client``'s server.
 
@@ -132,22 +70,31 @@ def find_context_limit(
     recorded as it happens and a search resumes from earlier results; ``reset``
     forgets them first. ``on_progress`` receives a :class:`SearchProgress` per step.
     ``seed`` fixes the needles and filler (for repeatable runs); ``keep_loaded`` leaves
-    the last instance loaded instead of unloading it at the end.
+    the last instance loaded instead of unloading it at the end. A step that fails for
+    a reason that says nothing about the model (a 5xx that is no load failure, a reset,
+    a timeout) is retried after each of ``retry_delays`` seconds.
 
     Raises:
-        ContextSearchError: bad bounds, or an unknown or non-chat model.
+        ContextSearchError: bad bounds, an unknown or non-chat model, or a step that
+            kept failing transiently (the registry record stays ``testing``, with its
+            bounds, so the next search resumes).
         ModelNotFoundError, APIConnectionError: the server says so or is unreachable.
     """
     if resolution < 1 or trials < 1 or min_context < 1:
         raise ContextSearchError("resolution, trials and min_context must be at least 1")
     if max_context is not None and max_context < 1:
         raise ContextSearchError("max_context must be at least 1")
+    if max_context is not None and min_context > max_context:
+        raise ContextSearchError(
+            f"min_context ({min_context}) is above max_context ({max_context})"
+        )
     info = client.get_model(model)
     if info.type == "embedding":
         raise ContextSearchError(
             f"{model} is an embedding model; the context search needs a chat model"
         )
     runner = _Runner(client, info, registry, trials, on_progress, seed)
+    runner.retry_delays = tuple(retry_delays)
     return runner.run(min_context, max_context, resolution, reset, keep_loaded)
 
 
@@ -179,10 +126,10 @@ class _Runner:
         self.requests = 0
         self.prompt_tokens = 0
         self.probes: List[ProbeRecord] = []
-        self.samples: List[Tuple[int, int]] = []  # (characters, tokens) of good probes
-        self.chars_per_token = 4.0
-        self.overhead = 0.0
-        self.fitted = False  # True once chars/token and overhead come from a two-point fit
+        self.calibration = _probe.Calibration()
+        self.retry_delays: Tuple[float, ...] = RETRY_DELAYS
+        # Instances of the model that were there before the search (not ours to unload).
+        self.foreign = {i.id for i in info.loaded_instances}
 
     # ------------------------------------------------------------------ the run
 
@@ -232,7 +179,7 @@ class _Runner:
             requests=self.requests,
             prompt_tokens=self.prompt_tokens,
             seconds=time.perf_counter() - started,
-            chars_per_token=round(self.chars_per_token, 4) if self.samples else None,
+            chars_per_token=self.calibration.measured(),
             can_load=self.can_load,
             resumed=resumed,
             probes=tuple(self.probes),
@@ -256,16 +203,19 @@ class _Runner:
         # A load attempted with no result means the server (or host) died during it.
         crashed = [p for p in record.pending_probes if p.kind == "load"]
         for probe in crashed:
-            if bounds.load_bad is None or probe.size < bounds.load_bad:
-                bounds.load_bad = probe.size
+            bounds.load_good, bounds.load_bad = after_load(
+                bounds.load_good, bounds.load_bad, probe.size, LoadOutcome(False)
+            )
         if record.chars_per_token:
-            self.chars_per_token = record.chars_per_token
+            self.calibration.chars_per_token = record.chars_per_token
 
         def mark(rec: Optional[ModelRecord]) -> ModelRecord:
             rec = _fresh(rec, self.info, self.client.base_url) if rec is None else rec
             for probe in crashed:
                 rec = rec.with_probe(replace(probe, ok=False, failure="crashed"))
-            return replace(rec, status="testing", load_bad=bounds.load_bad)
+            return replace(
+                rec, status="testing", load_good=bounds.load_good, load_bad=bounds.load_bad
+            )
 
         self._save(mark)
         resumed = any(v is not None for v in (record.load_good, record.load_bad, record.work_good))
@@ -274,6 +224,10 @@ class _Runner:
     # ------------------------------------------------------------------ Prober
 
     def load(self, size: int) -> LoadOutcome:
+        return self._retrying(lambda last: self._load_once(size), f"loading at {size:,} tokens")
+
+    def _load_once(self, size: int) -> Optional[LoadOutcome]:
+        """One load attempt: its outcome, or None when it failed transiently."""
         self._unload()
         pending = ProbeRecord(kind="load", size=size)
         self._save(lambda rec: _need(rec, self).with_probe(pending))
@@ -283,14 +237,19 @@ class _Runner:
         try:
             instance = self.client.load(self.key, context_length=size)
         except ModelLoadError as exc:
-            refused = 400 <= exc.status_code < 500  # a guardrail refusal, not a crash
-            return self._load_done(
-                size, False, None, "load_failed", str(exc), started, refused=refused
+            measured, refused = load_failure_is_measurement(exc)
+            failure = "load_failed" if measured else "server_error"
+            outcome = self._load_done(
+                size, False, None, failure, str(exc), started, refused=refused, bound=measured
             )
+            return outcome if measured else None
         except APITimeoutError as exc:
-            return self._load_done(size, False, None, "timeout", str(exc), started)
+            self._load_done(size, False, None, "timeout", str(exc), started, bound=False)
+            return None
         except APIConnectionError as exc:
-            return self._load_done(size, False, None, "disconnected", str(exc), started)
+            self._after_reset(size, exc)
+            self._load_done(size, False, None, "disconnected", str(exc), started, bound=False)
+            return None
         self.instance = instance.id
         self.instance_context = instance.context_length or size
         if instance.context_length is not None and instance.context_length < size:
@@ -299,6 +258,22 @@ class _Runner:
                 size, False, instance.context_length, "auto_fit", detail, started
             )
         return self._load_done(size, True, self.instance_context, None, "", started)
+
+    def _after_reset(self, size: int, exc: APIConnectionError) -> None:
+        """A load whose connection broke: if the server is gone, the load took it down
+        (the pending mark stays: a crash at ``size`` on resume); else clean up."""
+        self.requests += 1
+        try:
+            info = self.client.get_model(self.key)
+        except APIConnectionError as gone:
+            raise ContextSearchError(
+                f"the server went away while loading {self.key} at {size:,} tokens ({exc}); "
+                "a resumed search counts this as a crash at that size"
+            ) from gone
+        for inst in info.loaded_instances:  # a load that completed behind the reset
+            if inst.id not in self.foreign:
+                self.instance = inst.id
+                self._unload()
 
     def _load_done(
         self,
@@ -310,6 +285,7 @@ class _Runner:
         started: float,
         *,
         refused: bool = False,
+        bound: bool = True,
     ) -> LoadOutcome:
         probe = ProbeRecord(
             kind="load",
@@ -326,6 +302,8 @@ class _Runner:
 
         def apply(rec: Optional[ModelRecord]) -> ModelRecord:
             rec = _need(rec, self).with_probe(probe)
+            if not bound:  # a transient failure: history, not a bound
+                return rec
             good, bad = after_load(rec.load_good, rec.load_bad, size, outcome)
             return replace(rec, load_good=good, load_bad=bad)
 
@@ -339,26 +317,53 @@ class _Runner:
         return max(1, self.instance_context - ANSWER_TOKENS)
 
     def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        return self._retrying(
+            lambda last: self._probe_once(tokens, trial, last=last), f"a probe of {tokens:,} tokens"
+        )
+
+    def _retrying(self, step: Callable[[bool], Optional[_T]], what: str) -> _T:
+        """Run ``step`` until it gives an outcome (None: a transient failure), waiting
+        ``retry_delays`` between tries; ``step(True)`` is the last try."""
+        tries = len(self.retry_delays) + 1
+        for attempt in range(tries):
+            outcome = step(attempt == tries - 1)
+            if outcome is not None:
+                return outcome
+            if attempt < tries - 1:
+                time.sleep(self.retry_delays[attempt])
+        last = self.probes[-1] if self.probes else None
+        raise ContextSearchError(
+            f"the search of {self.key} stopped: {what} failed {tries} times in a row "
+            f"for reasons that say nothing about the model (last: "
+            f"{last.failure if last else None}: {last.detail if last else ''}). Nothing was "
+            "recorded as a limit; run it again to resume from what is known"
+        )
+
+    def _probe_once(self, tokens: int, trial: int, *, last: bool) -> Optional[ProbeOutcome]:
+        """One probe: its outcome, or None when it failed transiently."""
         secret, filler_seed = self.needles[trial % len(self.needles)]
-        chars = max(_probe.min_probe_chars(secret), self._chars_for(tokens))
+        chars = max(_probe.min_probe_chars(secret), self.calibration.chars_for(tokens))
         text = _probe.build_probe(secret, chars, seed=filler_seed)
         model = self.instance or self.key
-        expected = self._tokens_for(len(text))
+        expected = self.calibration.tokens_for(len(text))
         self.requests += 1
         started = time.perf_counter()
         failure: Optional[str] = None
         measured: Optional[int] = None
+        transient = False
         detail = ""
         try:
             answer = self.client.chat(model, text, temperature=0, max_tokens=ANSWER_TOKENS)
         except ContextOverflowError as exc:
             failure, detail = "overflow_error", str(exc)
+            measured = overflow_tokens(exc)
         except APITimeoutError as exc:
-            failure, detail = "timeout", str(exc)
+            # Every retry timing out too is a genuine long-prefill timeout: a verdict.
+            failure, detail, transient = "timeout", str(exc), not last
         except APIConnectionError as exc:
-            failure, detail = "disconnected", str(exc)
-        except APIError as exc:  # a 500 or another answer that is no reply
-            failure, detail = "server_error", str(exc)
+            failure, detail, transient = "disconnected", str(exc), True
+        except APIStatusError as exc:  # a 500, or another answer that is no reply
+            failure, detail, transient = "server_error", str(exc), True
         else:
             measured = answer.usage.prompt_tokens
             reply = answer.text.strip()
@@ -366,16 +371,22 @@ class _Runner:
             # One sample (or several of about one size) cannot separate characters per
             # token from the chat template's fixed overhead, so truncation is judged
             # only once the fit spans sizes at least 1.5x apart.
-            if measured is not None and self.fitted and measured < TRUNCATION_RATIO * expected:
+            fitted = self.calibration.fitted
+            if measured is not None and fitted and measured < TRUNCATION_RATIO * expected:
                 failure = "truncated"
             elif not reply:
                 failure = "empty"
             elif not _probe.answer_is_correct(reply, secret):
                 failure = "wrong_answer"
             if measured is not None and failure != "truncated":
-                self._calibrate(len(text), measured)
+                self.calibration.add(len(text), measured)
         size = measured if measured is not None else max(tokens, expected)
         self.prompt_tokens += measured if measured is not None else expected
+        ceiling = self.ceiling()
+        fits = failure not in ("overflow_error", "truncated") and (
+            measured is None or ceiling is None or measured <= ceiling
+        )
+        outcome = ProbeOutcome(failure is None, size, failure, fits)
         probe = ProbeRecord(
             kind="prompt",
             size=tokens,
@@ -388,43 +399,21 @@ class _Runner:
             detail=detail[:300],
         )
         self.probes.append(probe)
-        self._save(lambda rec: self._after_probe(rec, probe, size))
+        self._save(lambda rec: self._after_probe(rec, probe, None if transient else outcome))
         self._progress(probe, f"probe of {size:,} tokens (needle {trial + 1})")
-        return ProbeOutcome(failure is None, size, failure)
+        return None if transient else outcome
 
     def _after_probe(
-        self, rec: Optional[ModelRecord], probe: ProbeRecord, size: int
+        self, rec: Optional[ModelRecord], probe: ProbeRecord, outcome: Optional[ProbeOutcome]
     ) -> ModelRecord:
         rec = _need(rec, self).with_probe(probe)
         good, bad = rec.work_good, rec.work_bad
-        # Bounds for a resumed search, from every needle: any pass, the smallest failure.
-        if probe.ok:
-            good = max(size, good or 0)
-        elif bad is None or probe.size < bad:
-            bad = probe.size
-        cpt = round(self.chars_per_token, 4) if self.samples else rec.chars_per_token
+        if outcome is not None:  # bounds for a resumed search, from every needle
+            good, bad = after_probe(good, bad, probe.size, outcome)
+        cpt = self.calibration.measured() or rec.chars_per_token
         return replace(rec, work_good=good, work_bad=bad, chars_per_token=cpt)
 
     # ------------------------------------------------------------------ helpers
-
-    def _chars_for(self, tokens: int) -> int:
-        return int((tokens - self.overhead) * self.chars_per_token)
-
-    def _tokens_for(self, chars: int) -> int:
-        return int(chars / self.chars_per_token + self.overhead)
-
-    def _calibrate(self, chars: int, tokens: int) -> None:
-        """Fit tokens = chars / cpt + overhead from the smallest and largest samples."""
-        self.samples.append((chars, tokens))
-        lo = min(self.samples)
-        hi = max(self.samples)
-        self.fitted = hi[0] >= 1.5 * lo[0] and hi[1] > lo[1]
-        if self.fitted:
-            self.chars_per_token = (hi[0] - lo[0]) / (hi[1] - lo[1])
-            self.overhead = max(0.0, lo[1] - lo[0] / self.chars_per_token)
-        else:
-            self.chars_per_token = chars / max(1, tokens)
-            self.overhead = 0.0
 
     def _adopt_loaded_instance(self) -> None:
         """Without a load endpoint, probe the instance the server already has."""
