@@ -41,9 +41,8 @@ GROWTH_DOUBLING_BELOW = 8192
 ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
 GROWTH_STEP_DIV = 8
 LEAN = 0.1  # how far a split leans from the middle, as a share of the interval
-TOP_UPS = 2  # nudges that bring a probe meant to fill an instance up to its ceiling
-REFITS = 3  # shorter retries of a confirming needle that did not fit the last instance
-REFIT_DIV = 64  # the cut of such a retry when the overshoot is unknown: 1/64 of the size
+REFITS = 3  # re-sized retries of a needle that missed the size it should confirm
+REFIT_DIV = 50  # the cut of a needle that did not fit, when the overshoot is unknown
 
 
 @dataclass(frozen=True)
@@ -319,6 +318,9 @@ class _WorkSearch:
         if self.good is not None:
             self.measured[self.good] = self.good
             self.passes.append(self.good)
+        # How far below the first needle's count another needle may pass and still
+        # confirm the size (closer costs more nudges; the report takes the smallest).
+        self.tolerance = max(1, resolution // 64)
         self.done = False
 
     @property
@@ -347,9 +349,12 @@ class _WorkSearch:
             if target <= good:
                 self.cap = good + 1  # this instance holds no longer prompt
                 break
-            outcome = self._probe(target, 0)
             if target == ceiling:
-                outcome = self._top_up(target, ceiling, outcome)
+                # Fill the instance: sizes are estimates (a probe ends on a whole word,
+                # characters per token are calibrated), so nudge it to the ceiling.
+                outcome = self._match(target, 0, ceiling, exact=True)
+            else:
+                outcome = self._probe(target, 0)
             self._judge(target, outcome)
         self._refine()
 
@@ -372,24 +377,6 @@ class _WorkSearch:
             return False
         self._pass(sanity, first.tokens)
         return True
-
-    def _top_up(self, asked: int, ceiling: int, outcome: ProbeOutcome) -> ProbeOutcome:
-        """Bring a passing probe meant to fill the instance up to its ceiling.
-
-        Prompt sizes are estimates (a probe ends on a whole word, and characters per
-        token are calibrated), so one that should fill the instance can come up a few
-        tokens short. Each nudge costs only a few new tokens on the cached prefix; one
-        that would overshoot the ceiling is not taken.
-        """
-        for _ in range(TOP_UPS):
-            if not outcome.ok or not outcome.fits or outcome.tokens >= ceiling:
-                break
-            asked += ceiling - outcome.tokens
-            nudged = self._probe(asked, 0)
-            if not nudged.ok or not nudged.fits or nudged.tokens > ceiling:
-                break
-            outcome = nudged
-        return outcome
 
     def _judge(self, target: int, outcome: ProbeOutcome) -> Optional[bool]:
         """Book a first-needle outcome: True passed, False failed, None did not fit."""
@@ -497,28 +484,50 @@ class _WorkSearch:
         """Probe ``target`` with the other trials' needles: True all passed, False one
         failed, None one did not fit this instance.
 
-        On the final instance a needle that does not fit (its text tokenizes a little
-        longer than the first one's) is asked again, shorter by what it overshot; the
-        size shown is then the smallest any needle passed at.
+        Needles of one length count a little differently (1-2% with a real
+        tokenizer), so each is brought to the size the first needle was counted at:
+        longer or shorter by the difference, a cheap extension or cut of the prefix
+        just cached. The size shown is the first needle's, or the smallest any needle
+        passed at when one stayed more than ``tolerance`` below it.
         """
         if target in self.confirmed:
             return True
-        shown = self.measured[target]
+        size = self.measured[target]
+        low = size
         for trial in range(1, self.trials):
-            asked = target
-            outcome = self._probe(asked, trial)
-            for _ in range(REFITS):
-                if outcome.fits or not self.final:
-                    break
-                ceiling = self.prober.ceiling()
-                over = outcome.tokens - ceiling if ceiling is not None else 0
-                asked -= over if over > 0 else max(1, asked // REFIT_DIV)
-                outcome = self._probe(asked, trial)
+            outcome = self._match(target, trial, size)
             if not outcome.fits:
                 return None
             if not outcome.ok:
                 return False
-            if asked != target:
-                shown = min(shown, outcome.tokens)
-        self.confirmed[target] = shown
+            low = min(low, outcome.tokens)
+        self.confirmed[target] = size if low >= size - self.tolerance else low
         return True
+
+    def _match(self, asked: int, trial: int, size: int, exact: bool = False) -> ProbeOutcome:
+        """Probe with needle ``trial`` at about ``size`` of the server's tokens (no
+        fewer than ``tolerance`` below it, or none fewer when ``exact``). Each nudge
+        costs only the tokens added to, or nothing for those cut from, the prefix the
+        server has just cached; one that overshoots the instance is not taken."""
+        outcome = self._probe(asked, trial)
+        ceiling = self.prober.ceiling()
+        short = 0 if exact else self.tolerance
+        passed: Optional[ProbeOutcome] = None  # the last pass, should a nudge overshoot
+        for _ in range(REFITS):
+            if outcome.ok and outcome.fits:
+                passed = outcome
+            if not outcome.fits:
+                if not self.final or ceiling is None:
+                    break  # a larger instance will judge it
+                # A truncated prompt was counted only up to the instance's size.
+                over = outcome.tokens - ceiling if outcome.failure != "truncated" else 0
+                step = -(over if over > 0 else max(1, asked // REFIT_DIV))
+            elif outcome.ok and outcome.tokens < size - short:
+                step = size - outcome.tokens  # passed short of the size: extend
+            elif not outcome.ok and outcome.tokens > size:
+                step = size - outcome.tokens  # failed past the size: cut
+            else:
+                break
+            asked += step
+            outcome = self._probe(asked, trial)
+        return passed if passed is not None and not outcome.fits else outcome

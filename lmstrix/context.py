@@ -342,7 +342,7 @@ class _Runner:
     def _probe_once(self, tokens: int, trial: int, *, last: bool) -> Optional[ProbeOutcome]:
         """One probe: its outcome, or None when it failed transiently."""
         secret, filler_seed = self.needles[trial % len(self.needles)]
-        chars = max(_probe.min_probe_chars(secret), self.calibration.chars_for(tokens))
+        chars = max(_probe.min_probe_chars(secret), self.calibration.chars_for(tokens, trial))
         text = _probe.build_probe(secret, chars, seed=filler_seed)
         model = self.instance or self.key
         expected = self.calibration.tokens_for(len(text))
@@ -367,16 +367,20 @@ class _Runner:
         else:
             measured = answer.usage.prompt_tokens
             reply = answer.text.strip()
+            right = bool(reply) and _probe.answer_is_correct(reply, secret)
             detail = reply[:80]
             # One sample (or several of about one size) cannot separate characters per
             # token from the chat template's fixed overhead, so truncation is judged
             # only once the fit spans sizes at least 1.5x apart.
             fitted = self.calibration.fitted
+            context = self.instance_context
             if measured is not None and fitted and measured < TRUNCATION_RATIO * expected:
                 failure = "truncated"
+            elif measured is not None and context is not None and measured >= context and not right:
+                failure = "truncated"  # counted up to the instance's size: cut to fit
             elif not reply:
                 failure = "empty"
-            elif not _probe.answer_is_correct(reply, secret):
+            elif not right:
                 failure = "wrong_answer"
             if measured is not None and failure != "truncated":
                 self.calibration.add(len(text), measured)
