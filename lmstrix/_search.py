@@ -41,7 +41,7 @@ GROWTH_DOUBLING_BELOW = 8192
 ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
 GROWTH_STEP_DIV = 8
 LEAN = 0.1  # how far a split leans from the middle, as a share of the interval
-REFITS = 3  # re-sized retries of a needle that missed the size it should confirm
+REFITS = 4  # re-sized retries of a needle that missed the size it should confirm
 REFIT_DIV = 50  # the cut of a needle that did not fit, when the overshoot is unknown
 
 
@@ -512,16 +512,16 @@ class _WorkSearch:
         outcome = self._probe(asked, trial)
         ceiling = self.prober.ceiling()
         short = 0 if exact else self.tolerance
-        passed: Optional[ProbeOutcome] = None  # the last pass, should a nudge overshoot
+        best: Optional[ProbeOutcome] = None  # the longest pass that fit
         for _ in range(REFITS):
-            if outcome.ok and outcome.fits:
-                passed = outcome
+            if outcome.ok and outcome.fits and (best is None or outcome.tokens > best.tokens):
+                best = outcome
             if not outcome.fits:
-                if not self.final or ceiling is None:
-                    break  # a larger instance will judge it
-                # A truncated prompt was counted only up to the instance's size.
+                if not self.final or ceiling is None or best is not None:
+                    break  # a larger instance will judge it, or a nudge up overshot
+                # Aim a little below the ceiling: a count moves by whole words.
                 over = outcome.tokens - ceiling if outcome.failure != "truncated" else 0
-                step = -(over if over > 0 else max(1, asked // REFIT_DIV))
+                step = -(over + max(2, short // 2) if over > 0 else max(1, asked // REFIT_DIV))
             elif outcome.ok and outcome.tokens < size - short:
                 step = size - outcome.tokens  # passed short of the size: extend
             elif not outcome.ok and outcome.tokens > size:
@@ -530,4 +530,6 @@ class _WorkSearch:
                 break
             asked += step
             outcome = self._probe(asked, trial)
-        return passed if passed is not None and not outcome.fits else outcome
+        if outcome.ok and outcome.fits and (best is None or outcome.tokens > best.tokens):
+            best = outcome
+        return best if best is not None and (outcome.ok or not outcome.fits) else outcome
