@@ -176,7 +176,7 @@ class FakeLMStudio:
         self._recorder.clear()
 
     def inject(self, fault: Fault) -> None:
-        """Arm ``fault`` for the next ``fault.times`` matching requests."""
+        """Arm ``fault`` for ``fault.times`` matching requests after its ``skip``."""
         self._faults.arm(fault)
 
     def faults_pending(self) -> List[Fault]:
