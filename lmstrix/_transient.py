@@ -26,12 +26,21 @@ measurement; if it persists the search stops and can be resumed. The rules (also
 from __future__ import annotations
 
 import re
-from typing import Optional, Tuple
+import time
+from typing import Callable, Optional, Sequence, Tuple, TypeVar
 
 from ._errormap import error_message
 from .errors import APIStatusError
 
-__all__ = ["RETRY_DELAYS", "load_failure_is_measurement", "overflow_tokens", "server_text"]
+__all__ = [
+    "RETRY_DELAYS",
+    "load_failure_is_measurement",
+    "overflow_tokens",
+    "retrying",
+    "server_text",
+]
+
+_T = TypeVar("_T")
 
 RETRY_DELAYS: Tuple[float, ...] = (0.5, 2.0, 5.0)
 """Seconds to wait before each retry of a step that failed transiently (three retries)."""
@@ -69,3 +78,16 @@ def overflow_tokens(exc: APIStatusError) -> Optional[int]:
     """The prompt size an overflow error names (llama.cpp's ``n_keep: N``), if any."""
     match = _N_KEEP_RE.search(server_text(exc))
     return int(match.group(1)) if match else None
+
+
+def retrying(step: Callable[[bool], Optional[_T]], delays: Sequence[float]) -> Optional[_T]:
+    """Run ``step`` until it gives an outcome (None is a transient failure), sleeping
+    each of ``delays`` between tries; ``step(True)`` is the last try. None when every
+    try failed."""
+    for attempt in range(len(delays) + 1):
+        outcome = step(attempt == len(delays))
+        if outcome is not None:
+            return outcome
+        if attempt < len(delays):
+            time.sleep(delays[attempt])
+    return None

@@ -20,7 +20,7 @@ from . import _probe
 from ._context_report import ContextReport, SearchProgress
 from ._records import ModelRecord, ProbeRecord
 from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, after_probe, run_search
-from ._transient import RETRY_DELAYS, load_failure_is_measurement, overflow_tokens
+from ._transient import RETRY_DELAYS, load_failure_is_measurement, overflow_tokens, retrying
 from .errors import (
     APIConnectionError,
     APIError,
@@ -130,6 +130,7 @@ class _Runner:
         self.retry_delays: Tuple[float, ...] = RETRY_DELAYS
         # Instances of the model that were there before the search (not ours to unload).
         self.foreign = {i.id for i in info.loaded_instances}
+        self.strays_possible = False  # True once a load's answer was lost
 
     # ------------------------------------------------------------------ the run
 
@@ -160,6 +161,11 @@ class _Runner:
         finally:
             if not keep_loaded:
                 self._unload()
+            if self.strays_possible:  # a load whose answer was lost may still complete
+                try:
+                    self._drop(self._strays())
+                except APIError as exc:
+                    log.info("looking for instances left by lost loads failed: %s", exc)
         reason = result.reason
         if not self.can_load:
             note = (
@@ -239,14 +245,17 @@ class _Runner:
         except ModelLoadError as exc:
             measured, refused = load_failure_is_measurement(exc)
             failure = "load_failed" if measured else "server_error"
+            self.strays_possible |= not measured
             outcome = self._load_done(
                 size, False, None, failure, str(exc), started, refused=refused, bound=measured
             )
             return outcome if measured else None
         except APITimeoutError as exc:
+            self.strays_possible = True
             self._load_done(size, False, None, "timeout", str(exc), started, bound=False)
             return None
         except APIConnectionError as exc:
+            self.strays_possible = True
             self._after_reset(size, exc)
             self._load_done(size, False, None, "disconnected", str(exc), started, bound=False)
             return None
@@ -262,18 +271,30 @@ class _Runner:
     def _after_reset(self, size: int, exc: APIConnectionError) -> None:
         """A load whose connection broke: if the server is gone, the load took it down
         (the pending mark stays: a crash at ``size`` on resume); else clean up."""
-        self.requests += 1
         try:
-            info = self.client.get_model(self.key)
+            strays = self._strays()
         except APIConnectionError as gone:
             raise ContextSearchError(
                 f"the server went away while loading {self.key} at {size:,} tokens ({exc}); "
                 "a resumed search counts this as a crash at that size"
             ) from gone
-        for inst in info.loaded_instances:  # a load that completed behind the reset
-            if inst.id not in self.foreign:
-                self.instance = inst.id
-                self._unload()
+        self._drop(strays)
+
+    def _strays(self) -> List[str]:
+        """Instances of the model this search may have loaded unknowingly (a load whose
+        answer was lost completed anyway)."""
+        self.requests += 1
+        info = self.client.get_model(self.key)
+        known = self.foreign | {self.instance}
+        return [i.id for i in info.loaded_instances if i.id not in known]
+
+    def _drop(self, instances: List[str]) -> None:
+        for instance in instances:
+            self.requests += 1
+            try:
+                self.client.unload(instance)
+            except APIError as exc:  # it may already be gone (crash, eviction)
+                log.info("unloading %s failed: %s", instance, exc)
 
     def _load_done(
         self,
@@ -322,21 +343,15 @@ class _Runner:
         )
 
     def _retrying(self, step: Callable[[bool], Optional[_T]], what: str) -> _T:
-        """Run ``step`` until it gives an outcome (None: a transient failure), waiting
-        ``retry_delays`` between tries; ``step(True)`` is the last try."""
-        tries = len(self.retry_delays) + 1
-        for attempt in range(tries):
-            outcome = step(attempt == tries - 1)
-            if outcome is not None:
-                return outcome
-            if attempt < tries - 1:
-                time.sleep(self.retry_delays[attempt])
-        last = self.probes[-1] if self.probes else None
+        outcome = retrying(step, self.retry_delays)
+        if outcome is not None:
+            return outcome
+        last = self.probes[-1]  # each failed try is in the history
         raise ContextSearchError(
-            f"the search of {self.key} stopped: {what} failed {tries} times in a row "
-            f"for reasons that say nothing about the model (last: "
-            f"{last.failure if last else None}: {last.detail if last else ''}). Nothing was "
-            "recorded as a limit; run it again to resume from what is known"
+            f"the search of {self.key} stopped: {what} failed {len(self.retry_delays) + 1} "
+            f"times in a row for reasons that say nothing about the model (last: "
+            f"{last.failure}: {last.detail}). Nothing was recorded as a limit; run it "
+            "again to resume from what is known"
         )
 
     def _probe_once(self, tokens: int, trial: int, *, last: bool) -> Optional[ProbeOutcome]:
@@ -430,11 +445,7 @@ class _Runner:
         if self.instance is not None and self.can_load:
             instance, self.instance = self.instance, None
             self.instance_context = None
-            self.requests += 1
-            try:
-                self.client.unload(instance)
-            except APIError as exc:  # it may already be gone (crash, eviction)
-                log.info("unloading %s failed: %s", instance, exc)
+            self._drop([instance])
 
     def _save(self, fn: Callable[[Optional[ModelRecord]], ModelRecord]) -> None:
         if self.registry is not None:
