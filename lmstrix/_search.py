@@ -517,8 +517,8 @@ class _WorkSearch:
             if outcome.ok and outcome.fits and (best is None or outcome.tokens > best.tokens):
                 best = outcome
             if not outcome.fits:
-                if not self.final or ceiling is None or best is not None:
-                    break  # a larger instance will judge it, or a nudge up overshot
+                if not self.final or ceiling is None:
+                    break  # a larger instance will judge it
                 # Aim a little below the ceiling: a count moves by whole words.
                 over = outcome.tokens - ceiling if outcome.failure != "truncated" else 0
                 step = -(over + max(2, short // 2) if over > 0 else max(1, asked // REFIT_DIV))

@@ -27,13 +27,18 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Callable, Optional, Sequence, Tuple, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, Tuple, TypeVar
 
 from ._errormap import error_message
-from .errors import APIStatusError
+from .errors import APIConnectionError, APIStatusError
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .types import ModelInfo
 
 __all__ = [
     "RETRY_DELAYS",
+    "get_model",
     "load_failure_is_measurement",
     "overflow_tokens",
     "retrying",
@@ -91,3 +96,19 @@ def retrying(step: Callable[[bool], Optional[_T]], delays: Sequence[float]) -> O
         if attempt < len(delays):
             time.sleep(delays[attempt])
     return None
+
+
+def get_model(client: Client, key: str, delays: Sequence[float]) -> ModelInfo:
+    """``client.get_model(key)``, retried after a reset, a timeout or a 5xx."""
+
+    def once(last: bool) -> Optional[ModelInfo]:
+        try:
+            return client.get_model(key)
+        except (APIConnectionError, APIStatusError) as exc:
+            if last or (isinstance(exc, APIStatusError) and exc.status_code < 500):
+                raise
+            return None
+
+    info = retrying(once, delays)
+    assert info is not None  # the last try raises rather than give None
+    return info

@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, TypeVar
 
-from . import _probe
+from . import _probe, _transient
 from ._context_report import ContextReport, SearchProgress
 from ._records import ModelRecord, ProbeRecord
 from ._search import Bounds, LoadOutcome, ProbeOutcome, after_load, after_probe, run_search
@@ -88,7 +88,7 @@ def find_context_limit(
         raise ContextSearchError(
             f"min_context ({min_context}) is above max_context ({max_context})"
         )
-    info = client.get_model(model)
+    info = _transient.get_model(client, model, tuple(retry_delays))
     if info.type == "embedding":
         raise ContextSearchError(
             f"{model} is an embedding model; the context search needs a chat model"
