@@ -3,10 +3,10 @@
 Every request position of a clean search gets, in turn, an HTML 500, a proxy's
 text/plain 502 and a connection reset (before and after the server did the work), on
 four models, and a timeout on two of them (a timeout costs real waiting). No run may
-end ``done`` with a limit outside the truth; a run that stops (``ContextSearchError``) leaves a ``testing`` record with ordered bounds that agree
-with the truth, and resumes to the truth with no more loads than a fresh search
-(fewer, once it had learned something from a load). Faults that persist through
-every retry are exercised the same way.
+end ``done`` with a limit outside the truth. A run that stops (``ContextSearchError``)
+leaves a ``testing`` record with ordered bounds that agree with the truth, and resumes
+to the truth with no more loads than a fresh search (fewer, once it had learned
+something from a load). Faults that persist through every retry are exercised too.
 """
 
 from __future__ import annotations
