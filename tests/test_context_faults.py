@@ -19,9 +19,10 @@ import pytest
 from test_context import ANSWER_TOKENS, NO_WAIT, RESOLUTION
 
 import lmstrix
+from lmstrix._transient import load_failure_is_measurement, overflow_tokens
 from lmstrix.client import Client
 from lmstrix.context import ContextReport, find_context_limit
-from lmstrix.errors import APIError, ContextSearchError
+from lmstrix.errors import APIError, ContextOverflowError, ContextSearchError, ModelLoadError
 from lmstrix.registry import Registry
 from lmstrix.testing import FakeLMStudio, Fault, SimModel
 
@@ -193,3 +194,50 @@ def test_a_server_that_dies_during_a_load_counts_as_a_crash(
     assert resumed.resumed
     assert all(p.size < 16384 for p in resumed.probes if p.kind == "load")
     assert_true_limits(resumed, model)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "measurement", "refused"),
+    [
+        (400, {"error": "Failed to load model. insufficient system resources"}, True, True),
+        (500, {"error": {"message": "The model has crashed (Exit code: 6)"}}, True, False),
+        (500, "<!DOCTYPE html><html>Internal Server Error</html>", False, False),
+        (502, "502 Bad Gateway", False, False),
+        (503, {"error": {"message": "Simulated fault (status)"}}, False, False),
+    ],
+)
+def test_which_load_failures_are_measurements(
+    status: int, body: object, measurement: bool, refused: bool
+) -> None:
+    exc = ModelLoadError("x", url="http://h/api/v1/models/load", status_code=status, body=body)
+    assert load_failure_is_measurement(exc) == (measurement, refused)
+
+
+def test_an_overflow_names_the_prompt_size() -> None:
+    text = "greater than the context length (n_keep: 13055>= n_ctx: 4096)"
+    exc = ContextOverflowError("x", url="u", status_code=400, body={"error": text})
+    assert overflow_tokens(exc) == 13055
+    assert overflow_tokens(ContextOverflowError("x", url="u", status_code=400, body="")) is None
+
+
+def test_a_probe_that_times_out_every_time_is_a_timeout_at_that_size(
+    fake: FakeLMStudio, client: Client
+) -> None:
+    """A genuine long-prefill timeout repeats on every retry: the model's failure there."""
+    model = MODELS[3]
+    fake.inject(Fault.at(3, "delay", delay_s=DELAY_S, times=len(NO_WAIT) + 1))
+    try:
+        report = search(client, model, None)
+    finally:
+        settle(fake, client, "delay")
+    timeouts = [p for p in report.probes if p.failure == "timeout"]
+    assert len(timeouts) == len(NO_WAIT) + 1
+    assert len({(p.size, p.trial) for p in timeouts}) == 1  # the same step, retried
+    assert report.status == "done"
+    assert report.working_context is not None
+    assert report.working_context < timeouts[0].size
+
+
+def test_min_above_max_is_refused(client: Client) -> None:
+    with pytest.raises(ContextSearchError, match="min_context"):
+        find_context_limit(client, MODELS[0].key, min_context=8192, max_context=4096)
