@@ -76,6 +76,31 @@ def assert_every_needle_passed(report: ContextReport, trials: int = 3) -> None:
     assert {p.trial for p in near} >= set(range(trials)), (working, near)
 
 
+def assert_true_limits(report: ContextReport, model: SimModel) -> bool:
+    """The report against the model's truth: limits within ``RESOLUTION``, never above.
+    Returns False where less is promised (broken, noisy, working below the floor)."""
+    if model.broken:
+        assert report.status == "failed"
+        assert "smallest probe" in report.reason
+        assert report.working_context is None
+        return False
+    assert report.status == "done", report.reason
+    truth_l, truth_w = model.loadable_context, model.working_context
+    assert report.loadable_context is not None
+    assert report.working_context is not None
+    assert truth_l - RESOLUTION <= report.loadable_context <= truth_l
+    assert report.working_context <= min(truth_w, truth_l)
+    assert_every_needle_passed(report)
+    if model.noise > 0:
+        return False  # noisy: never above the truth is all that is promised
+    if truth_w < MIN_CONTEXT:
+        # below the smallest load: still found by prompt length, never above the truth
+        assert report.working_context >= truth_w - RESOLUTION
+        return False
+    assert_working_within_resolution(report, model)
+    return True
+
+
 FILL_SLACK = 8  # a probe ends on a whole word: filling an instance can fall this short
 
 
@@ -108,26 +133,8 @@ def test_fleet_limits(sim: FakeLMStudio, client: Client, model: SimModel) -> Non
     assert report.declared_context == model.declared_context
     assert report.can_load
     assert not report.resumed
-    truth_l = model.loadable_context
-    truth_w = model.working_context
-    if model.broken:
-        assert report.status == "failed"
-        assert "smallest probe" in report.reason
-        assert report.working_context is None
+    if not assert_true_limits(report, model):
         return
-    assert report.status == "done", report.reason
-    assert report.loadable_context is not None
-    assert report.working_context is not None
-    assert truth_l - RESOLUTION <= report.loadable_context <= truth_l
-    assert report.working_context <= truth_w
-    assert_every_needle_passed(report)
-    if model.noise > 0:
-        return  # noisy: never above the truth is all that is promised
-    if truth_w < MIN_CONTEXT:
-        # below the smallest load: still found by prompt length, never above the truth
-        assert report.working_context >= truth_w - RESOLUTION
-        return
-    assert_working_within_resolution(report, model)
     assert report.chars_per_token is not None
     assert abs(report.chars_per_token - model.chars_per_token) < 0.5
     # nothing is left loaded

@@ -69,7 +69,7 @@ def truth(model: SimModel) -> Tuple[int, int]:
     return loadable, min(model.working_context, loadable - ANSWER_TOKENS)
 
 
-def assert_true_limits(report: ContextReport, model: SimModel) -> None:
+def assert_limits_hold(report: ContextReport, model: SimModel) -> None:
     assert report.status == "done", report.reason
     true_l, true_w = truth(model)
     assert report.loadable_context is not None
@@ -104,7 +104,7 @@ def clean_run(fake: FakeLMStudio, client: Client, model: SimModel) -> Tuple[int,
     """(requests, loads) of a fault-free search of ``model``."""
     fake.reset_counters()
     report = search(client, model, None)
-    assert_true_limits(report, model)
+    assert_limits_hold(report, model)
     return fake.counters.total_requests, report.loads
 
 
@@ -123,7 +123,7 @@ def run_with(
         ended = "not started"
     else:
         ended = "done"
-        assert_true_limits(report, model)
+        assert_limits_hold(report, model)
     finally:
         fired = not fake.faults_pending()
         settle(fake, client, fault.kind)
@@ -134,7 +134,7 @@ def run_with(
             assert_resumable(registry, model)
         learned = record is not None and (record.load_good or record.load_bad) is not None
         resumed = search(client, model, registry)
-        assert_true_limits(resumed, model)
+        assert_limits_hold(resumed, model)
         assert resumed.loads <= fresh
         if learned and fresh > 1:
             assert resumed.loads < fresh
@@ -193,7 +193,7 @@ def test_a_server_that_dies_during_a_load_counts_as_a_crash(
     resumed = search(client, model, registry)
     assert resumed.resumed
     assert all(p.size < 16384 for p in resumed.probes if p.kind == "load")
-    assert_true_limits(resumed, model)
+    assert_limits_hold(resumed, model)
 
 
 @pytest.mark.parametrize(
