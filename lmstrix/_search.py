@@ -218,10 +218,10 @@ def after_load(
 
 
 def after_probe(
-    good: Optional[int], bad: Optional[int], size: int, outcome: ProbeOutcome
+    good: Optional[int], bad: Optional[int], outcome: ProbeOutcome
 ) -> Tuple[Optional[int], Optional[int]]:
-    """The prompt bounds ``(good, bad)`` a registry keeps once a probe asked for ``size``
-    tokens ended with ``outcome`` (any needle; ``good`` in the server's tokens).
+    """The prompt bounds ``(good, bad)`` a registry keeps once a probe (of any needle)
+    ended with ``outcome``; both in the server's tokens, as the server counted them.
 
     A pass raises the best good, a failure lowers the smallest bad; a prompt the
     instance could not hold changes neither. They stay ordered (good < bad): a pass at
@@ -233,7 +233,7 @@ def after_probe(
     if outcome.ok:
         good = max(outcome.tokens, good or 0)
         return good, bad if bad is None or bad > good else None
-    bad = size if bad is None else min(bad, size)
+    bad = outcome.tokens if bad is None else min(bad, outcome.tokens)
     return (good if good is None or good < bad else None), bad
 
 
@@ -517,8 +517,8 @@ class _WorkSearch:
             if outcome.ok and outcome.fits and (best is None or outcome.tokens > best.tokens):
                 best = outcome
             if not outcome.fits:
-                if not self.final or ceiling is None:
-                    break  # a larger instance will judge it
+                if not (self.final or exact) or ceiling is None:
+                    break  # a larger instance will judge this needle
                 # Aim a little below the ceiling: a count moves by whole words.
                 over = outcome.tokens - ceiling if outcome.failure != "truncated" else 0
                 step = -(over + max(2, short // 2) if over > 0 else max(1, asked // REFIT_DIV))

@@ -428,7 +428,7 @@ class _Runner:
         rec = _need(rec, self).with_probe(probe)
         good, bad = rec.work_good, rec.work_bad
         if outcome is not None:  # bounds for a resumed search, from every needle
-            good, bad = after_probe(good, bad, probe.size, outcome)
+            good, bad = after_probe(good, bad, outcome)
         cpt = self.calibration.measured() or rec.chars_per_token
         return replace(rec, work_good=good, work_bad=bad, chars_per_token=cpt)
 

@@ -718,23 +718,22 @@ def test_property_default_trials_with_needle_jitter(
 
 
 @pytest.mark.parametrize(
-    ("good", "bad", "size", "outcome", "want"),
+    ("good", "bad", "outcome", "want"),
     [
-        (1000, None, 2000, ProbeOutcome(True, 2010), (2010, None)),
-        (1000, 1500, 2000, ProbeOutcome(True, 2010), (2010, None)),  # a pass clears bad
-        (1000, None, 800, ProbeOutcome(False, 805, "wrong_answer"), (None, 800)),
-        (1000, 3000, 2000, ProbeOutcome(False, 2004, "wrong_answer"), (1000, 2000)),
-        (1000, 3000, 4000, ProbeOutcome(False, 4100, "overflow_error", fits=False), (1000, 3000)),
+        (1000, None, ProbeOutcome(True, 2010), (2010, None)),
+        (1000, 1500, ProbeOutcome(True, 2010), (2010, None)),  # a pass clears bad
+        (1000, None, ProbeOutcome(False, 805, "wrong_answer"), (None, 805)),
+        (1000, 3000, ProbeOutcome(False, 2004, "wrong_answer"), (1000, 2004)),
+        (1000, 3000, ProbeOutcome(False, 4100, "overflow_error", fits=False), (1000, 3000)),
     ],
 )
 def test_after_probe_keeps_bounds_ordered(
     good: Optional[int],
     bad: Optional[int],
-    size: int,
     outcome: ProbeOutcome,
     want: Tuple[Optional[int], Optional[int]],
 ) -> None:
-    assert after_probe(good, bad, size, outcome) == want
+    assert after_probe(good, bad, outcome) == want
 
 
 @pytest.mark.parametrize(
