@@ -53,8 +53,8 @@ def test_chat_shape_and_arithmetic(web: Http, fake: FakeLMStudio) -> None:
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["stats"] == {}
     assert content(body) == "5"
-    # "What", " is", "2", "+", "3", "?" and the chat template's 12
-    assert body["usage"] == {"prompt_tokens": 6 + 12, "completion_tokens": 1, "total_tokens": 19}
+    # "What" (+1 for its costly "W"), " is", "2", "+", "3", "?" and the chat template's 12
+    assert body["usage"] == {"prompt_tokens": 7 + 12, "completion_tokens": 1, "total_tokens": 20}
     for question, answer in (
         ("6 * 7 =", "42"),
         ("What is 10 - 12?", "-2"),
@@ -83,8 +83,8 @@ def test_message_content_parts_and_system_messages(web: Http) -> None:
     }
     _status, reply = web.post("/v1/chat/completions", body)
     assert content(reply) == "8"
-    # "Be", " brief", "." + "What", " is", "4", "+", "4", "?", "!" + the template's 12
-    assert reply["usage"]["prompt_tokens"] == 3 + 7 + 12
+    # "Be", " brief", "." + "What" (and its "W"), " is", "4", "+", "4", "?", "!" + 12
+    assert reply["usage"]["prompt_tokens"] == 3 + 8 + 12
 
 
 @pytest.mark.parametrize("messages", [None, [], "hi", [{"content": "no role"}], [["role", "user"]]])
@@ -251,7 +251,7 @@ def test_stream_shape_and_usage_only_when_asked(web: Http, fake: FakeLMStudio) -
     )
     usage_chunk = items[-2]
     assert usage_chunk["choices"] == []
-    # "Tell" (and its costly "ll"), " me", " a", " story" and the template's 12
+    # "Tell", " me", " a", " story" (and its costly "y") and the template's 12
     assert usage_chunk["usage"] == {
         "prompt_tokens": 5 + 12,
         "completion_tokens": 9,

@@ -52,6 +52,12 @@ def test_chars_per_token_keeps_its_meaning_on_prose(cpt: float) -> None:
         assert len(text) / count_tokens(text, cpt) == pytest.approx(cpt, rel=0.03)
 
 
+def test_chars_per_token_out_of_reach_uses_the_nearest_end() -> None:
+    text = filler(20_000, seed=31)
+    assert len(text) / count_tokens(text, 0.5) == pytest.approx(1.0, rel=0.1)  # a letter each
+    assert len(text) / count_tokens(text, 20.0) == pytest.approx(6.0, rel=0.1)  # a word each
+
+
 def test_different_texts_of_the_same_length_count_differently() -> None:
     counts = [count_tokens(filler(100_000, seed=seed)) for seed in range(10)]
     assert len(set(counts)) >= 8
@@ -62,10 +68,11 @@ def test_different_texts_of_the_same_length_count_differently() -> None:
 
 
 def test_words_punctuation_digits_and_newlines() -> None:
-    assert count_tokens("What is 2+3?") == 6  # What, " is", 2, +, 3, ?
+    assert count_tokens("What is 2+3?") == 7  # What (and its costly W), " is", 2, +, 3, ?
     assert count_tokens("1234567") == 3  # 123, 456, 7
     assert count_tokens("a\n\n\nb") == 5  # every newline counts
-    assert count_tokens("Tell") == 2  # a costly letter pair ("ll") adds a token
+    assert count_tokens("tea") == 1
+    assert count_tokens("toy") == 2  # a costly letter ("y") adds a token
     long_word = "x" * 70
     assert count_tokens(long_word) > 5 * count_tokens("river")
     assert count_tokens("") == 0

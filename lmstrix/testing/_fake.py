@@ -180,7 +180,7 @@ class FakeLMStudio:
         self._faults.arm(fault)
 
     def faults_pending(self) -> List[Fault]:
-        """Armed faults not used up yet (``times`` = what remains); ``[]`` when all fired."""
+        """Armed faults not used up yet (``times``, ``skip``: what remains); ``[]`` once fired."""
         return self._faults.pending()
 
     def clear_faults(self) -> None:

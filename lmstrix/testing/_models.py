@@ -63,7 +63,6 @@ class SimModel:
     noise: float = 0.0
     noise_band: float = 0.15
     chars_per_token: float = 4.0
-    tokenizer: str = "words"
     template_overhead_tokens: int = 12
     parallel: int = 4
     default_context: int = 4096
@@ -72,6 +71,7 @@ class SimModel:
     prefill_s_per_1k_tokens: float = 0.4
     decode_s_per_token: float = 0.02
     unload_s: float = 0.2
+    tokenizer: str = "words"
 
     def __post_init__(self) -> None:
         if not self.key:

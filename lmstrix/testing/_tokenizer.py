@@ -3,14 +3,14 @@
 ``"words"`` counts the way a BPE tokenizer roughly does on English: a word with its
 leading space is one token when short and a few pieces when long, each group of up to
 three digits is a token, each punctuation mark and each newline is a token, and a run of
-spaces costs a token per two spaces. Two texts of the same length therefore get different
-counts when their words differ, and the count of a prefix never exceeds the count of the
-whole text. The piece length is calibrated so that the probe's filler prose averages
-``chars_per_token`` characters per token (reachable from about 1.2 to 6; outside that
-range the nearest end is used).
+spaces costs a token per two spaces. The rarer letters cost a token more each, as rare
+merges do, so two texts of the same length get different counts when their words differ.
+The count of a prefix never exceeds the count of the whole text. The piece length is
+calibrated so that the probe's filler prose averages ``chars_per_token`` characters per
+token (reachable from about 1.0 to 6.0; beyond, the nearest end is used).
 
 It runs in linear time with no Python loop over the text: the text is encoded to UTF-8,
-mapped to five byte classes with ``bytes.translate`` and counted with ``bytes.count``.
+mapped to byte classes with ``bytes.translate`` and counted with ``bytes.count``.
 Non-ASCII bytes count as letters, so a non-Latin script costs more tokens per character.
 """
 
@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-from typing import List, NamedTuple, Tuple
+from typing import Callable, List, NamedTuple
 
 from .. import _probe
 
@@ -31,70 +30,84 @@ TOKENIZERS = ("words", "chars")
 _MAX_PIECE = 16
 _REFERENCE_SEEDS = (0, 1, 2, 3)
 _REFERENCE_CHARS = 25_000
-_DIGIT_GROUP_RE = re.compile(rb"0{1,3}")
-# Letter pairs that cost one more token each, as pairs a BPE vocabulary merges late would:
-# the count then depends on which words a text uses, not only on their lengths.
-_COSTLY_PAIRS = (b"ou", b"ea", b"ll", b"ee", b"gh", b"wh", b"ck", b"rb", b"ey", b"ft")
+# Letters that cost one more token each, as the rarer merges of a BPE vocabulary do: the
+# count then depends on which words a text uses, not only on how long they are.
+_COSTLY_LETTERS = "gjkqvwxyzGJKQVWXYZ"
 
 
-def _class_table() -> bytes:
-    table = bytearray(b"." * 256)  # punctuation and symbols: one token each
-    for byte in range(256):
-        char = chr(byte)
-        if byte >= 0x80 or char.isalpha():
-            table[byte] = ord("a")
-        elif char in "0123456789":
-            table[byte] = ord("0")
-        elif char in " \t\r\f\v":
-            table[byte] = ord(" ")
-        elif char == "\n":
-            table[byte] = ord("\n")
-    return bytes(table)
+def _table(classify: Callable[[str], str]) -> bytes:
+    return bytes(ord(classify(chr(byte))) for byte in range(256))
 
 
-_CLASSES = _class_table()
+def _class_of(char: str) -> str:
+    if ord(char) >= 0x80 or char.isalpha():
+        return "a"
+    if char in "0123456789":
+        return "0"
+    if char in " \t\r\f\v":
+        return " "
+    return char if char == "\n" else "."  # punctuation and symbols: one token each
 
 
-def _encode(text: str) -> Tuple[bytes, bytes]:
-    """Return the UTF-8 bytes of ``text`` and their classes."""
+_CLASSES = _table(_class_of)
+_LETTERS = _table(lambda c: "a" if _class_of(c) == "a" else " ")
+_DIGITS = _table(lambda c: "0" if _class_of(c) == "0" else " ")
+_NOT_COSTLY = bytes(b for b in range(256) if chr(b) not in _COSTLY_LETTERS)
+
+
+class _Text(NamedTuple):
+    raw: bytes  # UTF-8
+    classes: bytes  # "a" letter, "0" digit, " " space, "\n" newline, "." anything else
+    letters: bytes  # "a" letter, " " anything else
+
+
+def _encode(text: str) -> _Text:
     raw = text.encode("utf-8", "surrogatepass")
-    return raw, raw.translate(_CLASSES)
+    return _Text(raw, raw.translate(_CLASSES), raw.translate(_LETTERS))
 
 
-def _costly_pairs(raw: bytes) -> int:
-    return sum(raw.count(pair) for pair in _COSTLY_PAIRS)
+def _digit_groups(text: _Text) -> int:
+    """Groups of up to three digits: a run of ``w`` digits costs ``ceil(w / 3)``."""
+    if b"0" not in text.classes:
+        return 0
+    # Two more digits at the start of each run make a plain count of "000" round up.
+    digits = b" " + text.raw.translate(_DIGITS)
+    return digits.replace(b" 0", b" 000").count(b"000")
 
 
-def _base_tokens(cls: bytes) -> int:
-    """One token per word and digit group, punctuation mark and newline, and per two
-    spaces in a row (long words' extra pieces and costly letter pairs are counted apart)."""
-    words = (
-        cls.count(b" a") + cls.count(b".a") + cls.count(b"0a") + cls.count(b"\na")
-    ) + cls.startswith(b"a")
-    digit_groups = len(_DIGIT_GROUP_RE.findall(cls))
-    return words + digit_groups + cls.count(b".") + cls.count(b"\n") + cls.count(b"  ")
+def _base_tokens(text: _Text) -> int:
+    """One token per word, digit group, punctuation mark, newline and costly letter, and
+    per two spaces in a row (the extra pieces of long words are counted apart)."""
+    cls = text.classes
+    words = text.letters.count(b" a") + text.letters.startswith(b"a")
+    marks = cls.count(b".") + cls.count(b"\n") + cls.count(b"  ")
+    return words + _digit_groups(text) + marks
 
 
-def _extra_pieces(cls: bytes, piece: int) -> int:
+def _costly(text: _Text) -> int:
+    return len(text.raw.translate(None, _NOT_COSTLY))
+
+
+def _extra_pieces(text: _Text, piece: int) -> int:
     """Extra tokens of long words: a word of ``w`` letters costs ``1 + w // piece``."""
-    return cls.count(b"a" * piece)
+    return text.letters.count(b"a" * piece)
 
 
 class _Plan(NamedTuple):
     piece: int  # words are cut in pieces of ``piece`` letters...
     longer: float  # ...blended with pieces one letter longer, with this weight
-    pair_cost: float  # tokens per costly letter pair
+    costly: float  # tokens per costly letter
 
 
 @functools.lru_cache(maxsize=64)
 def _plan(chars_per_token: float) -> _Plan:
     """Calibrate on the reference prose so it averages ``chars_per_token`` chars per token."""
-    encoded = [_encode(_probe.filler(_REFERENCE_CHARS, seed=s)) for s in _REFERENCE_SEEDS]
-    chars = sum(len(raw) for raw, _ in encoded)
-    base = sum(_base_tokens(cls) for _, cls in encoded)
-    pairs = sum(_costly_pairs(raw) for raw, _ in encoded)
+    texts = [_encode(_probe.filler(_REFERENCE_CHARS, seed=s)) for s in _REFERENCE_SEEDS]
+    chars = sum(len(text.raw) for text in texts)
+    base = sum(_base_tokens(text) for text in texts)
+    costly = sum(_costly(text) for text in texts)
     totals: List[int] = [
-        base + pairs + sum(_extra_pieces(cls, piece) for _, cls in encoded)
+        base + costly + sum(_extra_pieces(text, piece) for text in texts)
         for piece in range(1, _MAX_PIECE + 2)
     ]
     target = chars / chars_per_token
@@ -104,9 +117,9 @@ def _plan(chars_per_token: float) -> _Plan:
         high, low = totals[index], totals[index + 1]
         if low <= target <= high and high > low:
             return _Plan(index + 1, (high - target) / (high - low), 1.0)
-    # Sparser than whole words: make the costly pairs cheaper (free at the far end).
-    rest = totals[_MAX_PIECE] - pairs
-    return _Plan(_MAX_PIECE + 1, 0.0, max(0.0, (target - rest) / pairs) if pairs else 0.0)
+    # Sparser than whole words: make the costly letters cheaper (free at the far end).
+    rest = totals[_MAX_PIECE] - costly
+    return _Plan(_MAX_PIECE + 1, 0.0, max(0.0, (target - rest) / costly) if costly else 0.0)
 
 
 def count_words(text: str, chars_per_token: float = 4.0) -> int:
@@ -114,11 +127,11 @@ def count_words(text: str, chars_per_token: float = 4.0) -> int:
     if not text:
         return 0
     plan = _plan(float(chars_per_token))
-    raw, cls = _encode(text)
-    total = _base_tokens(cls) + plan.pair_cost * _costly_pairs(raw)
-    total += (1.0 - plan.longer) * _extra_pieces(cls, plan.piece)
+    encoded = _encode(text)
+    total = _base_tokens(encoded) + plan.costly * _costly(encoded)
+    total += (1.0 - plan.longer) * _extra_pieces(encoded, plan.piece)
     if plan.longer:
-        total += plan.longer * _extra_pieces(cls, plan.piece + 1)
+        total += plan.longer * _extra_pieces(encoded, plan.piece + 1)
     return max(1, round(total))
 
 
