@@ -34,8 +34,10 @@ MODELS = [
 ]
 KINDS = ("html_500", "text_502", "reset", "reset_after")
 TIMED = {m.key for m in MODELS[:2]}  # the models that also get a timeout at each position
-DELAY_S = 0.15  # past the client's timeouts below: a timeout
-TIMEOUT = lmstrix.Timeout(2.0, 0.08, 0.08)
+DELAY_S = 0.25  # past the client's timeouts below: a timeout
+# Short, to keep the file fast; a normal request that a busy machine delays past it is
+# one more transient failure, retried like the others.
+TIMEOUT = lmstrix.Timeout(2.0, 0.15, 0.15)
 
 
 @pytest.fixture(scope="module")
@@ -230,12 +232,12 @@ def test_a_probe_that_times_out_every_time_is_a_timeout_at_that_size(
         report = search(client, model, None)
     finally:
         settle(fake, client, "delay")
-    timeouts = [p for p in report.probes if p.failure == "timeout"]
-    assert len(timeouts) == len(NO_WAIT) + 1
-    assert len({(p.size, p.trial) for p in timeouts}) == 1  # the same step, retried
+    timeouts = [(p.size, p.trial) for p in report.probes if p.failure == "timeout"]
+    step = max(set(timeouts), key=timeouts.count)
+    assert timeouts.count(step) == len(NO_WAIT) + 1  # the same step, every try
     assert report.status == "done"
     assert report.working_context is not None
-    assert report.working_context < timeouts[0].size
+    assert report.working_context < step[0]
 
 
 def test_min_above_max_is_refused(client: Client) -> None:
