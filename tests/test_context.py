@@ -22,6 +22,7 @@ CHAT = [m for m in FLEET if m.type != "embedding"]
 BY_KEY = {m.key: m for m in FLEET}
 MIN_CONTEXT = 2048
 RESOLUTION = 1024
+NO_WAIT = (0.0, 0.0, 0.0)  # retry delays for transient failures: none in tests
 
 
 class Interrupt(BaseException):
@@ -62,18 +63,63 @@ def stop_after(steps: int) -> Callable[[SearchProgress], None]:
 
 
 def assert_every_needle_passed(report: ContextReport, trials: int = 3) -> None:
-    """The size reported as working passed with every needle (the probe records show it)."""
-    prompts = [p for p in report.probes if p.kind == "prompt"]
-    targets = {
-        p.size for p in prompts if p.trial == 0 and p.prompt_tokens == report.working_context
-    }
-    assert any(
-        all(
-            any(p.ok and p.size == t and p.trial == trial for p in prompts)
-            for trial in range(trials)
-        )
-        for t in targets
-    ), report.working_context
+    """Every needle passed at the working size: the probe records show a pass of each
+    at no fewer than ``RESOLUTION // 64`` tokens below it (needles of one length count
+    a little differently, and the search nudges each to the first one's count)."""
+    working = report.working_context
+    assert working is not None
+    near = [
+        p
+        for p in report.probes
+        if p.kind == "prompt" and p.ok and p.prompt_tokens is not None
+        if working - RESOLUTION // 64 <= p.prompt_tokens <= working + RESOLUTION
+    ]
+    assert {p.trial for p in near} >= set(range(trials)), (working, near)
+
+
+def assert_true_limits(report: ContextReport, model: SimModel) -> bool:
+    """The report against the model's truth: limits within ``RESOLUTION``, never above.
+    Returns False where less is promised (broken, noisy, working below the floor)."""
+    if model.broken:
+        assert report.status == "failed"
+        assert "smallest probe" in report.reason
+        assert report.working_context is None
+        return False
+    assert report.status == "done", report.reason
+    truth_l, truth_w = model.loadable_context, model.working_context
+    assert report.loadable_context is not None
+    assert report.working_context is not None
+    assert truth_l - RESOLUTION <= report.loadable_context <= truth_l
+    assert report.working_context <= min(truth_w, truth_l)
+    assert_every_needle_passed(report)
+    if model.noise > 0:
+        return False  # noisy: never above the truth is all that is promised
+    if truth_w < MIN_CONTEXT:
+        # below the smallest load: still found by prompt length, never above the truth
+        assert report.working_context >= truth_w - RESOLUTION
+        return False
+    assert_working_within_resolution(report, model)
+    return True
+
+
+FILL_SLACK = 8  # a probe ends on a whole word: filling an instance can fall this short
+
+
+def assert_working_within_resolution(report: ContextReport, model: SimModel) -> None:
+    """The working limit is within ``RESOLUTION`` of the truth: the model's, or, where
+    the model answers up to its whole context, what the instance at the loadable limit
+    holds (its size minus the answer's room; filled to within ``FILL_SLACK`` tokens, so
+    with a loadable limit found the most it can lie below the truth, 1,023, the sum may
+    exceed ``RESOLUTION`` by those few tokens)."""
+    working, loadable = report.working_context, report.loadable_context
+    assert working is not None
+    assert loadable is not None
+    effective = min(model.working_context, model.loadable_context - ANSWER_TOKENS)
+    assert working <= effective
+    if model.working_context < loadable - ANSWER_TOKENS:
+        assert effective - RESOLUTION <= working
+    else:
+        assert loadable - ANSWER_TOKENS - FILL_SLACK <= working
 
 
 # --------------------------------------------------------------------- the fleet table
@@ -88,28 +134,8 @@ def test_fleet_limits(sim: FakeLMStudio, client: Client, model: SimModel) -> Non
     assert report.declared_context == model.declared_context
     assert report.can_load
     assert not report.resumed
-    truth_l = model.loadable_context
-    truth_w = model.working_context
-    if model.broken:
-        assert report.status == "failed"
-        assert "smallest probe" in report.reason
-        assert report.working_context is None
+    if not assert_true_limits(report, model):
         return
-    assert report.status == "done", report.reason
-    assert report.loadable_context is not None
-    assert report.working_context is not None
-    assert truth_l - RESOLUTION <= report.loadable_context <= truth_l
-    assert report.working_context <= truth_w
-    assert_every_needle_passed(report)
-    if model.noise > 0:
-        return  # noisy: never above the truth is all that is promised
-    if truth_w < MIN_CONTEXT:
-        # below the smallest load: still found by prompt length, never above the truth
-        assert report.working_context >= truth_w - RESOLUTION
-        return
-    # The largest prompt the best instance can take leaves room for the answer.
-    effective = min(truth_w, truth_l - ANSWER_TOKENS)
-    assert effective - RESOLUTION <= report.working_context
     assert report.chars_per_token is not None
     assert abs(report.chars_per_token - model.chars_per_token) < 0.5
     # nothing is left loaded
@@ -388,7 +414,9 @@ def test_transport_failures_are_classified(sim: FakeLMStudio) -> None:
     sim.inject(Fault(path="/api/v1/models/load", kind="reset", times=1))
     try:
         with Client(sim.base_url, max_retries=0) as client:
-            report = find_context_limit(client, "sim/loadable-eq-declared", seed=1)
+            report = find_context_limit(
+                client, "sim/loadable-eq-declared", seed=1, retry_delays=NO_WAIT
+            )
     finally:
         sim.clear_faults()
     failures = [(p.kind, p.failure) for p in report.probes if p.failure]
@@ -402,12 +430,13 @@ def test_timeouts_are_classified(sim: FakeLMStudio) -> None:
     timeout = lmstrix.Timeout(2, 0.2, 0.2)
     try:
         with Client(sim.base_url, max_retries=0, timeout=timeout) as client:
-            report = find_context_limit(client, "sim/plain-8k", seed=1)
+            report = find_context_limit(client, "sim/plain-8k", seed=1, retry_delays=NO_WAIT)
     finally:
         sim.clear_faults()
     assert report.probes[0].failure == "timeout"
-    assert report.loadable_context is not None
-    assert report.loadable_context < 8192
+    # A slow load says nothing about the size: the same load is tried again, and works.
+    assert [(p.kind, p.size) for p in report.probes[:2]] == [("load", 8192)] * 2
+    assert report.loadable_context == 8192
 
 
 def test_probe_timeouts_are_classified(sim: FakeLMStudio) -> None:
@@ -415,7 +444,7 @@ def test_probe_timeouts_are_classified(sim: FakeLMStudio) -> None:
     timeout = lmstrix.Timeout(2, 0.2, 5)
     try:
         with Client(sim.base_url, max_retries=0, timeout=timeout) as client:
-            report = find_context_limit(client, "sim/plain-8k", seed=1)
+            report = find_context_limit(client, "sim/plain-8k", seed=1, retry_delays=NO_WAIT)
     finally:
         sim.clear_faults()
     first_probe = next(p for p in report.probes if p.kind == "prompt")
@@ -430,7 +459,7 @@ def test_server_errors_during_probes(sim: FakeLMStudio) -> None:
     sim.inject(Fault(path="/v1/chat/completions", kind="status", status=500, times=1))
     try:
         with Client(sim.base_url, max_retries=0) as client:
-            report = find_context_limit(client, "sim/plain-8k", seed=1)
+            report = find_context_limit(client, "sim/plain-8k", seed=1, retry_delays=NO_WAIT)
     finally:
         sim.clear_faults()
     first_probe = next(p for p in report.probes if p.kind == "prompt")

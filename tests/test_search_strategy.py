@@ -17,6 +17,8 @@ from lmstrix.context._strategy import (
     ProbeOutcome,
     SearchResult,
     _split,
+    after_load,
+    after_probe,
     run_search,
 )
 
@@ -36,7 +38,11 @@ class FakeProber:
     (size, trial). ``n_ctx``: an instance that is already loaded (no load endpoint);
     probes above ``n_ctx - ROOM`` fail with an overflow. ``flaky_trials``: trials >= 1
     fail at every size above this one (trial 0 is the truth). ``refuse``: failed loads
-    are guardrail refusals (cheap) rather than crashes.
+    are guardrail refusals (cheap) rather than crashes. ``jitter``: needles count
+    differently (as with a real tokenizer): trial 1 ``jitter`` longer than asked,
+    trial 2 as much shorter, trial 0 exact. The truth is judged on the count; a count
+    above the loaded context is an overflow, one above the ceiling leaves no room for
+    the answer: neither fits (``ProbeOutcome.fits``).
     """
 
     def __init__(
@@ -51,7 +57,9 @@ class FakeProber:
         flaky_trials: Optional[int] = None,
         refuse: bool = False,
         short: int = 0,
+        jitter: float = 0.0,
     ) -> None:
+        self.jitter = jitter
         self.loadable = loadable
         self.refuse = refuse
         self.short = short
@@ -90,9 +98,7 @@ class FakeProber:
         return max(1, self.loaded - ROOM)
 
     def passes(self, tokens: int, trial: int) -> bool:
-        """The hidden truth for one probe (deterministic)."""
-        if self.n_ctx is not None and tokens > self.n_ctx - ROOM:
-            return False
+        """The hidden truth for one probe of ``tokens`` counted tokens (deterministic)."""
         if tokens > self.working:
             return False
         if self.flaky_trials is not None and trial >= 1 and tokens > self.flaky_trials:
@@ -102,22 +108,28 @@ class FakeProber:
             return int.from_bytes(digest[:8], "big") / float(1 << 64) >= self.noise
         return True
 
+    def count(self, tokens: int, trial: int) -> int:
+        """What the server counts for a probe asked at ``tokens`` with needle ``trial``.
+
+        ``short``: every prompt comes out that many tokens shorter than asked (a probe
+        cut at a word, a calibration that is a little off)."""
+        factor = 1.0 + self.jitter * (0, 1, -1)[trial % 3]
+        return max(1, round(tokens * factor) - self.short)
+
     def probe(self, tokens: int, trial: int) -> ProbeOutcome:
         self._tick()
         if self.loaded is None:
             self.violations.append(f"probe of {tokens} with nothing loaded")
-        ceiling = self.ceiling()
-        if ceiling is not None and tokens > ceiling:
-            self.violations.append(f"probe of {tokens} above the ceiling {ceiling}")
-        ok = self.passes(tokens, trial)
+        counted = self.count(tokens, trial)
+        context = self.n_ctx if self.n_ctx is not None else self.loaded
+        ceiling = None if context is None else context - ROOM
+        if context is not None and counted > context:
+            self.probes.append((tokens, trial, False))
+            return ProbeOutcome(False, counted, "overflow_error", fits=False)
+        ok = self.passes(counted, trial)
         self.probes.append((tokens, trial, ok))
-        failure = None
-        if not ok:
-            over = self.n_ctx is not None and tokens > self.n_ctx - ROOM
-            failure = "overflow_error" if over else "wrong_answer"
-        # ``short``: every prompt comes out that many tokens shorter than asked (a probe
-        # cut at a word, a calibration that is a little off).
-        return ProbeOutcome(ok, max(1, tokens - self.short), failure)
+        fits = ceiling is None or counted <= ceiling
+        return ProbeOutcome(ok, counted, None if ok else "wrong_answer", fits)
 
 
 def search(
@@ -455,14 +467,17 @@ class Lumpy(FakeProber):
         outcome = super().probe(tokens, trial)
         ceiling = self.ceiling()
         over = ceiling is not None and tokens > ceiling
-        return ProbeOutcome(outcome.ok, tokens + 5 if over else tokens - 3, outcome.failure)
+        counted = tokens + 5 if over else tokens - 3
+        fits = ceiling is None or counted <= ceiling
+        return ProbeOutcome(outcome.ok, counted, outcome.failure, fits)
 
 
 def test_a_nudge_that_would_overshoot_the_ceiling_is_not_taken() -> None:
     fake = Lumpy(8192, 8192)
     result = search(fake, 8192, trials=1)
     assert result.working == 8192 - ROOM - 3  # the last probe that fit
-    assert [p[0] for p in fake.probes][-2:] == [8192 - ROOM, 8192 - ROOM + 3]
+    asked = [p[0] for p in fake.probes]
+    assert asked[asked.index(8192 - ROOM) + 1] == 8192 - ROOM + 3  # the nudge, not taken
 
 
 def test_resume_with_a_failure_at_the_floor_stops_without_loading() -> None:
@@ -634,3 +649,106 @@ def test_noise_is_deterministic() -> None:
     assert any(seen.values())
     assert not all(seen.values())
     assert all(fake.passes(s, t) == ok for (s, t), ok in seen.items())
+
+
+# ------------------------------------------------- needles that count differently (issue 12)
+
+
+def test_an_overflow_on_a_small_instance_is_no_verdict() -> None:
+    """The second needle tokenizes longer: at the first instance's ceiling it overflows.
+    That is no failure of the model: the search goes on on the larger instance."""
+    fake = FakeProber(37311, 37311, jitter=0.02, refuse=True)
+    result = search(fake, 65536, trials=3)
+    assert result.status == "done"
+    assert result.working is not None
+    assert 37311 - ROOM - 1024 <= result.working <= 37311 - ROOM
+    assert result.loadable is not None
+    bounds = Bounds()
+    search(FakeProber(37311, 37311, jitter=0.02, refuse=True), 65536, bounds=bounds)
+    assert bounds.work_bad is None  # no prompt failure is the model's
+
+
+@pytest.mark.parametrize("jitter", [0.005, 0.02])
+def test_confirming_needles_are_nudged_to_the_first_needles_count(jitter: float) -> None:
+    fake = FakeProber(65536, 30001, jitter=jitter)
+    result = search(fake, 65536, trials=3)
+    assert result.working is not None
+    assert 30001 - 1024 <= result.working <= 30001
+    # one pass of each needle near the reported size; no trial-wide bisection
+    assert fake.loads == 1
+    extra = [p for p in fake.probes if p[1] > 0]
+    assert len(extra) <= 2 * 3
+
+
+@settings(deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    truth=truths(),
+    resolution=RESOLUTIONS,
+    jitter=st.floats(0.0, 0.03),
+    auto_fit=st.booleans(),
+)
+def test_property_default_trials_with_needle_jitter(
+    truth: Tuple[int, int, int], resolution: int, jitter: float, auto_fit: bool
+) -> None:
+    """Trials 3, needles counting up to 3% apart: limits within resolution, never above,
+    and the recorded prompt bounds stay ordered (good < bad)."""
+    declared, loadable, working = truth
+    fake = FakeProber(loadable, working, auto_fit=auto_fit, jitter=jitter)
+    bounds = Bounds()
+    result = search(fake, declared, resolution=resolution, trials=3, bounds=bounds)
+    assert not fake.violations
+    assert fake.loads <= load_budget(declared, resolution)
+    if bounds.work_good is not None and bounds.work_bad is not None:
+        assert bounds.work_good < bounds.work_bad
+    truth_l = expected_loadable(fake, declared)
+    if truth_l is None:
+        assert result.status == "failed"
+        return
+    assert result.loadable is not None
+    assert result.loadable <= truth_l
+    truth_w = min(working, max(1, truth_l - ROOM))
+    if result.status == "failed":
+        # only a model that fails the smallest probe (of any needle's count) may stop
+        assert truth_w < SANITY_TOKENS * (1 + jitter) + ROOM
+        return
+    assert truth_l - resolution <= result.loadable
+    assert result.working is not None
+    assert result.working <= truth_w
+    assert truth_w - resolution <= result.working
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "outcome", "want"),
+    [
+        (1000, None, ProbeOutcome(True, 2010), (2010, None)),
+        (1000, 1500, ProbeOutcome(True, 2010), (2010, None)),  # a pass clears bad
+        (1000, None, ProbeOutcome(False, 805, "wrong_answer"), (None, 805)),
+        (1000, 3000, ProbeOutcome(False, 2004, "wrong_answer"), (1000, 2004)),
+        (1000, 3000, ProbeOutcome(False, 4100, "overflow_error", fits=False), (1000, 3000)),
+    ],
+)
+def test_after_probe_keeps_bounds_ordered(
+    good: Optional[int],
+    bad: Optional[int],
+    outcome: ProbeOutcome,
+    want: Tuple[Optional[int], Optional[int]],
+) -> None:
+    assert after_probe(good, bad, outcome) == want
+
+
+@pytest.mark.parametrize(
+    ("good", "bad", "size", "outcome", "want"),
+    [
+        (4096, 8192, 16384, LoadOutcome(True, 16384), (16384, None)),  # clears a stale bad
+        (8192, None, 4096, LoadOutcome(False), (None, 4096)),  # outdates a stale good
+        (4096, 8192, 6144, LoadOutcome(False), (4096, 6144)),
+    ],
+)
+def test_after_load_keeps_bounds_ordered(
+    good: Optional[int],
+    bad: Optional[int],
+    size: int,
+    outcome: LoadOutcome,
+    want: Tuple[Optional[int], Optional[int]],
+) -> None:
+    assert after_load(good, bad, size, outcome) == want

@@ -266,3 +266,66 @@ def test_client_disconnect_mid_stream_is_quiet(capfd: pytest.CaptureFixture[str]
     captured = capfd.readouterr()
     assert captured.err == ""
     assert captured.out == ""
+
+
+def test_text_502_is_a_proxys_plain_text_page(fake: FakeLMStudio) -> None:
+    fake.inject(Fault(path="*", kind="text_502"))
+    fake.inject(Fault(path="*", kind="text_502", message="upstream went away", skip=1))
+    conn = connect(fake)
+    for body in (b"502 Bad Gateway", b"upstream went away"):
+        conn.request("GET", "/api/v1/models")
+        resp = conn.getresponse()
+        assert resp.status == 502
+        assert resp.getheader("Content-Type", "").startswith("text/plain")
+        assert resp.read() == body
+    conn.request("GET", "/api/v1/models")
+    assert conn.getresponse().status == 200
+
+
+def test_skip_lets_matching_requests_through_first(fake: FakeLMStudio) -> None:
+    fake.inject(Fault(path="/v1/chat/completions", kind="html_500", skip=2))
+    conn = connect(fake)
+    conn.request("GET", "/api/v1/models")  # another path: not counted
+    conn.getresponse().read()
+    assert fake.faults_pending()[0].skip == 2
+    statuses = []
+    for _ in range(4):
+        resp = post(conn, STORY)
+        resp.read()
+        statuses.append(resp.status)
+    assert statuses == [200, 200, 500, 200]
+    assert fake.faults_pending() == []
+
+
+def test_fault_at_counts_every_request_whichever_fault_fires(fake: FakeLMStudio) -> None:
+    assert Fault.at(3, "reset") == Fault(path="*", kind="reset", skip=3)
+    fake.inject(Fault(path="/v1/models", kind="status", status=503))
+    fake.inject(Fault.at(2, "html_500", times=2))
+    conn = connect(fake)
+    statuses = []
+    for _ in range(5):
+        conn.request("GET", "/v1/models")
+        resp = conn.getresponse()
+        resp.read()
+        statuses.append(resp.status)
+    # position 0 met the 503 (and still counted for the second fault), 2 and 3 the 500s
+    assert statuses == [503, 200, 500, 500, 200]
+    with pytest.raises(ValueError, match="skip"):
+        Fault(skip=-1)
+
+
+def test_reset_after_does_the_load_and_loses_the_reply(fake: FakeLMStudio) -> None:
+    fake.inject(Fault(path="/api/v1/models/load", kind="reset_after"))
+    fake.inject(Fault(kind="reset_after"))
+    conn = connect(fake)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        post(conn, {"model": "sim/big-128k", "context_length": 9000}, "/api/v1/models/load")
+    conn.close()
+    assert fake.counters.loads == 1
+    assert [(i.key, i.context_length) for i in fake.loaded()][-1] == ("sim/big-128k", 9000)
+    conn = connect(fake)
+    with pytest.raises((ConnectionError, http.client.HTTPException)):
+        stream_text(conn, STORY)  # a stream's reply is lost too, after the work
+    conn.close()
+    assert fake.counters.generated_tokens > 0
+    assert fake.faults_pending() == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import math
 import random
 from typing import Any, Dict, Iterator
 
@@ -16,12 +15,18 @@ from lmstrix.testing import FakeLMStudio, SimModel, test_fleet
 
 
 def probe_for_tokens(model: SimModel, tokens: int, secret: str = "482913", seed: int = 0) -> str:
-    """A probe whose chat prompt is at most ``tokens`` simulated tokens (and close to it)."""
-    chars = int((tokens - model.template_overhead_tokens) * model.chars_per_token)
-    return build_probe(secret, chars, seed=seed)
+    """The longest probe whose chat prompt is at most ``tokens`` simulated tokens."""
+    lo, hi = 0, int(tokens * model.chars_per_token * 2)
+    while lo < hi:  # the model's count grows with the probe's length
+        mid = (lo + hi + 1) // 2
+        used = model.tokens(build_probe(secret, mid, seed=seed)) + model.template_overhead_tokens
+        lo, hi = (mid, hi) if used <= tokens else (lo, mid - 1)
+    return build_probe(secret, lo, seed=seed)
 
 
 FLEET = {m.key: m for m in test_fleet()}
+OVERFLOW_TEXT = build_probe("482913", 20_000)  # about 5,000 tokens: over a 4,096 load
+OVERFLOW_TOKENS = FLEET["sim/plain-8k"].tokens(OVERFLOW_TEXT) + 12
 
 
 @pytest.fixture
@@ -48,7 +53,8 @@ def test_chat_shape_and_arithmetic(web: Http, fake: FakeLMStudio) -> None:
     assert body["choices"][0]["finish_reason"] == "stop"
     assert body["stats"] == {}
     assert content(body) == "5"
-    assert body["usage"] == {"prompt_tokens": 3 + 12, "completion_tokens": 1, "total_tokens": 16}
+    # "What" (+1 for its costly "W"), " is", "2", "+", "3", "?" and the chat template's 12
+    assert body["usage"] == {"prompt_tokens": 7 + 12, "completion_tokens": 1, "total_tokens": 20}
     for question, answer in (
         ("6 * 7 =", "42"),
         ("What is 10 - 12?", "-2"),
@@ -77,7 +83,8 @@ def test_message_content_parts_and_system_messages(web: Http) -> None:
     }
     _status, reply = web.post("/v1/chat/completions", body)
     assert content(reply) == "8"
-    assert reply["usage"]["prompt_tokens"] == math.ceil(9 / 4) + math.ceil(13 / 4) + 12
+    # "Be", " brief", "." + "What" (and its "W"), " is", "4", "+", "4", "?", "!" + 12
+    assert reply["usage"]["prompt_tokens"] == 3 + 8 + 12
 
 
 @pytest.mark.parametrize("messages", [None, [], "hi", [{"content": "no role"}], [["role", "user"]]])
@@ -182,27 +189,28 @@ def test_noise_is_deterministic_per_prompt_and_varies_per_needle() -> None:
 
 def test_overflow_non_stream(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k", 4096)
-    status, body = web.post("/v1/chat/completions", chat_body("sim/plain-8k", "x" * 20_000))
+    status, body = web.post("/v1/chat/completions", chat_body("sim/plain-8k", OVERFLOW_TEXT))
     assert status == 400
+    assert 4_500 < OVERFLOW_TOKENS < 5_500
     assert body == {
         "error": "The number of tokens to keep from the initial prompt is greater than the "
-        "context length (n_keep: 5012>= n_ctx: 4096). Try to load the model with a larger "
-        "context length, or provide a shorter input."
+        f"context length (n_keep: {OVERFLOW_TOKENS}>= n_ctx: 4096). Try to load the model with "
+        "a larger context length, or provide a shorter input."
     }
-    assert fake.counters.prompt_tokens == 5012
+    assert fake.counters.prompt_tokens == OVERFLOW_TOKENS
     assert fake.counters.processed_tokens == 0
 
 
 def test_overflow_stream_error_event(web: Http, fake: FakeLMStudio) -> None:
     fake.preload("sim/plain-8k", 4096)
     status, ctype, items = web.stream(
-        "/v1/chat/completions", chat_body("sim/plain-8k", "x" * 20_000)
+        "/v1/chat/completions", chat_body("sim/plain-8k", OVERFLOW_TEXT)
     )
     assert status == 200
     assert ctype == "text/event-stream"
     assert len(items) == 1
     assert items[0]["error"]["type"] == "invalid_request_error"
-    assert "n_keep: 5012>= n_ctx: 4096" in items[0]["error"]["message"]
+    assert f"n_keep: {OVERFLOW_TOKENS}>= n_ctx: 4096" in items[0]["error"]["message"]
     # the connection is still usable afterwards
     assert web.post("/v1/chat/completions", chat_body("sim/plain-8k", "1+1"))[0] == 200
 
@@ -212,7 +220,7 @@ def test_overflow_stream_empty() -> None:
         fake.preload("sim/plain-8k", 4096)
         status, _, items = Http(fake).stream(
             "/v1/chat/completions",
-            chat_body("sim/plain-8k", "x" * 20_000, stream_options={"include_usage": True}),
+            chat_body("sim/plain-8k", OVERFLOW_TEXT, stream_options={"include_usage": True}),
         )
         assert status == 200
         assert items[-1] == "[DONE]"
@@ -243,10 +251,11 @@ def test_stream_shape_and_usage_only_when_asked(web: Http, fake: FakeLMStudio) -
     )
     usage_chunk = items[-2]
     assert usage_chunk["choices"] == []
+    # "Tell", " me", " a", " story" (and its costly "y") and the template's 12
     assert usage_chunk["usage"] == {
-        "prompt_tokens": 4 + 12,
+        "prompt_tokens": 5 + 12,
         "completion_tokens": 9,
-        "total_tokens": 25,
+        "total_tokens": 26,
     }
     assert items[-3]["choices"][0]["finish_reason"] == "stop"
     assert fake.counters.streams == 2
@@ -257,7 +266,7 @@ def test_completions_and_v0_extras(web: Http, fake: FakeLMStudio) -> None:
     assert status == 200
     assert body["object"] == "text_completion"
     assert body["choices"][0]["text"] == "4"
-    assert body["usage"]["prompt_tokens"] == 1  # no chat template on completions
+    assert body["usage"]["prompt_tokens"] == 4  # "2", "+", "2", "=": no chat template
     status, _, items = web.stream(
         "/v1/completions", {"model": "sim/plain-8k", "prompt": ["a", "b"]}
     )
@@ -388,7 +397,7 @@ def test_generation_cost_and_counters(web: Http, fake: FakeLMStudio) -> None:
     c = fake.counters
     assert c.generated_tokens == 4
     assert c.requests == {"/v1/chat/completions": 1}
-    assert c.simulated_seconds == pytest.approx(0.4 * 16 / 1000 + 4 * 0.02)
+    assert c.simulated_seconds == pytest.approx(0.4 * 17 / 1000 + 4 * 0.02)
 
 
 # -- keep-alive ----------------------------------------------------------------------------

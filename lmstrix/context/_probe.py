@@ -19,10 +19,11 @@ import random
 import re
 import threading
 from collections import OrderedDict
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 __all__ = [
     "QUESTION",
+    "Calibration",
     "answer_is_correct",
     "build_probe",
     "filler",
@@ -265,3 +266,57 @@ def answer_is_correct(reply: str, secret: str) -> bool:
     """Return True when ``reply`` contains ``secret`` as a whole number."""
     joined = _DIGIT_GROUP_SEP_RE.sub("", reply)
     return secret in _DIGIT_RUN_RE.findall(joined)
+
+
+class Calibration:
+    """Characters per token, learned from the server's ``usage.prompt_tokens``.
+
+    Fits ``tokens = characters / chars_per_token + overhead`` from the smallest and the
+    largest sample, so the chat template's fixed overhead is told apart from the rate
+    once the samples span sizes at least 1.5x apart (``fitted``). Texts of one length
+    count differently (each needle has its own filler), so a size asked of a needle
+    that was asked for before is reckoned from the nearest size asked of it: the fit
+    only bridges the difference, and a nudge of ``n`` tokens after a count moves the
+    next count by about ``n``, even when the count was off.
+    """
+
+    def __init__(self, chars_per_token: float = 4.0) -> None:
+        self.samples: List[Tuple[int, int]] = []  # (characters, tokens) of answered probes
+        self.asked: Dict[int, List[Tuple[int, int]]] = {}  # (tokens, characters) per needle
+        self.chars_per_token = chars_per_token
+        self.overhead = 0.0
+        self.fitted = False
+
+    def chars_for(self, tokens: int, needle: Optional[int] = None) -> int:
+        """Characters to send when ``tokens`` tokens of ``needle``'s text are asked for
+        (and remember them)."""
+        asked = self.asked.get(needle, []) if needle is not None else []
+        if asked:
+            near = min(asked, key=lambda pair: abs(pair[0] - tokens))
+            chars = int(near[1] + (tokens - near[0]) * self.chars_per_token)
+        else:
+            chars = int((tokens - self.overhead) * self.chars_per_token)
+        if needle is not None:
+            self.asked.setdefault(needle, []).append((tokens, chars))
+        return chars
+
+    def tokens_for(self, chars: int) -> int:
+        """Tokens a probe of ``chars`` characters should count."""
+        return int(chars / self.chars_per_token + self.overhead)
+
+    def measured(self) -> Optional[float]:
+        """The ratio learned in this search (None before any sample)."""
+        return round(self.chars_per_token, 4) if self.samples else None
+
+    def add(self, chars: int, tokens: int) -> None:
+        """Add a sample and refit."""
+        self.samples.append((chars, tokens))
+        lo = min(self.samples)
+        hi = max(self.samples)
+        self.fitted = hi[0] >= 1.5 * lo[0] and hi[1] > lo[1]
+        if self.fitted:
+            self.chars_per_token = (hi[0] - lo[0]) / (hi[1] - lo[1])
+            self.overhead = max(0.0, lo[1] - lo[0] / self.chars_per_token)
+        else:
+            self.chars_per_token = chars / max(1, tokens)
+            self.overhead = 0.0

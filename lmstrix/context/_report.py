@@ -5,14 +5,17 @@ They are defined here and exported by :mod:`lmstrix.context` (and :mod:`lmstrix`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ..registry._fingerprint import Fingerprint
-from ..registry._records import ProbeRecord
+from ..registry._records import ModelRecord, ProbeRecord
 from ..registry._speed import SpeedPoint
 
-__all__ = ["ContextReport", "SearchProgress"]
+if TYPE_CHECKING:
+    from ..types import ModelInfo
+
+__all__ = ["ContextReport", "SearchProgress", "fresh_record", "progress_step"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +91,28 @@ class ContextReport:
             "speed": [p.to_dict() for p in self.speed],
             "warnings": list(self.warnings),
         }
+
+
+def progress_step(
+    key: str, probe: ProbeRecord, what: str, loads: int, requests: int
+) -> SearchProgress:
+    """The :class:`SearchProgress` of one finished step (a load or a probe)."""
+    outcome = "ok" if probe.ok else f"failed ({probe.failure})"
+    return SearchProgress(
+        model=key,
+        kind=probe.kind,
+        size=probe.size,
+        ok=probe.ok,
+        failure=probe.failure,
+        loads=loads,
+        requests=requests,
+        message=f"{key}: {what}: {outcome}",
+    )
+
+
+def fresh_record(rec: Optional[ModelRecord], info: ModelInfo, server: str) -> ModelRecord:
+    """A record starting a new search: identity refreshed, old results cleared."""
+    base = ModelRecord.from_model_info(info, server)
+    if rec is not None:
+        base = replace(base, probes=rec.probes)  # history is kept, bounds are not
+    return replace(base, status="testing")

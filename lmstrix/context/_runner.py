@@ -14,11 +14,12 @@ import logging
 import random
 import time
 from dataclasses import replace
-from typing import TYPE_CHECKING, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, TypeVar
 
 from ..errors import (
     APIConnectionError,
     APIError,
+    APIStatusError,
     APITimeoutError,
     ContextOverflowError,
     ContextSearchError,
@@ -26,10 +27,11 @@ from ..errors import (
     StreamError,
 )
 from ..registry._records import ModelRecord, ProbeRecord
-from . import _probe
+from . import _probe, _transient
 from ._conditions import TestConditions
-from ._report import ContextReport, SearchProgress
-from ._strategy import Bounds, LoadOutcome, ProbeOutcome, after_load, run_search
+from ._report import ContextReport, SearchProgress, fresh_record, progress_step
+from ._strategy import Bounds, LoadOutcome, ProbeOutcome, after_load, after_probe, run_search
+from ._transient import RETRY_DELAYS, load_failure_is_measurement, overflow_tokens, retrying
 
 if TYPE_CHECKING:
     from ..client._client import Client
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
 
+_T = TypeVar("_T")
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
@@ -58,6 +61,7 @@ def find_context_limit(
     reset: bool = False,
     seed: Optional[int] = None,
     keep_loaded: bool = False,
+    retry_delays: Sequence[float] = RETRY_DELAYS,
 ) -> ContextReport:
     """Find the loadable and the working context of ``model`` on ``client``'s server.
 
@@ -68,24 +72,36 @@ def find_context_limit(
     recorded as it happens and a search resumes from earlier results; ``reset``
     forgets them first. ``on_progress`` receives a :class:`SearchProgress` per step.
     ``seed`` fixes the needles and filler (for repeatable runs); ``keep_loaded`` leaves
-    the last instance loaded instead of unloading it at the end.
+    the last instance loaded instead of unloading it at the end. A step that fails for
+    a reason that says nothing about the model (a 5xx that is no load failure, a reset,
+    a timeout) is retried after each of ``retry_delays`` seconds.
 
     Raises:
-        ContextSearchError: bad bounds, or an unknown or non-chat model.
+        ContextSearchError: bad bounds, an unknown or non-chat model, or a step that
+            kept failing transiently (the registry record stays ``testing``, with its
+            bounds, so the next search resumes).
         ModelNotFoundError, APIConnectionError: the server says so or is unreachable.
     """
     if resolution < 1 or trials < 1 or min_context < 1:
         raise ContextSearchError("resolution, trials and min_context must be at least 1")
     if max_context is not None and max_context < 1:
         raise ContextSearchError("max_context must be at least 1")
-    models = client.list_models()  # the neighbours too; get_model matches instance ids
-    info = next((m for m in models if m.key == model), None) or client.get_model(model)
+    if max_context is not None and min_context > max_context:
+        raise ContextSearchError(
+            f"min_context ({min_context}) is above max_context ({max_context})"
+        )
+    delays = tuple(retry_delays)
+    models = _transient.list_models(client, delays)  # the neighbours too
+    info = next((m for m in models if m.key == model), None) or _transient.get_model(
+        client, model, delays
+    )  # get_model also matches instance ids, and names close keys when there is none
     if info.type == "embedding":
         raise ContextSearchError(
             f"{model} is an embedding model; the context search needs a chat model"
         )
     runner = _Runner(client, info, registry, trials, on_progress, seed)
     runner.conditions.models = models
+    runner.retry_delays = delays
     return runner.run(min_context, max_context, resolution, reset, keep_loaded)
 
 
@@ -117,10 +133,11 @@ class _Runner:
         self.requests = 0
         self.prompt_tokens = 0
         self.probes: List[ProbeRecord] = []
-        self.samples: List[Tuple[int, int]] = []  # (characters, tokens) of good probes
-        self.chars_per_token = 4.0
-        self.overhead = 0.0
-        self.fitted = False  # True once chars/token and overhead come from a two-point fit
+        self.calibration = _probe.Calibration()
+        self.retry_delays: Tuple[float, ...] = RETRY_DELAYS
+        # Instances of the model that were there before the search (not ours to unload).
+        self.foreign = {i.id for i in info.loaded_instances}
+        self.strays_possible = False  # True once a load's answer was lost
         self.conditions = TestConditions(client, info)  # fingerprint, neighbours, speed
 
     # ------------------------------------------------------------------ the run
@@ -153,6 +170,11 @@ class _Runner:
         finally:
             if not keep_loaded:
                 self._unload()
+            if self.strays_possible:  # a load whose answer was lost may still complete
+                try:
+                    self._drop(self._strays())
+                except APIError as exc:
+                    log.info("looking for instances left by lost loads failed: %s", exc)
         reason = result.reason
         if not self.can_load:
             note = (
@@ -172,7 +194,7 @@ class _Runner:
             requests=self.requests,
             prompt_tokens=self.prompt_tokens,
             seconds=time.perf_counter() - started,
-            chars_per_token=round(self.chars_per_token, 4) if self.samples else None,
+            chars_per_token=self.calibration.measured(),
             can_load=self.can_load,
             resumed=resumed,
             probes=tuple(self.probes),
@@ -186,7 +208,7 @@ class _Runner:
             return Bounds(), False
         record = self.registry.get(self.key, server=self.client.base_url)
         if record is None or reset:
-            self._save(lambda rec: _fresh(rec, self.info, self.client.base_url))
+            self._save(lambda rec: fresh_record(rec, self.info, self.client.base_url))
             return Bounds(), False
         bounds = Bounds(
             load_good=record.load_good,
@@ -197,16 +219,19 @@ class _Runner:
         # A load attempted with no result means the server (or host) died during it.
         crashed = [p for p in record.pending_probes if p.kind == "load"]
         for probe in crashed:
-            if bounds.load_bad is None or probe.size < bounds.load_bad:
-                bounds.load_bad = probe.size
+            bounds.load_good, bounds.load_bad = after_load(
+                bounds.load_good, bounds.load_bad, probe.size, LoadOutcome(False)
+            )
         if record.chars_per_token:
-            self.chars_per_token = record.chars_per_token
+            self.calibration.chars_per_token = record.chars_per_token
 
         def mark(rec: Optional[ModelRecord]) -> ModelRecord:
-            rec = _fresh(rec, self.info, self.client.base_url) if rec is None else rec
+            rec = fresh_record(rec, self.info, self.client.base_url) if rec is None else rec
             for probe in crashed:
                 rec = rec.with_probe(replace(probe, ok=False, failure="crashed"))
-            return replace(rec, status="testing", load_bad=bounds.load_bad)
+            return replace(
+                rec, status="testing", load_good=bounds.load_good, load_bad=bounds.load_bad
+            )
 
         self._save(mark)
         resumed = any(v is not None for v in (record.load_good, record.load_bad, record.work_good))
@@ -215,6 +240,10 @@ class _Runner:
     # ------------------------------------------------------------------ Prober
 
     def load(self, size: int) -> LoadOutcome:
+        return self._retrying(lambda last: self._load_once(size), f"loading at {size:,} tokens")
+
+    def _load_once(self, size: int) -> Optional[LoadOutcome]:
+        """One load attempt: its outcome, or None when it failed transiently."""
         self._unload()
         pending = ProbeRecord(kind="load", size=size)
         self._save(lambda rec: _need(rec, self).with_probe(pending))
@@ -224,14 +253,22 @@ class _Runner:
         try:
             instance = self.client.load(self.key, context_length=size)
         except ModelLoadError as exc:
-            refused = 400 <= exc.status_code < 500  # a guardrail refusal, not a crash
-            return self._load_done(
-                size, False, None, "load_failed", str(exc), started, refused=refused
+            measured, refused = load_failure_is_measurement(exc)
+            failure = "load_failed" if measured else "server_error"
+            self.strays_possible |= not measured
+            outcome = self._load_done(
+                size, False, None, failure, str(exc), started, refused=refused, bound=measured
             )
+            return outcome if measured else None
         except APITimeoutError as exc:
-            return self._load_done(size, False, None, "timeout", str(exc), started)
+            self.strays_possible = True
+            self._load_done(size, False, None, "timeout", str(exc), started, bound=False)
+            return None
         except APIConnectionError as exc:
-            return self._load_done(size, False, None, "disconnected", str(exc), started)
+            self.strays_possible = True
+            self._after_reset(size, exc)
+            self._load_done(size, False, None, "disconnected", str(exc), started, bound=False)
+            return None
         self.instance = instance.id
         self.instance_context = instance.context_length or size
         self.requests += self.conditions.loaded(instance)
@@ -241,6 +278,34 @@ class _Runner:
                 size, False, instance.context_length, "auto_fit", detail, started
             )
         return self._load_done(size, True, self.instance_context, None, "", started)
+
+    def _after_reset(self, size: int, exc: APIConnectionError) -> None:
+        """A load whose connection broke: if the server is gone, the load took it down
+        (the pending mark stays: a crash at ``size`` on resume); else clean up."""
+        try:
+            strays = self._strays()
+        except APIConnectionError as gone:
+            raise ContextSearchError(
+                f"the server went away while loading {self.key} at {size:,} tokens ({exc}); "
+                "a resumed search counts this as a crash at that size"
+            ) from gone
+        self._drop(strays)
+
+    def _strays(self) -> List[str]:
+        """Instances of the model this search may have loaded unknowingly (a load whose
+        answer was lost completed anyway)."""
+        self.requests += 1
+        info = self.client.get_model(self.key)
+        known = self.foreign | {self.instance}
+        return [i.id for i in info.loaded_instances if i.id not in known]
+
+    def _drop(self, instances: List[str]) -> None:
+        for instance in instances:
+            self.requests += 1
+            try:
+                self.client.unload(instance)
+            except APIError as exc:  # it may already be gone (crash, eviction)
+                log.info("unloading %s failed: %s", instance, exc)
 
     def _load_done(
         self,
@@ -252,6 +317,7 @@ class _Runner:
         started: float,
         *,
         refused: bool = False,
+        bound: bool = True,
     ) -> LoadOutcome:
         probe = ProbeRecord(
             kind="load",
@@ -268,6 +334,8 @@ class _Runner:
 
         def apply(rec: Optional[ModelRecord]) -> ModelRecord:
             rec = _need(rec, self).with_probe(probe)
+            if not bound:  # a transient failure: history, not a bound
+                return rec
             good, bad = after_load(rec.load_good, rec.load_bad, size, outcome)
             return replace(rec, load_good=good, load_bad=bad)
 
@@ -281,46 +349,79 @@ class _Runner:
         return max(1, self.instance_context - ANSWER_TOKENS)
 
     def probe(self, tokens: int, trial: int) -> ProbeOutcome:
+        return self._retrying(
+            lambda last: self._probe_once(tokens, trial, last=last), f"a probe of {tokens:,} tokens"
+        )
+
+    def _retrying(self, step: Callable[[bool], Optional[_T]], what: str) -> _T:
+        outcome = retrying(step, self.retry_delays)
+        if outcome is not None:
+            return outcome
+        last = self.probes[-1]  # each failed try is in the history
+        raise ContextSearchError(
+            f"the search of {self.key} stopped: {what} failed {len(self.retry_delays) + 1} "
+            f"times in a row for reasons that say nothing about the model (last: "
+            f"{last.failure}: {last.detail}). Nothing was recorded as a limit; run it "
+            "again to resume from what is known"
+        )
+
+    def _probe_once(self, tokens: int, trial: int, *, last: bool) -> Optional[ProbeOutcome]:
+        """One probe: its outcome, or None when it failed transiently."""
         secret, filler_seed = self.needles[trial % len(self.needles)]
-        chars = max(_probe.min_probe_chars(secret), self._chars_for(tokens))
+        chars = max(_probe.min_probe_chars(secret), self.calibration.chars_for(tokens, trial))
         text = _probe.build_probe(secret, chars, seed=filler_seed)
         model = self.instance or self.key
-        expected = self._tokens_for(len(text))
+        expected = self.calibration.tokens_for(len(text))
         self.requests += 1
         started = time.perf_counter()
         failure: Optional[str] = None
         measured: Optional[int] = None
+        transient = False
         detail = ""
         try:
             answer = self.client.chat(model, text, temperature=0, max_tokens=ANSWER_TOKENS)
         except ContextOverflowError as exc:
             failure, detail = "overflow_error", str(exc)
+            measured = overflow_tokens(exc)
         except APITimeoutError as exc:
-            failure, detail = "timeout", str(exc)
+            # Every retry timing out too is a genuine long-prefill timeout: a verdict.
+            failure, detail, transient = "timeout", str(exc), not last
         except APIConnectionError as exc:
-            failure, detail = "disconnected", str(exc)
+            failure, detail, transient = "disconnected", str(exc), True
         except StreamError as exc:  # an answer with no text at all (kind "empty")
-            failure, detail = ("empty" if exc.kind == "empty" else "server_error"), str(exc)
-        except APIError as exc:  # a 500 or another answer that is no reply
-            failure, detail = "server_error", str(exc)
+            empty = exc.kind == "empty"
+            failure, detail, transient = ("empty" if empty else "server_error"), str(exc), not empty
+        except APIStatusError as exc:  # a 500, or another answer that is no reply
+            failure, detail, transient = "server_error", str(exc), True
         else:
             measured = answer.usage.prompt_tokens
-            self.conditions.answered(model, text, answer, measured, started, self.chars_per_token)
+            cpt = self.calibration.chars_per_token
+            self.conditions.answered(model, text, answer, measured, started, cpt)
             reply = answer.text.strip()
+            right = bool(reply) and _probe.answer_is_correct(reply, secret)
             detail = reply[:80]
             # One sample (or several of about one size) cannot separate characters per
             # token from the chat template's fixed overhead, so truncation is judged
             # only once the fit spans sizes at least 1.5x apart.
-            if measured is not None and self.fitted and measured < TRUNCATION_RATIO * expected:
+            fitted = self.calibration.fitted
+            context = self.instance_context
+            if measured is not None and fitted and measured < TRUNCATION_RATIO * expected:
                 failure = "truncated"
+            elif measured is not None and context is not None and measured >= context and not right:
+                failure = "truncated"  # counted up to the instance's size: cut to fit
             elif not reply:
                 failure = "empty"
-            elif not _probe.answer_is_correct(reply, secret):
+            elif not right:
                 failure = "wrong_answer"
             if measured is not None and failure != "truncated":
-                self._calibrate(len(text), measured)
+                self.calibration.add(len(text), measured)
         size = measured if measured is not None else max(tokens, expected)
         self.prompt_tokens += measured if measured is not None else expected
+        ceiling = self.ceiling()
+        fits = failure not in ("overflow_error", "truncated") and (
+            measured is None or ceiling is None or measured <= ceiling
+        )
+        outcome = ProbeOutcome(failure is None, size, failure, fits)
         probe = ProbeRecord(
             kind="prompt",
             size=tokens,
@@ -333,43 +434,21 @@ class _Runner:
             detail=detail[:300],
         )
         self.probes.append(probe)
-        self._save(lambda rec: self._after_probe(rec, probe, size))
+        self._save(lambda rec: self._after_probe(rec, probe, None if transient else outcome))
         self._progress(probe, f"probe of {size:,} tokens (needle {trial + 1})")
-        return ProbeOutcome(failure is None, size, failure)
+        return None if transient else outcome
 
     def _after_probe(
-        self, rec: Optional[ModelRecord], probe: ProbeRecord, size: int
+        self, rec: Optional[ModelRecord], probe: ProbeRecord, outcome: Optional[ProbeOutcome]
     ) -> ModelRecord:
         rec = _need(rec, self).with_probe(probe)
         good, bad = rec.work_good, rec.work_bad
-        # Bounds for a resumed search, from every needle: any pass, the smallest failure.
-        if probe.ok:
-            good = max(size, good or 0)
-        elif bad is None or probe.size < bad:
-            bad = probe.size
-        cpt = round(self.chars_per_token, 4) if self.samples else rec.chars_per_token
+        if outcome is not None:  # bounds for a resumed search, from every needle
+            good, bad = after_probe(good, bad, outcome)
+        cpt = self.calibration.measured() or rec.chars_per_token
         return replace(rec, work_good=good, work_bad=bad, chars_per_token=cpt)
 
     # ------------------------------------------------------------------ helpers
-
-    def _chars_for(self, tokens: int) -> int:
-        return int((tokens - self.overhead) * self.chars_per_token)
-
-    def _tokens_for(self, chars: int) -> int:
-        return int(chars / self.chars_per_token + self.overhead)
-
-    def _calibrate(self, chars: int, tokens: int) -> None:
-        """Fit tokens = chars / cpt + overhead from the smallest and largest samples."""
-        self.samples.append((chars, tokens))
-        lo = min(self.samples)
-        hi = max(self.samples)
-        self.fitted = hi[0] >= 1.5 * lo[0] and hi[1] > lo[1]
-        if self.fitted:
-            self.chars_per_token = (hi[0] - lo[0]) / (hi[1] - lo[1])
-            self.overhead = max(0.0, lo[1] - lo[0] / self.chars_per_token)
-        else:
-            self.chars_per_token = chars / max(1, tokens)
-            self.overhead = 0.0
 
     def _adopt_loaded_instance(self) -> None:
         """Without a load endpoint, probe the instance the server already has."""
@@ -383,11 +462,7 @@ class _Runner:
         if self.instance is not None and self.can_load:
             instance, self.instance = self.instance, None
             self.instance_context = None
-            self.requests += 1
-            try:
-                self.client.unload(instance)
-            except APIError as exc:  # it may already be gone (crash, eviction)
-                log.info("unloading %s failed: %s", instance, exc)
+            self._drop([instance])
 
     def _save(self, fn: Callable[[Optional[ModelRecord]], ModelRecord]) -> None:
         if self.registry is not None:
@@ -413,32 +488,11 @@ class _Runner:
         self._save(apply)
 
     def _progress(self, probe: ProbeRecord, what: str) -> None:
-        if self.on_progress is None:
-            return
-        outcome = "ok" if probe.ok else f"failed ({probe.failure})"
-        self.on_progress(
-            SearchProgress(
-                model=self.key,
-                kind=probe.kind,
-                size=probe.size,
-                ok=probe.ok,
-                failure=probe.failure,
-                loads=self.loads,
-                requests=self.requests,
-                message=f"{self.key}: {what}: {outcome}",
-            )
-        )
-
-
-def _fresh(rec: Optional[ModelRecord], info: ModelInfo, server: str) -> ModelRecord:
-    """A record starting a new search: identity refreshed, old results cleared."""
-    base = ModelRecord.from_model_info(info, server)
-    if rec is not None:
-        base = replace(base, probes=rec.probes)  # history is kept, bounds are not
-    return replace(base, status="testing")
+        if self.on_progress is not None:
+            self.on_progress(progress_step(self.key, probe, what, self.loads, self.requests))
 
 
 def _need(rec: Optional[ModelRecord], runner: _Runner) -> ModelRecord:
     if rec is None:
-        return _fresh(None, runner.info, runner.client.base_url)
+        return fresh_record(None, runner.info, runner.client.base_url)
     return rec

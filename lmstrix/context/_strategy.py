@@ -20,27 +20,23 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Protocol, Set, Tuple
+from typing import Optional, Protocol, Tuple
+
+from ._working_search import SANITY_TOKENS, WorkSearch
 
 __all__ = [
+    "SANITY_TOKENS",
     "Bounds",
     "LoadOutcome",
     "ProbeOutcome",
     "Prober",
     "SearchResult",
     "after_load",
+    "after_probe",
     "run_search",
 ]
 
-# The first prompt probe: small, to calibrate characters per token and catch a model
-# that answers nothing right before any large prompt is paid for.
-SANITY_TOKENS = 256
-GROWTH_DOUBLING_BELOW = 8192
-# Failures that are the model's answer (as opposed to the server or the connection).
-ANSWER_FAILURES = frozenset(("wrong_answer", "empty", "truncated", "overflow_error"))
-GROWTH_STEP_DIV = 8
 LEAN = 0.1  # how far a split leans from the middle, as a share of the interval
-TOP_UPS = 2  # nudges that bring a probe meant to fill an instance up to its ceiling
 
 
 @dataclass(frozen=True)
@@ -57,11 +53,17 @@ class LoadOutcome:
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """What a prompt probe did: ``ok`` and the prompt size the server counted."""
+    """What a prompt probe did: ``ok`` and the prompt size the server counted.
+
+    ``fits`` is False when the instance could not hold the prompt and its answer (an
+    overflow error, a silent truncation, a count above the instance's ceiling): then
+    the outcome says nothing about the model at that size.
+    """
 
     ok: bool
     tokens: int
     failure: Optional[str] = None
+    fits: bool = True
 
 
 class Prober(Protocol):
@@ -118,9 +120,9 @@ def run_search(
     working limit of the instance already loaded is searched.
     """
     state = bounds if bounds is not None else Bounds()
-    work = _WorkSearch(prober, state, resolution, max(1, trials))
+    work = WorkSearch(prober, state, resolution, max(1, trials))
     if not can_load:
-        work.run()
+        work.run(final=True)
         if state.failed:
             return SearchResult(None, None, "failed", state.failed)
         return SearchResult(None, state.work_good, "done", "")
@@ -130,26 +132,25 @@ def run_search(
     searched_at = _load_search(prober, state, work, top, floor, resolution)
     good, bad = state.load_good, state.load_bad
     close = searched_at is not None and bad is not None and bad - searched_at <= resolution
-    if (
-        not state.failed
-        and not work.done
-        and good is not None
-        and searched_at != good
-        and not close
-    ):
-        # The working search has not run on an instance near the loadable limit (the
-        # bounds came from an earlier run, or the last loads failed): one load there
-        # lets it finish.
-        outcome = prober.load(good)
-        if outcome.applied is not None:
-            work.run()
+    if not state.failed and not work.done and good is not None:
+        if close and work.trials == 1:
+            # One needle needs no confirmation: the ceiling reached on an instance
+            # within ``resolution`` of the loadable limit is within it of the truth.
+            work.done = True
+        else:
+            # The working search has not run on the instance at the loadable limit
+            # (the bounds came from an earlier run, or the last load failed): one load
+            # there lets it finish.
+            outcome = prober.load(good)
+            if outcome.applied is not None:
+                work.run(final=True)
     if state.failed:
         return SearchResult(state.load_good, state.work_good, "failed", state.failed)
     return SearchResult(state.load_good, state.work_good, "done", "")
 
 
 def _load_search(
-    prober: Prober, state: Bounds, work: _WorkSearch, top: int, floor: int, resolution: int
+    prober: Prober, state: Bounds, work: WorkSearch, top: int, floor: int, resolution: int
 ) -> Optional[int]:
     """Bisect the loads; return the largest loaded context the working search ran on."""
     searched_at: Optional[int] = None
@@ -177,11 +178,12 @@ def _load_search(
             if size <= floor:
                 state.failed = f"the model does not load even at {size} tokens of context"
                 return searched_at
-        if outcome.applied is not None and (not work.started or _settled(state, top, resolution)):
+        settled = _settled(state, top, resolution)
+        if outcome.applied is not None and (not work.started or settled):
             # The first instance gets the working search; once it has reached an
             # instance's ceiling, only the instance at the loadable limit is worth the
             # prefill of a longer prompt (a new instance starts with an empty cache).
-            work.run()
+            work.run(final=settled)
             searched_at = max(outcome.applied, searched_at or 0)
     return searched_at
 
@@ -197,11 +199,36 @@ def after_load(
     more (risky) loads.
     """
     if outcome.ok:
-        return max(size, good or 0), bad
+        good = max(size, good or 0)
+        # A success at or above a recorded failure (one that was transient after all)
+        # clears it: the bounds stay ordered, good < bad.
+        return good, bad if bad is None or bad > good else None
     if outcome.applied is not None and outcome.applied < size:
         fit = max(outcome.applied, good or 0)
         return fit, fit + 1
-    return good, size if bad is None else min(bad, size)
+    bad = size if bad is None else min(bad, size)
+    # A failure at or below the recorded good (the machine changed) outdates it.
+    return (good if good is None or good < bad else None), bad
+
+
+def after_probe(
+    good: Optional[int], bad: Optional[int], outcome: ProbeOutcome
+) -> Tuple[Optional[int], Optional[int]]:
+    """The prompt bounds ``(good, bad)`` a registry keeps once a probe (of any needle)
+    ended with ``outcome``; both in the server's tokens, as the server counted them.
+
+    A pass raises the best good, a failure lowers the smallest bad; a prompt the
+    instance could not hold changes neither. They stay ordered (good < bad): a pass at
+    or above a recorded failure clears that failure (it was noise), and a failure at or
+    below the recorded good clears the good.
+    """
+    if not outcome.fits:
+        return good, bad
+    if outcome.ok:
+        good = max(outcome.tokens, good or 0)
+        return good, bad if bad is None or bad > good else None
+    bad = outcome.tokens if bad is None else min(bad, outcome.tokens)
+    return (good if good is None or good < bad else None), bad
 
 
 def _split(
@@ -238,181 +265,8 @@ def _split(
     return min(largest, max(smallest, low + int((bad - low) * share)))
 
 
-def _grow(size: int) -> int:
-    """The next probe size while growing: doubling while prompts are cheap, then
-    smaller steps, since overshooting the working limit costs prefill in proportion."""
-    return size * 2 if size < GROWTH_DOUBLING_BELOW else size + size // GROWTH_STEP_DIV
-
-
 def _settled(state: Bounds, top: int, resolution: int) -> bool:
     good, bad = state.load_good, state.load_bad
     if good is None:
         return False
     return good >= top or (bad is not None and bad - good <= resolution)
-
-
-class _WorkSearch:
-    """The working-limit search on whatever instance is loaded; resumable across loads.
-
-    Bisection runs on *targets* (the sizes asked for), which always shrink the
-    interval; the reported size is what the server counted for the passing probe.
-    """
-
-    def __init__(self, prober: Prober, state: Bounds, resolution: int, trials: int) -> None:
-        self.prober = prober
-        self.state = state
-        self.resolution = resolution
-        self.trials = trials
-        # Needles in play: the trials', and at least two, so that one failed request
-        # (a timeout, a server error) does not end the search at its first probe.
-        self.needles = max(2, trials)
-        self.lead = 0  # the needle the growth and bisection use (trial 0)
-        self.good: Optional[int] = state.work_good
-        self.bad: Optional[int] = state.work_bad
-        self.measured: Dict[int, int] = {}
-        self.passes: List[int] = []  # targets that passed with the first needle
-        self.confirmed: Set[int] = set()  # targets that passed every trial
-        if self.good is not None:
-            self.measured[self.good] = self.good
-            self.passes.append(self.good)
-        self.done = False
-
-    @property
-    def started(self) -> bool:
-        """True once a probe has passed (on any instance, or in an earlier run)."""
-        return self.good is not None
-
-    def run(self) -> None:
-        """Search (or go on searching) on the current instance."""
-        if self.done or self.state.failed:
-            return
-        ceiling = self.prober.ceiling()
-        if self.good is None:
-            sanity = SANITY_TOKENS if ceiling is None else min(SANITY_TOKENS, ceiling)
-            first = self.prober.probe(sanity, 0)
-            for other in range(1, self.needles):
-                # A timeout or a server error says nothing about the model: try another
-                # needle. A wrong answer does, and no size can count above a failure.
-                if first.ok or first.failure in ANSWER_FAILURES:
-                    break
-                first = self.prober.probe(sanity, other)
-                if first.ok:
-                    self.lead = other  # this needle works: lead with it
-            if not first.ok:
-                self.state.failed = (
-                    f"the model failed the smallest probe ({first.tokens} tokens: "
-                    f"{first.failure}); it may be broken or unsuited to this test"
-                )
-                return
-            self._pass(sanity, first.tokens)
-        # Grow: each probe extends the previous one's prefix, so only new tokens cost.
-        while self.bad is None:
-            good = self.good
-            assert good is not None
-            target = _grow(good) if ceiling is None else min(_grow(good), ceiling)
-            if target <= good:
-                # This instance holds no longer prompt. Settle this size now, while it is
-                # loaded; a larger load later lets the growth go on.
-                if self.trials == 1 or good in self.confirmed or self._confirm(good):
-                    return
-                self._fail(good)
-                break
-            outcome = self._probe(target, 0)
-            if target == ceiling:
-                outcome = self._top_up(target, ceiling, outcome)
-            if outcome.ok:
-                self._pass(target, outcome.tokens)
-            else:
-                self._fail(target)
-        self._refine()
-
-    def _top_up(self, asked: int, ceiling: int, outcome: ProbeOutcome) -> ProbeOutcome:
-        """Bring a passing probe meant to fill the instance up to its ceiling.
-
-        Prompt sizes are estimates (a probe ends on a whole word, and characters per
-        token are calibrated), so one that should fill the instance can come up a few
-        tokens short. Each nudge costs only a few new tokens on the cached prefix; one
-        that would overshoot the ceiling is not taken.
-        """
-        for _ in range(TOP_UPS):
-            if not outcome.ok or outcome.tokens >= ceiling:
-                break
-            asked += ceiling - outcome.tokens
-            nudged = self._probe(asked, 0)
-            if not nudged.ok or nudged.tokens > ceiling:
-                break
-            outcome = nudged
-        return outcome
-
-    def _pass(self, target: int, tokens: int) -> None:
-        self.measured[target] = tokens
-        if target not in self.passes:
-            self.passes.append(target)
-        if self.good is None or target > self.good:
-            self.good = target
-        self.state.work_good = self.measured[self.good]
-
-    def _fail(self, target: int) -> None:
-        if self.bad is None or target < self.bad:
-            self.bad = target
-        self.state.work_bad = self.bad
-
-    def _refine(self) -> None:
-        strict = False  # once a boundary fails confirmation, every size needs all trials
-        while True:
-            good, bad = self.good, self.bad
-            assert good is not None
-            assert bad is not None
-            while bad - good > self.resolution:
-                target = good + (bad - good) // 2
-                if self._probe_all(target, strict):
-                    good = target
-                else:
-                    bad = target
-                good, bad = self.good or good, self.bad or bad
-            if self.trials == 1 or good in self.confirmed or self._confirm(good):
-                self.confirmed.add(good)
-                self.done = True
-                return
-            strict = True
-            self.bad = good
-            self.state.work_bad = good
-            below = [t for t in self.passes if t < good]
-            if not below and good > SANITY_TOKENS and self._probe_all(SANITY_TOKENS, True):
-                # Known passes came from an earlier run; start again from the bottom.
-                below = [SANITY_TOKENS]
-            if not below:
-                self.good = None
-                self.state.work_good = None
-                self.state.failed = (
-                    f"the model failed a repeated probe at {self.measured.get(good, good)} "
-                    "tokens and no smaller size passed every trial"
-                )
-                return
-            self.good = max(below)
-            self.state.work_good = self.measured[self.good]
-
-    def _probe(self, target: int, trial: int) -> ProbeOutcome:
-        """Probe with the ``trial``-th needle counted from the lead one."""
-        return self.prober.probe(target, (trial + self.lead) % self.needles)
-
-    def _probe_all(self, target: int, strict: bool) -> bool:
-        count = self.trials if strict else 1
-        tokens = target
-        for trial in range(count):
-            outcome = self._probe(target, trial)
-            if not outcome.ok:
-                self._fail(target)
-                return False
-            tokens = outcome.tokens if trial == 0 else tokens
-        if strict:
-            self.confirmed.add(target)
-        self._pass(target, tokens)
-        return True
-
-    def _confirm(self, target: int) -> bool:
-        for trial in range(1, self.trials):
-            if not self._probe(target, trial).ok:
-                return False
-        self.confirmed.add(target)
-        return True

@@ -394,13 +394,16 @@ class Engine:
     def process_prompt(self, inst: _Instance, cache_text: str, prompt_tokens: int) -> float:
         """Account a prompt on ``inst``: reuse the cached prefix, charge the rest.
 
-        Returns the simulated seconds of prompt processing (already charged and slept).
+        The cached prefix is counted with the model's tokenizer (a prefix never counts
+        more than the whole). Returns the simulated seconds of prompt processing (already
+        charged and slept).
         """
         model = inst.model
         with self._lock:
             common = common_prefix_len(inst.cache_text, cache_text)
             inst.cache_text = cache_text
-        new_tokens = max(1, prompt_tokens - int(common / model.chars_per_token))
+        cached = model.tokens(cache_text[:common]) if common else 0
+        new_tokens = max(1, prompt_tokens - cached)
         self._bump("prompt_tokens", prompt_tokens)
         self._bump("processed_tokens", new_tokens)
         seconds = model.prefill_seconds(new_tokens)

@@ -176,11 +176,11 @@ class FakeLMStudio:
         self._recorder.clear()
 
     def inject(self, fault: Fault) -> None:
-        """Arm ``fault`` for the next ``fault.times`` matching requests."""
+        """Arm ``fault`` for ``fault.times`` matching requests after its ``skip``."""
         self._faults.arm(fault)
 
     def faults_pending(self) -> List[Fault]:
-        """Armed faults not used up yet (``times`` = what remains); ``[]`` when all fired."""
+        """Armed faults not used up yet (``times``, ``skip``: what remains); ``[]`` once fired."""
         return self._faults.pending()
 
     def clear_faults(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
 __all__ = ["FAULT_KINDS", "STREAM_FAULT_KINDS", "Fault", "FaultBook"]
 
@@ -14,20 +14,32 @@ STREAM_FAULT_KINDS = frozenset(
 )
 """Kinds that only apply to streaming requests (a non-streaming request skips them)."""
 
-FAULT_KINDS = frozenset({"status", "html_500", "reset", "delay"}) | STREAM_FAULT_KINDS
+FAULT_KINDS = (
+    frozenset({"status", "html_500", "text_502", "reset", "reset_after", "delay"})
+    | STREAM_FAULT_KINDS
+)
 """Every fault kind :class:`Fault` accepts."""
 
 
 @dataclass(frozen=True)
 class Fault:
-    """A failure the simulator applies to the next ``times`` matching requests.
+    """A failure the simulator applies to ``times`` matching requests, after ``skip``.
 
-    ``path`` is matched exactly (``"*"`` matches any path). Kinds:
+    ``path`` is matched exactly (``"*"`` matches any path, loads included). The first
+    ``skip`` matching requests go through untouched, so ``Fault(path="*", kind=K,
+    skip=i)`` (or :meth:`Fault.at`) fails exactly the request at position ``i`` (from 0)
+    of whatever the client does. Kinds:
 
     - ``"status"``: reply ``status`` with a JSON error body (and ``Retry-After`` when set);
     - ``"html_500"``: reply 500 with an HTML page;
-    - ``"reset"``: close the connection (TCP reset) without any response;
-    - ``"delay"``: sleep ``delay_s`` real seconds, then answer normally;
+    - ``"text_502"``: reply 502 with a ``text/plain`` body, as a proxy in front of the
+      server does (``502 Bad Gateway``, or ``message``);
+    - ``"reset"``: close the connection (TCP reset) without any response, before the
+      request is handled (a load is not done);
+    - ``"reset_after"``: handle the request (a load is done, a prompt is processed), then
+      close the connection with a reset instead of replying: the reply is lost;
+    - ``"delay"``: sleep ``delay_s`` real seconds, then answer normally (past a client's
+      read timeout this is a timeout; the server still does the work afterwards);
     - ``"drop_mid_stream"``: send ``after_chunks`` deltas, then close the socket abruptly;
     - ``"truncate_stream"``: send ``after_chunks`` deltas, then end the body cleanly
       with no ``finish_reason`` and no ``[DONE]``;
@@ -46,12 +58,24 @@ class Fault:
     after_chunks: int = 2
     delay_s: float = 0.0
     message: Optional[str] = None
+    skip: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {self.kind!r}; use one of {sorted(FAULT_KINDS)}")
         if self.times < 1:
             raise ValueError("Fault.times must be at least 1")
+        if self.skip < 0:
+            raise ValueError("Fault.skip must not be negative")
+
+    @classmethod
+    def at(cls, position: int, kind: str, **fields: Any) -> Fault:
+        """One fault of ``kind`` at request ``position`` (0 = the next request), any path.
+
+        ``fields`` sets the other fields (``path`` narrows what is counted).
+        """
+        fields.setdefault("path", "*")
+        return cls(kind=kind, skip=position, **fields)
 
     @property
     def error_message(self) -> str:
@@ -69,6 +93,7 @@ class Fault:
 class _Armed:
     fault: Fault
     remaining: int
+    skip: int
 
 
 class FaultBook:
@@ -79,25 +104,37 @@ class FaultBook:
         self._armed: List[_Armed] = []
 
     def arm(self, fault: Fault) -> None:
-        """Add ``fault``; it applies to the next ``fault.times`` matching requests."""
+        """Add ``fault``; it applies to ``fault.times`` matching requests after ``skip``."""
         with self._lock:
-            self._armed.append(_Armed(fault, fault.times))
+            self._armed.append(_Armed(fault, fault.times, fault.skip))
 
     def take(self, path: str, *, streaming: bool) -> Optional[Fault]:
-        """Use up one application of the first fault matching the request, if any."""
+        """Use up one application of the first due fault matching the request, if any.
+
+        Every matching fault still skipping counts the request, whichever fault fires.
+        """
+        chosen: Optional[_Armed] = None
         with self._lock:
             for entry in self._armed:
-                if entry.fault.matches(path, streaming=streaming):
-                    entry.remaining -= 1
-                    if not entry.remaining:
-                        self._armed.remove(entry)
-                    return entry.fault
-        return None
+                if not entry.fault.matches(path, streaming=streaming):
+                    continue
+                if entry.skip:
+                    entry.skip -= 1
+                elif chosen is None:
+                    chosen = entry
+            if chosen is None:
+                return None
+            chosen.remaining -= 1
+            if not chosen.remaining:
+                self._armed.remove(chosen)
+            return chosen.fault
 
     def pending(self) -> List[Fault]:
-        """The faults not used up yet, each with ``times`` set to what remains."""
+        """The faults not used up yet, with ``times`` and ``skip`` set to what remains."""
         with self._lock:
-            return [dataclasses.replace(e.fault, times=e.remaining) for e in self._armed]
+            return [
+                dataclasses.replace(e.fault, times=e.remaining, skip=e.skip) for e in self._armed
+            ]
 
     def clear(self) -> None:
         """Disarm every fault."""

@@ -10,9 +10,10 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
+from ._tokenizer import TOKENIZERS, count_tokens
 
 __all__ = [
     "Answer",
@@ -33,8 +34,11 @@ class SimModel:
 
     ``loadable_context`` (0 means ``declared_context``) is the largest load that works;
     ``working_context`` (0 means ``loadable_context``) is the largest prompt, in simulated
-    tokens, at which the model still answers the probe correctly. Costs are simulated
-    seconds (see :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``).
+    tokens, at which the model still answers the probe correctly. ``tokenizer`` is
+    ``"words"`` (realistic: words, pieces, digits and punctuation, about
+    ``chars_per_token`` characters per token on prose) or ``"chars"`` (exactly
+    ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
+    :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``).
     """
 
     key: str
@@ -67,6 +71,7 @@ class SimModel:
     prefill_s_per_1k_tokens: float = 0.4
     decode_s_per_token: float = 0.02
     unload_s: float = 0.2
+    tokenizer: str = "words"
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -77,6 +82,11 @@ class SimModel:
             raise ValueError(f"SimModel {self.key}: declared_context must be positive")
         if self.chars_per_token <= 0 or self.parallel < 1:
             raise ValueError(f"SimModel {self.key}: chars_per_token and parallel must be > 0")
+        if self.tokenizer not in TOKENIZERS:
+            raise ValueError(
+                f"SimModel {self.key}: unknown tokenizer {self.tokenizer!r}; "
+                f"use one of {list(TOKENIZERS)}"
+            )
         loadable = self.loadable_context or self.declared_context
         fills = {
             "loadable_context": loadable,
@@ -96,7 +106,7 @@ class SimModel:
 
     def tokens(self, text: str) -> int:
         """Count ``text`` with this model's simulated tokenizer."""
-        return count_tokens(text, self.chars_per_token)
+        return count_tokens(text, self.chars_per_token, self.tokenizer)
 
     def load_seconds(self, context_length: int) -> float:
         """Simulated seconds a load (or a crash) at ``context_length`` takes."""
@@ -121,11 +131,6 @@ def _default_size(model: SimModel) -> int:
     return int(params * 1e9 * model.bits_per_weight / 8)
 
 
-def count_tokens(text: str, chars_per_token: float = 4.0) -> int:
-    """The simulated tokenizer: ``ceil(len(text) / chars_per_token)``."""
-    return math.ceil(len(text) / chars_per_token)
-
-
 def auto_fit_context(model: SimModel) -> int:
     """The context an auto-fitting load applies: the largest multiple of 256 <= loadable."""
     return max(256, model.loadable_context // 256 * 256)
@@ -145,10 +150,11 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def chat_prompt_text(messages: Any, chars_per_token: float = 4.0) -> Tuple[str, str, int]:
+def chat_prompt_text(messages: Any, tokens: Callable[[str], int]) -> Tuple[str, str, int]:
     """Flatten chat ``messages`` to (cache text, last user text, content tokens).
 
-    Content tokens are counted per message; the chat template's overhead is not included.
+    Content tokens are counted per message with ``tokens`` (a model's
+    :meth:`SimModel.tokens`); the chat template's overhead is not included.
 
     Raises:
         ValueError: ``messages`` is not a non-empty list of ``{"role", "content"}`` objects.
@@ -157,16 +163,16 @@ def chat_prompt_text(messages: Any, chars_per_token: float = 4.0) -> Tuple[str, 
         raise ValueError("'messages' must be a non-empty array")
     flat: List[str] = []
     last_user = ""
-    tokens = 0
+    total = 0
     for message in messages:
         if not isinstance(message, dict) or not isinstance(message.get("role"), str):
             raise ValueError("each message must be an object with a 'role' and a 'content'")
         text = _content_text(message.get("content"))
-        tokens += count_tokens(text, chars_per_token)
+        total += tokens(text)
         flat.append(f"<|{message['role']}|>{text}\n")
         if message["role"] == "user":
             last_user = text
-    return "".join(flat), last_user, tokens
+    return "".join(flat), last_user, total
 
 
 def _hash_unit(*parts: str) -> float:

@@ -205,7 +205,7 @@ def _overflow_message(prompt_tokens: int, context: int) -> str:
 def _prompt(model: SimModel, body: Dict[str, Any], chat: bool) -> Tuple[str, str, int]:
     if chat:
         try:
-            flat, user_text, tokens = chat_prompt_text(body.get("messages"), model.chars_per_token)
+            flat, user_text, tokens = chat_prompt_text(body.get("messages"), model.tokens)
         except ValueError as exc:
             raise SimError(400, str(exc), param="messages") from exc
         return flat, user_text, tokens + model.template_overhead_tokens
@@ -244,7 +244,7 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
                 sink.finish([{"error": error}], done=False)
             return
         if truncated:
-            cache_text = cache_text[: int(context * model.chars_per_token)]
+            cache_text = cache_text[: len(cache_text) * context // prompt_tokens]
             prompt_tokens = context
         answer = answer_prompt(
             model, user_text, prompt_tokens, seed=engine.seed, truncated=truncated

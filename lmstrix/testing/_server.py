@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import hmac
+import io
 import json
 import socket
 import struct
@@ -314,6 +315,17 @@ class _Handler(BaseHTTPRequestHandler):
         self._stream_fault = None
         if fault is not None and self._apply_fault(fault):
             return
+        if fault is None or fault.kind != "reset_after":
+            self._route(path, body, bad_json=bad_json, family=family)
+            return
+        wfile, self.wfile = self.wfile, io.BytesIO()  # do the work, lose the reply
+        try:
+            self._route(path, body, bad_json=bad_json, family=family)
+        finally:
+            self.wfile = wfile
+        self.drop_connection(reset=True)
+
+    def _route(self, path: str, body: Any, *, bad_json: bool, family: str) -> None:
         endpoint = route(self.settings.api, self.command, path)
         if endpoint is None:
             self._unknown(path)
@@ -340,10 +352,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault.kind == "html_500":
             self._send_bytes(500, _HTML_500, "text/html; charset=utf-8")
             return True
+        if fault.kind == "text_502":
+            text = fault.message or "502 Bad Gateway"
+            self._send_bytes(502, text.encode("utf-8"), "text/plain; charset=utf-8")
+            return True
         if fault.kind == "reset":
             self.drop_connection(reset=True)
             return True
-        self._stream_fault = fault
+        if fault.kind != "reset_after":
+            self._stream_fault = fault
         return False
 
     def _unknown(self, path: str) -> None:
