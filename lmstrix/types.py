@@ -10,7 +10,7 @@ streamed event.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
 from ._coerce import float_or_none as _float_or_none
 from ._coerce import int_or_none as _int_or_none
@@ -215,6 +215,28 @@ class ModelInfo:
     def is_loaded(self) -> bool:
         """True when at least one instance is loaded."""
         return bool(self.loaded_instances)
+
+    @property
+    def capabilities(self) -> FrozenSet[str]:
+        """What the server says the model can do: ``vision``, ``tool_use``, ``reasoning``.
+
+        Read from ``/api/v1`` (an object) or ``/api/v0`` (a list) rows and the ``vlm``
+        type; empty where the server does not say (OpenAI-only servers).
+        """
+        found = set()
+        raw = self.raw.get("capabilities")
+        if isinstance(raw, Mapping):
+            if raw.get("vision"):
+                found.add("vision")
+            if raw.get("trained_for_tool_use"):
+                found.add("tool_use")
+            if raw.get("reasoning"):
+                found.add("reasoning")
+        elif isinstance(raw, list):
+            found.update(str(c) for c in raw)
+        if self.type == "vlm":
+            found.add("vision")
+        return frozenset(found)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:

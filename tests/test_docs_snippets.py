@@ -72,6 +72,7 @@ EXPECTED: Dict[str, List[str]] = {
     "docs/user-guide/pool.md": [
         "5\n0 0\n",
         "[False, True]\n",
+        "frozenset({'tool_use'})\n",
         "\nlmstrix-demo/tiny-chat-1b\n",
         "lmstrix-demo/solid-3b -> skipped",
         "no/such-model -> ModelNotFoundError",

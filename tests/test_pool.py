@@ -324,3 +324,44 @@ def test_a_client_takes_a_fallback_chain_too(servers: List[FakeLMStudio], tmp_pa
         assert stream.text()
         with pytest.raises(FallbackError, match="skipped"):
             client.complete(["alpha", "nowhere"], long_prompt, max_tokens=8)
+
+
+def test_routing_by_capability_and_by_measured_speed(tmp_path: Path) -> None:
+    from lmstrix import SpeedPoint
+
+    seeing = SimModel("m/vision", 8192, vision=True, trained_for_tool_use=True)
+    plain = SimModel("m/plain", 8192)
+    fast = FakeLMStudio([plain, seeing]).start()
+    slow = FakeLMStudio([plain]).start()
+    try:
+        for fake in (fast, slow):
+            fake.preload("m/plain")
+        registry = lmstrix.Registry(tmp_path / "registry.json")
+        for fake, tps in ((slow, 20.0), (fast, 80.0)):
+            registry.upsert(
+                ModelRecord(
+                    key="m/plain",
+                    server=fake.base_url,
+                    speed=(SpeedPoint(1000, 1000, 900.0, tps), SpeedPoint(4000, 3000, 700.0, tps)),
+                )
+            )
+        with Pool([slow.base_url, fast.base_url], registry=registry, max_retries=0) as pool:
+            assert "vision" in pool.get_model("m/vision").capabilities
+            looking = pool.routed(requires=["vision"])
+            answer = looking.chat(["m/plain", "m/vision"], "What is in the picture?")
+            assert answer.model == "m/vision"  # m/plain lists no vision: skipped
+            with pytest.raises(ModelNotFoundError, match="vision"):
+                looking.chat("m/plain", "Hi")
+            assert chats(slow) == 0  # nothing was sent to a model without vision
+            quick = pool.routed(prefer="speed")
+            for _ in range(6):
+                quick.chat("m/plain", "What is 1+2?")
+            assert chats(fast) == 1 + 6 and chats(slow) == 0  # the faster machine, always
+            for _ in range(6):
+                pool.chat("m/plain", "What is 1+2?")  # by slots: both get some
+            assert chats(slow) > 0
+            with pytest.raises(ValueError, match="prefer"):
+                pool.routed(prefer="cheapest")
+    finally:
+        fast.stop()
+        slow.stop()

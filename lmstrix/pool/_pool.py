@@ -13,6 +13,7 @@ thread after an explicit :meth:`Pool.start`.
 
 from __future__ import annotations
 
+import copy
 import functools
 import itertools
 import logging
@@ -22,6 +23,7 @@ from typing import (
     Any,
     Callable,
     Dict,
+    Iterable,
     Iterator,
     List,
     Optional,
@@ -41,8 +43,9 @@ from ..errors import (
     ModelLoadError,
     ModelNotFoundError,
 )
-from ..registry._fit import fit_problem
+from ._choice import offers, rank, suitable
 from ._member import Member
+from ._routing import PREFERENCES, required
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -79,6 +82,11 @@ class Pool:
         refresh_s: how long a server's model list is trusted before it is asked again.
         slot_wait_s: how long a call waits for a free slot when every loaded instance
             is busy, before it is sent anyway.
+        requires: capabilities a model must list to get a call (``vision``,
+            ``tool_use``, ``reasoning``); in a fallback chain, models without them are
+            skipped.
+        prefer: ``"slots"`` (most free slots first) or ``"speed"`` (the server where
+            the model was measured fastest first; the registry's speed profile).
         client_options: passed to each :class:`~lmstrix.Client` made from a URL.
     """
 
@@ -92,12 +100,18 @@ class Pool:
         allowed_fails: int = ALLOWED_FAILS,
         refresh_s: float = REFRESH_S,
         slot_wait_s: float = SLOT_WAIT_S,
+        requires: Iterable[str] = (),
+        prefer: str = "slots",
         **client_options: Any,
     ) -> None:
         if isinstance(servers, (str, Client)) or not servers:
             raise ValueError("Pool needs a list of one or more servers (URLs or Clients)")
+        if prefer not in PREFERENCES:
+            raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
         tokens = tokens or {}
         self.registry = registry
+        self.requires = required(requires)
+        self.prefer = prefer
         self.slot_wait_s = slot_wait_s
         self.members: List[Member] = []
         for given in servers:
@@ -138,6 +152,23 @@ class Pool:
         tb: Optional[TracebackType],
     ) -> None:
         self.close()
+
+    def routed(
+        self, *, requires: Optional[Iterable[str]] = None, prefer: Optional[str] = None
+    ) -> Pool:
+        """A view of this pool (same servers, slots and health) with other routing options.
+
+        ``pool.routed(requires=["vision"]).chat([...], image_prompt)`` skips models
+        that do not list vision; ``pool.routed(prefer="speed")`` sends to the fastest.
+        """
+        view = copy.copy(self)
+        if requires is not None:
+            view.requires = required(requires)
+        if prefer is not None:
+            if prefer not in PREFERENCES:
+                raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
+            view.prefer = prefer
+        return view
 
     @property
     def retry_policy(self) -> RetryPolicy:
@@ -224,10 +255,10 @@ class Pool:
         """Load ``key`` on ``server``, or on the server offering it with the least loaded."""
         member = self._member(server) if server else None
         if member is None:
-            offers = [(m, info) for m, info in self._offers(key) if info is not None]
-            if not offers:
+            found = offers(self.members, key, tried=())
+            if not found:
                 raise self._missing(key)
-            member = min(offers, key=lambda pair: (len(pair[0].loaded()), pair[0].in_flight()))[0]
+            member = min(found, key=lambda pair: (len(pair[0].loaded()), pair[0].in_flight()))[0]
         try:
             return member.client.load(key, context_length=context_length, **options)
         finally:
@@ -351,19 +382,6 @@ class Pool:
         with self._freed:
             self._freed.notify_all()
 
-    def _offers(self, key: str) -> List[Tuple[Member, Optional[ModelInfo]]]:
-        """Each member with what it offers for ``key`` (None: not offered or unreachable)."""
-        found: List[Tuple[Member, Optional[ModelInfo]]] = []
-        for member in self.members:
-            if not member.healthy():
-                found.append((member, None))
-                continue
-            try:
-                found.append((member, member.find(key)))
-            except APIError:
-                found.append((member, None))
-        return found
-
     def _pick(
         self,
         key: str,
@@ -375,20 +393,34 @@ class Pool:
         """The member to send ``key`` to (slot counted), or None when none is left."""
         waited = 0.0
         while True:
-            offers = [(m, i) for m, i in self._offers(key) if i is not None and m not in tried]
-            if not offers:
-                cooling = [m for m in self.members if m not in tried and not m.healthy()]
-                offers = self._cooling_offers(key, cooling)
-            offers, problems = self._fitting(key, offers, prompt, max_tokens)
-            if not offers:
+            found = offers(self.members, key, tried=tried) or offers(
+                self.members, key, tried=tried, cooling=True
+            )
+            found, problems = suitable(
+                key,
+                found,
+                requires=self.requires,
+                registry=self.registry,
+                prompt=prompt,
+                max_tokens=max_tokens,
+            )
+            if not found:
                 if problems and strict_fit:
                     raise FitSkip("; ".join(problems))
+                if problems:
+                    raise self._missing(key, problems)
                 return None
             turn = next(self._turn)
             with self._freed:
                 ranked = sorted(
-                    offers,
-                    key=lambda pair: _rank(pair[0], pair[1], turn, self.members),
+                    found,
+                    key=lambda offer: rank(
+                        offer,
+                        turn=turn,
+                        members=self.members,
+                        prefer=self.prefer,
+                        registry=self.registry,
+                    ),
                 )
                 member, info = ranked[0]
                 slots, busy = member.slots(info)
@@ -399,50 +431,17 @@ class Pool:
                 self._freed.wait(step)
                 waited += step
 
-    def _cooling_offers(
-        self, key: str, cooling: Sequence[Member]
-    ) -> List[Tuple[Member, ModelInfo]]:
-        """When every server that has ``key`` is cooling down, try them anyway."""
-        found = []
-        for member in cooling:
-            try:
-                info = member.find(key)
-            except APIError:
-                continue
-            if info is not None:
-                found.append((member, info))
-        return found
-
-    def _fitting(
-        self,
-        key: str,
-        offers: List[Tuple[Member, ModelInfo]],
-        prompt: Any,
-        max_tokens: Optional[int],
-    ) -> Tuple[List[Tuple[Member, ModelInfo]], List[str]]:
-        if self.registry is None or not prompt:
-            return offers, []
-        fits, problems = [], []
-        for member, info in offers:
-            problem = fit_problem(
-                self.registry.get(info.key, server=member.url), prompt, max_tokens
-            )
-            if problem is None:
-                fits.append((member, info))
-            else:
-                problems.append(f"{key} on {member.url}: {problem}")
-        return fits, problems
-
     def _member(self, server: str) -> Member:
         for member in self.members:
             if member.url == server.rstrip("/"):
                 return member
         raise ValueError(f"{server} is not a server of this pool ({self.servers})")
 
-    def _missing(self, key: str) -> ModelNotFoundError:
+    def _missing(self, key: str, problems: Sequence[str] = ()) -> ModelNotFoundError:
+        why = f": {'; '.join(problems)}" if problems else " (or every one that does failed)"
         return ModelNotFoundError(
-            f"no server of the pool {self.servers} offers {key!r} (or every one that does "
-            "failed); `lmstrix list` shows what each has",
+            f"no server of the pool {self.servers} can take {key!r}{why}; "
+            "`lmstrix list` shows what each has",
             url=self.servers[0],
             status_code=404,
             model=key,
@@ -479,14 +478,6 @@ class Pool:
 
     def __iter__(self) -> Iterator[Client]:
         return iter([m.client for m in self.members])
-
-
-def _rank(member: Member, info: ModelInfo, turn: int, members: Sequence[Member]) -> Tuple[Any, ...]:
-    """Loaded first, then most free slots, then fewest calls, then round robin."""
-    slots, busy = member.slots(info)
-    loaded = slots > 0
-    position = (members.index(member) - turn) % len(members)
-    return (not loaded, -(slots - busy), member.in_flight(), position)
 
 
 def _server_fault(exc: BaseException) -> bool:

@@ -38,7 +38,8 @@ class SimModel:
     ``"words"`` (realistic: words, pieces, digits and punctuation, about
     ``chars_per_token`` characters per token on prose) or ``"chars"`` (exactly
     ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
-    :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``).
+    :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``). ``vision`` and
+    ``trained_for_tool_use`` are the capabilities the model lists report.
     """
 
     key: str
@@ -72,6 +73,7 @@ class SimModel:
     decode_s_per_token: float = 0.02
     unload_s: float = 0.2
     tokenizer: str = "words"
+    vision: bool = False
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -75,7 +75,7 @@ def v1_model_entry(model: SimModel, instances: Sequence[InstanceInfo]) -> Dict[s
     )
     if model.type == "llm":
         entry["capabilities"] = {
-            "vision": False,
+            "vision": model.vision,
             "trained_for_tool_use": model.trained_for_tool_use,
         }
         entry["description"] = model.description
@@ -87,7 +87,7 @@ def v0_model_entry(model: SimModel, instances: Sequence[InstanceInfo]) -> Dict[s
     entry: Dict[str, Any] = {
         "id": model.key,
         "object": "model",
-        "type": "llm" if model.type == "llm" else "embeddings",
+        "type": ("vlm" if model.vision else "llm") if model.type == "llm" else "embeddings",
         "publisher": model.publisher,
         "arch": model.architecture,
         "compatibility_type": model.format,
