@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import subprocess
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -111,3 +112,41 @@ def emit_json(payload: Dict[str, Any]) -> None:
     """Print ``payload`` as indented JSON on stdout."""
     json.dump(payload, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
+
+
+class ChildServer:
+    """A server in a child process (so it does not share the client's GIL)."""
+
+    def __init__(self, script: str, *args: str) -> None:
+        """Run ``python script *args``; the child prints ``PORT n`` once it listens, and
+        stops when its standard input is closed."""
+        self.proc = subprocess.Popen(
+            [sys.executable, os.path.abspath(script), *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            cwd=REPO_ROOT,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().split()
+        if len(line) != 2 or line[0] != "PORT":
+            self.close()
+            raise RuntimeError(f"the server {script} {args} did not start")
+        self.port = int(line[1])
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+    def __enter__(self) -> ChildServer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()

@@ -53,7 +53,16 @@ from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import _bench_stream
-from _common import REPO_ROOT, Target, emit_json, fmt_ratio, median, print_table, print_targets
+from _common import (
+    REPO_ROOT,
+    ChildServer,
+    Target,
+    emit_json,
+    fmt_ratio,
+    median,
+    print_table,
+    print_targets,
+)
 
 import lmstrix
 from lmstrix.sse import SSEDecoder
@@ -224,42 +233,6 @@ def serve_sim() -> None:
     with FakeLMStudio(models=[SimModel(MODEL, 8192)], time_scale=0.0) as fake:
         print(f"PORT {fake.port}", flush=True)
         sys.stdin.read()
-
-
-class ChildServer:
-    """A server in a child process (so it does not share the client's GIL)."""
-
-    def __init__(self, kind: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve", kind],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=REPO_ROOT,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode().split()
-        if len(line) != 2 or line[0] != "PORT":
-            self.close()
-            raise RuntimeError(f"the {kind} server did not start")
-        self.port = int(line[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-    def __enter__(self) -> ChildServer:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
 
 # ---------------------------------------------------------------------------- clients
@@ -563,7 +536,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     if version is not None:
         makers["openai-python"] = openai_client
-    with ChildServer("canned") as server:
+    with ChildServer(__file__, "--serve", "canned") as server:
         rates = measure_rates(server.url, makers, args)
         streams = measure_streams(server.url, args)
         streaming = _bench_stream.measure(server.url, MODEL, PROMPT, args)
@@ -571,7 +544,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not args.quick:
         sim_args = argparse.Namespace(warmup=50, rounds=5, requests=300)
         sim_makers = {k: makers[k] for k in ("lmstrix Client", "raw http.client")}
-        with ChildServer("sim") as server:
+        with ChildServer(__file__, "--serve", "sim") as server:
             sim_rates = measure_rates(server.url, sim_makers, sim_args)
     decoders = measure_decoders(args)
     imports = measure_imports(args)

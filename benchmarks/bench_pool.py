@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional, Sequence
 
-from _common import REPO_ROOT, Target, emit_json, print_table, print_targets
+from _common import ChildServer, Target, emit_json, print_table, print_targets
 
 import lmstrix
 from lmstrix.batch import run_batch
@@ -45,35 +44,6 @@ def serve() -> None:
         )
         print(f"PORT {fake.port}", flush=True)
         sys.stdin.read()
-
-
-class Child:
-    """A simulator in a child process; closed by closing its stdin."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, os.path.abspath(__file__), "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            cwd=REPO_ROOT,
-        )
-        assert self.proc.stdout is not None
-        words = self.proc.stdout.readline().decode().split()
-        if len(words) != 2 or words[0] != "PORT":
-            self.close()
-            raise RuntimeError("a simulated server did not start")
-        self.url = f"http://127.0.0.1:{int(words[1])}"
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
 
 
 def items(count: int) -> List[Dict[str, Any]]:
@@ -151,7 +121,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         serve()
         return 0
     per_slot = 10 if args.quick else 40  # items per parallel slot, so each run is as long
-    children = [Child() for _ in range(4)]
+    children = [ChildServer(__file__, "--serve") for _ in range(4)]
     try:
         urls = [c.url for c in children]
         runs = [run_lmstrix(urls[:n], per_slot * SLOTS * n) for n in (1, 2, 4)]

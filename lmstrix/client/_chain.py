@@ -26,7 +26,6 @@ from typing import (
 )
 
 from ..errors import APIError, AuthenticationError, FallbackError
-from ..registry._fit import fit_problem
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -109,6 +108,8 @@ def call_chain(
     def skip(key: str) -> Optional[str]:
         if registry is None:
             return None
+        from ..registry._fit import fit_problem  # a registry given: its package is loaded
+
         record = registry.get(key, server=server)
         return fit_problem(record, prompt, params.get("max_tokens"))
 

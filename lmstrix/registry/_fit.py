@@ -10,9 +10,10 @@ sending one a prompt it cannot hold costs an overflow, or a wrong answer.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence, Union
 
-from ._records import ModelRecord
+if TYPE_CHECKING:
+    from ._records import ModelRecord
 
 __all__ = [
     "DEFAULT_ANSWER_TOKENS",
