@@ -34,6 +34,11 @@ def test_default_search_finds_the_working_context(
         started = time.perf_counter()
         report = lmstrix.find_context_limit(client, model, registry=registry, seed=seed)
         seconds = time.perf_counter() - started
+    probes = [
+        (p.prompt_tokens, p.trial, "ok" if p.ok else p.failure)
+        for p in report.probes
+        if p.kind == "prompt"
+    ]
     figures = {
         "seed": seed,
         "status": report.status,
@@ -41,6 +46,7 @@ def test_default_search_finds_the_working_context(
         "requests": report.requests,
         "prompt_tokens": report.prompt_tokens,
         "seconds": round(seconds, 1),
+        "probes": probes,
     }
     show(f"\n[context search, n_ctx {n_ctx}, defaults] {json.dumps(figures)}")
     out = os.environ.get("LMSTRIX_IT_FIGURES")
@@ -49,8 +55,13 @@ def test_default_search_finds_the_working_context(
             handle.write(json.dumps(figures) + "\n")
     assert report.status == "done", report.reason
     assert report.working_context is not None
-    # Nothing above what the server holds; and well above the sanity probe.
-    assert 2048 <= report.working_context <= n_ctx
+    # Nothing above what the server holds. SmolLM2 is noisy: a needle can come back wrong
+    # at a couple of thousand tokens and pass again above (DESIGN), and the search then
+    # stops conservatively below that failure (seed 2 here: wrong at 1,935 tokens, W 935).
+    assert 200 <= report.working_context <= n_ctx
+    failures = [p.prompt_tokens for p in report.probes if p.ok is False and p.prompt_tokens]
+    if failures:  # a wrong answer bounds the result from above
+        assert report.working_context < min(failures)
     assert all(p.prompt_tokens is None or p.prompt_tokens <= n_ctx for p in report.probes)
     record = registry.get(model, server=url)
     assert record is not None
