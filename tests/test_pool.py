@@ -365,3 +365,16 @@ def test_routing_by_capability_and_by_measured_speed(tmp_path: Path) -> None:
     finally:
         fast.stop()
         slow.stop()
+
+
+def test_a_chain_falls_back_when_a_model_fails_to_load(tmp_path: Path) -> None:
+    # 'big' is not loaded and its just-in-time load (4096 tokens) is over what loads (2048).
+    models = [SimModel("big", 32768, loadable_context=2048, default_context=4096)]
+    with FakeLMStudio([*models, SimModel("ok", 8192)]) as fake:
+        with Pool([fake.base_url], max_retries=0) as pool:
+            answer = pool.chat(["big", "ok"], "What is 1+1?", max_tokens=4)
+            assert answer.model == "ok"
+            assert fake.counters.load_failures == 1  # big was tried: its load failed
+            with pytest.raises(FallbackError) as caught:
+                pool.chat(["big"], "What is 1+1?")
+        assert "ModelLoadError" in dict(caught.value.failures)["big"]
