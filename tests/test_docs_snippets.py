@@ -93,6 +93,9 @@ EXPECTED: Dict[str, List[str]] = {
         "Hello Ada! I am a patient tutor.\n",
         "\nTrue\nFalse\n",  # fits(): the short prompt fits, the long one does not
         "\n42\n",
+        "qwen-like-4b to: A long report",  # a fallback chain skipped tiny-chat-1b
+        "lmstrix-demo/tiny-chat-1b -> skipped\n",
+        "no/such-model -> ModelNotFoundError\n",
     ],
     "docs/user-guide/registry.md": ["lmstrix-demo/tiny-chat-1b untested None\n"],
     "docs/user-guide/simulator.md": ["42\n"],
