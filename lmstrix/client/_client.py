@@ -6,7 +6,7 @@ gracefully, and turns every failure into an lmstrix error that names the URL, th
 model and what to do. Each HTTP exchange goes as a :class:`~lmstrix.Request` through
 the middleware chain (retries included, see :mod:`lmstrix.middleware`) to the
 transport; each model call ends in one :class:`~lmstrix.CallEvent` for the observers
-(see :mod:`lmstrix._calls`).
+(see :mod:`lmstrix.client._calls`).
 """
 
 from __future__ import annotations

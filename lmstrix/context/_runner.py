@@ -1,8 +1,8 @@
 """`find_context_limit`: measure the context a model really loads at and really works at.
 
-The strategy lives in :mod:`lmstrix._search`; this module runs it against a server:
+The strategy lives in :mod:`lmstrix.context._strategy`; this module runs it against a server:
 it loads and unloads through the :class:`~lmstrix.client.Client`, builds the needle
-probes (:mod:`lmstrix._probe`), calibrates characters per token from the server's own
+probes (:mod:`lmstrix.context._probe`), calibrates characters per token from the server's own
 ``usage.prompt_tokens``, classifies every failure, and writes each step to the
 registry as it happens, so a crash leaves "attempted N, no result" behind and a later
 search resumes from what is known.
@@ -106,7 +106,7 @@ def find_context_limit(
 
 
 class _Runner:
-    """One search of one model: a :class:`~lmstrix._search.Prober` plus bookkeeping."""
+    """One search of one model: a :class:`~lmstrix.context._strategy.Prober` plus bookkeeping."""
 
     def __init__(
         self,

@@ -17,7 +17,7 @@ measurement; if it persists the search stops and can be resumed. The rules (also
   a resumed search counts it as a crash at N (the machine's safety comes first).
 * **load, timeout**: transient (the next attempt may find the model loaded or loading).
 * **probe, overflow or truncation**: the instance could not hold the prompt: no
-  verdict on the model (:class:`~lmstrix._search.ProbeOutcome` ``fits``).
+  verdict on the model (:class:`~lmstrix.context._strategy.ProbeOutcome` ``fits``).
 * **probe, 5xx or another error status, connection reset**: transient.
 * **probe, timeout**: transient, unless every retry times out too: a genuine
   long-prefill timeout, the model's failure at that size.

@@ -1,9 +1,9 @@
-"""The working-limit search of :mod:`lmstrix._search`: prompt lengths on a loaded instance.
+"""The working-limit search of :mod:`lmstrix.context._strategy`: prompt lengths on a loaded instance.
 
 Grow the prompt (doubling, one needle and one filler stream so each probe extends the
 server's cached prefix), bisect downwards after the first failure, and confirm the
 boundary with the other trials' needles, on the final instance only. Pure, like
-:mod:`lmstrix._search`, which drives it across loads.
+:mod:`lmstrix.context._strategy`, which drives it across loads.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Private: :meth:`lmstrix.prompts.PromptLibrary.from_file` is the public face. Every
 problem becomes a :class:`~lmstrix.errors.TemplateError`; a file that does not parse
-gives a :class:`~lmstrix._template_parse.TemplateSyntaxError` with its line and column.
+gives a :class:`~lmstrix.errors.TemplateSyntaxError` with its line and column.
 """
 
 from __future__ import annotations
