@@ -378,7 +378,7 @@ class _Recheck:
 
 
 def _failure_of(exc: APIError) -> str:
-    """The :data:`~lmstrix.registry._records.FAILURE_KINDS` name of an error from a load or a chat."""
+    """The :data:`~lmstrix.registry._records.FAILURE_KINDS` name of a load or chat error."""
     for kind, name in (
         (errors.ContextOverflowError, "overflow_error"),
         (errors.ModelLoadError, "load_failed"),

@@ -1,4 +1,4 @@
-"""The working-limit search of :mod:`lmstrix.context._strategy`: prompt lengths on a loaded instance.
+"""The working-limit half of :mod:`lmstrix.context._strategy`: prompt lengths on an instance.
 
 Grow the prompt (doubling, one needle and one filler stream so each probe extends the
 server's cached prefix), bisect downwards after the first failure, and confirm the
