@@ -137,3 +137,16 @@ def test_answer_is_correct(reply: str, expected: bool) -> None:
 
 def test_module_exports() -> None:
     assert set(_probe.__all__) <= set(dir(_probe))
+
+
+def test_a_short_count_is_a_cut_only_near_the_loaded_context() -> None:
+    from lmstrix.context._probe import was_cut
+
+    # A truncating server cuts to its context: the count lands near it.
+    assert was_cut(20_000, 24_000, 20_000)
+    # Far below the context, a short count is the calibration's error, not a cut.
+    assert not was_cut(999, 1_060, 40_960)
+    assert not was_cut(1_020, 1_060, 40_960)
+    # Without a known context only a large shortfall counts.
+    assert was_cut(800, 1_000, None)
+    assert not was_cut(930, 1_000, None)

@@ -31,6 +31,7 @@ __all__ = [
     "make_secret",
     "min_probe_chars",
     "parse_probe",
+    "was_cut",
 ]
 
 QUESTION = "What is the secret number? Reply with the number only."
@@ -320,3 +321,23 @@ class Calibration:
         else:
             self.chars_per_token = chars / max(1, tokens)
             self.overhead = 0.0
+
+
+TRUNCATION_RATIO = 0.95
+"""A count below this share of the calibrated estimate may mean the server cut the prompt."""
+TRUNCATION_NEAR = 0.9
+"""Where a cut prompt's count lands: at least this share of the loaded context."""
+UNKNOWN_CONTEXT_RATIO = 0.9
+"""The stricter share when the loaded context is unknown (an OpenAI-only server)."""
+
+
+def was_cut(measured: int, expected: int, context: Optional[int]) -> bool:
+    """Did the server count fewer prompt tokens than sent because it cut the prompt?
+
+    A server cuts a prompt to fit its context, so a short count far below the loaded
+    context is the calibration's error (real tokenizers vary by some percent between
+    texts), not a cut: judging it one stopped a search at a few hundred tokens.
+    """
+    if context is None:
+        return measured < UNKNOWN_CONTEXT_RATIO * expected
+    return measured < TRUNCATION_RATIO * expected and measured >= TRUNCATION_NEAR * context

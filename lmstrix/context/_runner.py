@@ -45,7 +45,6 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 ANSWER_TOKENS = 24  # room for the reply: six digits and some politeness
-TRUNCATION_RATIO = 0.95  # usage.prompt_tokens below this share of the estimate: truncated
 
 
 def find_context_limit(
@@ -405,7 +404,7 @@ class _Runner:
             # only once the fit spans sizes at least 1.5x apart.
             fitted = self.calibration.fitted
             context = self.instance_context
-            if measured is not None and fitted and measured < TRUNCATION_RATIO * expected:
+            if measured is not None and fitted and _probe.was_cut(measured, expected, context):
                 failure = "truncated"
             elif measured is not None and context is not None and measured >= context and not right:
                 failure = "truncated"  # counted up to the instance's size: cut to fit
