@@ -18,13 +18,15 @@ out=${1:-docs/api-reference/_build}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# pdoc evaluates the TYPE_CHECKING imports of the modules it documents, so the docs need
-# the optional packages those name (requests, for lmstrix.requests_transport).
+# pdoc imports the modules it documents (TYPE_CHECKING imports too), so the docs need the
+# optional packages they name: requests (lmstrix.requests_transport) and dask's
+# distributed (lmstrix.integrations.dask).
 py=${PDOC_PYTHON:-python3}
-if ! "$py" -c "import pdoc, requests" >/dev/null 2>&1; then
-  echo "build_api_docs: installing pdoc and requests into a temporary virtual environment" >&2
+if ! "$py" -c "import pdoc, requests, distributed" >/dev/null 2>&1; then
+  echo "build_api_docs: installing pdoc and the extras into a temporary virtual environment" >&2
   python3 -m venv "$tmp/venv"
   "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pdoc requests \
+    "dask[distributed]" \
     >"$tmp/pip.log" 2>&1 || { tail -n 20 "$tmp/pip.log" >&2; exit 1; }
   py=$tmp/venv/bin/python
 fi

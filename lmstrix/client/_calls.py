@@ -44,8 +44,6 @@ log.addHandler(logging.NullHandler())
 
 T = TypeVar("T")
 
-Observer = Callable[["CallEvent"], None]
-"""``observer(event)``: called once per call, in the thread that made it."""
 
 # Body fields that carry content (or are set by the client itself): never in an event.
 _NOT_PARAMETERS = frozenset(("model", "messages", "prompt", "input", "stream", "stream_options"))
@@ -132,6 +130,10 @@ class CallEvent:
     def ok(self) -> bool:
         """True when the call succeeded."""
         return self.outcome == "ok"
+
+
+Observer = Callable[[CallEvent], None]
+"""``observer(event)``: called once per call, in the thread that made it."""
 
 
 def call_parameters(body: Mapping[str, Any]) -> Dict[str, Any]:
