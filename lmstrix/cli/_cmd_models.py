@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ._output import EXIT_FAILURE, EXIT_OK, table
 from ._session import Session
@@ -165,57 +165,80 @@ def cmd_list(session: Session) -> int:
 
     When the server cannot be reached, the registry's records of it are listed alone
     (``server_reached: false`` in JSON, a warning on stderr), exit 0. Records whose
-    fingerprint no longer matches the server are marked stale (and stay so).
+    fingerprint no longer matches the server are marked stale (and stay so). Over
+    several servers, each row names its server (a model's limits belong to a machine)
+    and each server is listed, or listed from the registry, on its own.
     """
+    several = session.several
+    rows: List[Dict[str, Any]] = []
+    servers: List[Dict[str, Any]] = []
+    for client in session.clients():
+        found, reached = _server_rows(session, client)
+        servers.append(reached)
+        if several:
+            found = [{"server": client.base_url, **row} for row in found]
+        rows += found
+    if session.as_json:
+        doc: Dict[str, Any] = {"servers": servers, "models": rows}
+        if not several:
+            doc = {**servers[0], "models": rows}
+        session.emit(doc)
+        return EXIT_OK
+    if not rows:
+        for reached in servers:
+            where = (
+                "lists no models"
+                if reached["server_reached"]
+                else ("has no records in the registry")
+            )
+            session.echo(f"the server at {reached['server']} {where}")
+        return EXIT_OK
+    headers = ["model", "declared", "loadable", "working", "status", "loaded"]
+    cells = [
+        [
+            r["key"],
+            r["declared_context"],
+            r["loadable_context"],
+            r["working_context"],
+            _status(r),
+            "?" if r["loaded"] is None else "yes" if r["loaded"] else "",
+        ]
+        for r in rows
+    ]
+    if several:
+        headers.insert(0, "server")
+        cells = [[r["server"], *row] for r, row in zip(rows, cells)]
+    session.echo(table(headers, cells))
+    if any(r["stale"] for r in rows):
+        session.note("stale: the model changed since its test; `lmstrix test --recheck` checks it")
+    return EXIT_OK
+
+
+def _server_rows(session: Session, client: Any) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """One server's rows, and whether it was reached (``server``, ``server_reached``...)."""
     from ..context._fingerprints import mark_stale
     from ..errors import APIConnectionError
 
-    client = session.client()
+    url = client.base_url
     registry = session.registry()
-    error: Optional[str] = None
+    reached: Dict[str, Any] = {"server": url, "server_reached": True}
     try:
         infos: Optional[List[ModelInfo]] = client.list_models()
         mark_stale(client, registry)
     except APIConnectionError as exc:
-        infos, error = None, str(exc)
-        session.note(f"warning: the server was not reached; listing the registry only: {exc}")
-    records = {r.key: r for r in registry.records()}
+        infos = None
+        reached.update(server_reached=False, server_error=str(exc))
+        where = f"{url} was" if session.several else "the server was"
+        session.note(f"warning: {where} not reached; listing the registry only: {exc}")
+    records = {r.key: r for r in registry.records(server=url)}
     if infos is None:
         rows = [record_row(key, None, rec) for key, rec in sorted(records.items())]
         for row in rows:
             row["on_server"] = row["loaded"] = None  # unknown: the server was not reached
-    else:
-        rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
-        rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
-    if session.as_json:
-        doc = {"server": client.base_url, "server_reached": infos is not None, "models": rows}
-        if error is not None:
-            doc["server_error"] = error
-        session.emit(doc)
-        return EXIT_OK
-    if not rows:
-        where = "lists no models" if infos is not None else "has no records in the registry"
-        session.echo(f"the server at {client.base_url} {where}")
-        return EXIT_OK
-    session.echo(
-        table(
-            ["model", "declared", "loadable", "working", "status", "loaded"],
-            [
-                [
-                    r["key"],
-                    r["declared_context"],
-                    r["loadable_context"],
-                    r["working_context"],
-                    _status(r),
-                    "?" if r["loaded"] is None else "yes" if r["loaded"] else "",
-                ]
-                for r in rows
-            ],
-        )
-    )
-    if any(r["stale"] for r in rows):
-        session.note("stale: the model changed since its test; `lmstrix test --recheck` checks it")
-    return EXIT_OK
+        return rows, reached
+    rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
+    rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
+    return rows, reached
 
 
 def _status(row: Dict[str, Any]) -> str:
