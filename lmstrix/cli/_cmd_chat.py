@@ -80,7 +80,7 @@ def _stats_line(completion: Completion) -> str:
 
 def cmd_chat(
     session: Session,
-    model: str,
+    model: Optional[str] = None,
     prompt: Optional[str] = None,
     *,
     file: Optional[str] = None,

@@ -44,21 +44,15 @@ def record_row(
     }
 
 
-def cmd_doctor(session: Session) -> int:
-    """Check the Python, the server (reachable, API, auth, models) and the registry."""
-    import platform
-    import sys
+def _check_server(client: Any, token_set: bool) -> Dict[str, Any]:
+    """One server's part of ``doctor``: reachable, API (its version), auth, models, loaded."""
+    from ..errors import APIError, AuthenticationError
 
-    from .. import __version__
-    from ..config import resolve_token
-    from ..errors import APIError, AuthenticationError, LMStrixError
-
-    url = session.base_url
-    token_set = resolve_token(session.token) is not None
     server: Dict[str, Any] = {
-        "url": url,
+        "url": client.base_url,
         "reachable": False,
         "api": None,
+        "version": None,
         "auth": "unknown",
         "token_set": token_set,
         "models": None,
@@ -66,11 +60,11 @@ def cmd_doctor(session: Session) -> int:
         "error": None,
     }
     try:
-        client = session.client()
         models = client.list_models()
         server.update(
             reachable=True,
             api=client.server_api,
+            version=_API_NAMES.get(client.server_api, client.server_api),
             auth="ok" if token_set else "not required",
             models=len(models),
             loaded=sum(len(m.loaded_instances) for m in models),
@@ -79,7 +73,25 @@ def cmd_doctor(session: Session) -> int:
         server.update(reachable=True, auth="failed", error=str(exc))
     except APIError as exc:
         server["error"] = str(exc)
+    server["ok"] = bool(server["reachable"] and server["auth"] != "failed")
+    return server
 
+
+def cmd_doctor(session: Session) -> int:
+    """Check the Python, every server (reachable, API, auth, models) and the registry.
+
+    Exit 1 when any server or the registry fails; over several servers, one report
+    per server.
+    """
+    import platform
+    import sys
+
+    from .. import __version__
+    from ..config import resolve_token
+    from ..errors import LMStrixError
+
+    token_set = resolve_token(session.token) is not None
+    servers = [_check_server(client, token_set) for client in session.clients()]
     registry = session.registry()
     reg: Dict[str, Any] = {
         "path": str(registry.path),
@@ -89,20 +101,31 @@ def cmd_doctor(session: Session) -> int:
         "error": None,
     }
     try:
-        reg["records"] = len(registry.records())
+        counts = [len(registry.records(server=s["url"])) for s in servers]
+        reg["records"] = sum(counts)
         reg["ok"] = True
+        for server, count in zip(servers, counts):
+            server["records"] = count
     except LMStrixError as exc:
         reg["error"] = str(exc)
 
-    ok = bool(server["reachable"] and server["auth"] != "failed" and reg["ok"])
-    report = {
+    ok = bool(all(s["ok"] for s in servers) and reg["ok"])
+    report: Dict[str, Any] = {
         "ok": ok,
         "lmstrix": __version__,
         "python": platform.python_version(),
         "executable": sys.executable,
-        "server": server,
         "registry": reg,
     }
+    several = session.several
+    for server in servers:
+        if not several:
+            del server["ok"]
+            server.pop("records", None)
+    if several:
+        report["servers"] = servers
+    else:
+        report["server"] = servers[0]
     if session.as_json:
         session.emit(report)
         return EXIT_OK if ok else EXIT_FAILURE
@@ -111,19 +134,23 @@ def cmd_doctor(session: Session) -> int:
         return "ok  " if good else "FAIL"
 
     session.echo(f"ok    lmstrix {__version__}, Python {report['python']} ({sys.executable})")
-    if server["reachable"] and server["auth"] != "failed":
-        api = _API_NAMES.get(str(server["api"]), str(server["api"]))
-        session.echo(
-            f"ok    server {url}: {api}, {server['models']} models, {server['loaded']} loaded"
-        )
-    else:
-        session.echo(f"FAIL  server {url}: {server['error']}")
-    auth = server["auth"]
     how = "token set" if token_set else "no token set"
-    session.echo(f"{mark(auth != 'failed')}  auth: {auth} ({how})")
+    for server in servers:
+        url = server["url"]
+        if server["reachable"] and server["auth"] != "failed":
+            session.echo(
+                f"ok    server {url}: {server['version']}, {server['models']} models, "
+                f"{server['loaded']} loaded"
+            )
+        else:
+            session.echo(f"FAIL  server {url}: {server['error']}")
+        auth = server["auth"]
+        where = f" {url}" if several else ""
+        session.echo(f"{mark(auth != 'failed')}  auth{where}: {auth} ({how})")
     where = "" if reg["exists"] else " (not created yet)"
     if reg["ok"]:
-        session.echo(f"ok    registry {reg['path']}{where}: {reg['records']} records for {url}")
+        urls = ", ".join(s["url"] for s in servers)
+        session.echo(f"ok    registry {reg['path']}{where}: {reg['records']} records for {urls}")
     else:
         session.echo(f"FAIL  registry {reg['path']}: {reg['error']}")
     return EXIT_OK if ok else EXIT_FAILURE
