@@ -418,3 +418,26 @@ def test_one_server_commands_refuse_several(
     code, out, err = _run(capsys, entry, *flags, "load", "alpha")
     assert code == 2 and "one server" in err and out == ""
     assert servers[0].counters.loads == servers[1].counters.loads == 0
+
+
+@pytest.mark.parametrize(("name", "entry"), ENDS)
+def test_scan_each_server_and_show_wants_one(
+    capsys: pytest.CaptureFixture[str],
+    servers: List[FakeLMStudio],
+    tmp_path: Path,
+    name: str,
+    entry: Entry,
+) -> None:
+    a, b, _ = servers
+    flags = _flags([a, b], tmp_path / "r.json")
+    code, out, err = _run(capsys, entry, *flags, "--json", "scan")
+    assert code == 0, err
+    added = {doc["server"]: doc["added"] for doc in json.loads(out)["servers"]}
+    assert added == {a.base_url: ["alpha", "beta"], b.base_url: ["alpha", "gamma"]}
+    code, out, _ = _run(capsys, entry, *flags, "scan")
+    assert code == 0 and out.count("nothing changed") == 2
+    dead = _dead_url()
+    code, out, err = _run(capsys, entry, *_flags([a, dead], tmp_path / "r.json"), "scan")
+    assert code == 1 and f"error: {dead}" in err and f"scanned {a.base_url}" in out
+    code, out, err = _run(capsys, entry, *flags, "show", "alpha")
+    assert code == 2 and "one server" in err and out == ""

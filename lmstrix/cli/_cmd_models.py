@@ -157,34 +157,49 @@ def cmd_doctor(session: Session) -> int:
 
 
 def cmd_scan(session: Session) -> int:
-    """Bring the registry in line with the server's models; test results are kept."""
-    client = session.client()
-    result = session.registry().sync(client)
-    total = len(session.registry().records())
-    doc = {
-        "server": result.server,
-        "models": total,
-        "added": result.added,
-        "updated": result.updated,
-        "vanished": result.vanished,
-        "returned": result.returned,
-    }
+    """Bring the registry in line with each server's models; test results are kept.
+
+    Over several servers each one is scanned on its own (its records are its own); one
+    that cannot be reached is reported (exit 1) and the others are scanned.
+    """
+    from ..errors import APIError
+
+    docs: List[Dict[str, Any]] = []
+    failed = False
+    for client in session.clients():
+        try:
+            result = session.registry().sync(client)
+        except APIError as exc:
+            if not session.several:
+                raise
+            session.error(f"{client.base_url}: {exc}")
+            docs.append({"server": client.base_url, "error": str(exc)})
+            failed = True
+            continue
+        docs.append(
+            {
+                "server": result.server,
+                "models": len(session.registry().records(server=result.server)),
+                "added": result.added,
+                "updated": result.updated,
+                "vanished": result.vanished,
+                "returned": result.returned,
+            }
+        )
+    code = EXIT_FAILURE if failed else EXIT_OK
     if session.as_json:
-        session.emit(doc)
-        return EXIT_OK
-    session.echo(f"scanned {result.server}: {total} models in the registry")
-    changes = [
-        ("added", result.added),
-        ("updated", result.updated),
-        ("vanished", result.vanished),
-        ("returned", result.returned),
-    ]
-    for name, keys in changes:
-        if keys:
-            session.echo(f"  {name} ({len(keys)}): {', '.join(keys)}")
-    if not (result.added or result.updated or result.vanished):
-        session.echo("  nothing changed")
-    return EXIT_OK
+        session.emit({"servers": docs} if session.several else docs[0])
+        return code
+    for doc in docs:
+        if "error" in doc:
+            continue
+        session.echo(f"scanned {doc['server']}: {doc['models']} models in the registry")
+        for name in ("added", "updated", "vanished", "returned"):
+            if doc[name]:
+                session.echo(f"  {name} ({len(doc[name])}): {', '.join(doc[name])}")
+        if not (doc["added"] or doc["updated"] or doc["vanished"]):
+            session.echo("  nothing changed")
+    return code
 
 
 def cmd_list(session: Session) -> int:
@@ -283,6 +298,7 @@ def cmd_show(session: Session, model: str) -> int:
     from ..registry._records import ModelRecord
     from ..registry._speed import speed_summary
 
+    session.one_server()
     record = session.registry().get(model)
     if record is None:
         try:

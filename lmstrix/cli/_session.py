@@ -137,14 +137,18 @@ class Session(Output):
 
         For commands that work on one server: with several, a usage error.
         """
+        self.one_server()
+        if self._client is None:
+            self._client = self._new_client(self.base_url)
+        return self._client
+
+    def one_server(self) -> None:
+        """A usage error when several servers were given (for one-server commands)."""
         if self.several:
             raise UsageError(
                 f"this command works on one server at a time, and {len(self.servers)} were "
                 "given (--server or $LMSTRIX_SERVER): give one"
             )
-        if self._client is None:
-            self._client = self._new_client(self.base_url)
-        return self._client
 
     def _new_client(self, url: str, **options: Any) -> Client:
         from ..client._client import Client
