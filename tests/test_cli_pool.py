@@ -34,28 +34,49 @@ def _dead_url() -> str:
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
+# Each server's models, and those of them it has loaded.
+LAYOUT = [(("alpha", "beta"), ("alpha",)), (("alpha", "gamma"), ("alpha", "gamma"))]
+LAYOUT.append((("alpha", "beta"), ("beta",)))
+
+
 @pytest.fixture
 def servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[List[FakeLMStudio]]:
     monkeypatch.delenv("LMSTRIX_SERVER", raising=False)
-    a = FakeLMStudio(_fleet("alpha", "beta")).start()
-    b = FakeLMStudio(_fleet("alpha", "gamma")).start()
-    c = FakeLMStudio(_fleet("alpha", "beta")).start()
-    a.preload("alpha")
-    b.preload("alpha")
-    b.preload("gamma")
-    c.preload("beta")
+    fakes: List[FakeLMStudio] = []
     try:
-        yield [a, b, c]
+        for keys, loaded in LAYOUT:
+            fakes.append(FakeLMStudio(_fleet(*keys)).start())
+            for key in loaded:
+                fakes[-1].preload(key)
+        yield fakes
     finally:
-        for fake in (a, b, c):
+        for fake in fakes:
             fake.stop()
 
 
-def _run(capsys: pytest.CaptureFixture[str], entry: Entry, *args: str) -> Tuple[int, str, str]:
-    capsys.readouterr()
-    code = entry(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
+@pytest.fixture(params=[entry for _, entry in ENDS], ids=[name for name, _ in ENDS])
+def entry(request: pytest.FixtureRequest) -> Entry:
+    """Each front end in turn."""
+    return request.param  # type: ignore[no-any-return]
+
+
+class Run:
+    """One front end, run in-process with its output captured; ``tmp`` is a scratch folder."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], entry: Entry, tmp: Path) -> None:
+        self.capsys, self.entry, self.tmp = capsys, entry, tmp
+        self.registry = tmp / "r.json"
+
+    def __call__(self, *args: str) -> Tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = self.entry(list(args))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], entry: Entry, tmp_path: Path) -> Run:
+    return Run(capsys, entry, tmp_path)
 
 
 def _flags(fakes: List[Any], registry: Path) -> List[str]:
@@ -69,16 +90,9 @@ def chats(fake: FakeLMStudio) -> int:
     return fake.counters.requests.get(CHAT, 0)
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_ps_over_three_servers_names_each_server(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
+def test_ps_over_three_servers_names_each_server(cli: Run, servers: List[FakeLMStudio]) -> None:
     a, b, c = servers
-    code, out, err = _run(capsys, entry, *_flags(servers, tmp_path / "r.json"), "--json", "ps")
+    code, out, err = cli(*_flags(servers, cli.registry), "--json", "ps")
     assert code == 0, err
     doc = json.loads(out)
     assert [s["server"] for s in doc["servers"]] == [a.base_url, b.base_url, c.base_url]
@@ -88,54 +102,41 @@ def test_ps_over_three_servers_names_each_server(
         [(a.base_url, "alpha"), (b.base_url, "alpha"), (b.base_url, "gamma"), (c.base_url, "beta")]
     )
     # Global options before and after the command name add up; the table has a server column.
-    args = ["--registry", str(tmp_path / "r.json"), "--server", a.base_url]
-    code, out, err = _run(capsys, entry, *args, "ps", "--server", b.base_url)
+    args = ["--registry", str(cli.registry), "--server", a.base_url]
+    code, out, err = cli(*args, "ps", "--server", b.base_url)
     assert code == 0, err
     header = out.splitlines()[0].split()
     assert header[0] == "server"
     assert a.base_url in out and b.base_url in out and c.base_url not in out
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
 def test_servers_from_the_environment_with_commas(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    name: str,
-    entry: Entry,
+    cli: Run, servers: List[FakeLMStudio], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     a, b, _ = servers
     monkeypatch.setenv("LMSTRIX_SERVER", f"{a.base_url}, {b.base_url}")
-    code, out, err = _run(capsys, entry, "--registry", str(tmp_path / "r.json"), "--json", "ps")
+    code, out, err = cli("--registry", str(cli.registry), "--json", "ps")
     assert code == 0, err
     assert [s["server"] for s in json.loads(out)["servers"]] == [a.base_url, b.base_url]
     # A bad URL in the list is bad usage, named.
     monkeypatch.setenv("LMSTRIX_SERVER", f"{a.base_url},http://bad_host:1234")
-    code, out, err = _run(capsys, entry, "--registry", str(tmp_path / "r.json"), "ps")
+    code, out, err = cli("--registry", str(cli.registry), "ps")
     assert code == 2
     assert "$LMSTRIX_SERVER" in err and "bad_host" in err and out == ""
     # So is one given with --server (the option's own check).
-    code, _, err = _run(capsys, entry, "--server", a.base_url, "--server", "http://x y", "ps")
+    code, _, err = cli("--server", a.base_url, "--server", "http://x y", "ps")
     assert code == 2 and "x y" in err
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_ps_and_list_report_a_dead_server_on_its_own(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
+def test_ps_and_list_report_a_dead_server_on_its_own(cli: Run, servers: List[FakeLMStudio]) -> None:
     a = servers[0]
     dead = _dead_url()
-    registry = lmstrix.Registry(tmp_path / "r.json")
+    registry = lmstrix.Registry(cli.registry)
     registry.upsert(
         ModelRecord(key="delta", server=dead, declared_context=4096, working_context=3000)
     )
-    flags = [*_flags([a, dead], tmp_path / "r.json"), "--timeout", "5"]
-    code, out, err = _run(capsys, entry, *flags, "--json", "ps")
+    flags = [*_flags([a, dead], cli.registry), "--timeout", "5"]
+    code, out, err = cli(*flags, "--json", "ps")
     assert code == 1  # a server could not be reached
     doc = json.loads(out)
     reached = {s["server"]: s["reached"] for s in doc["servers"]}
@@ -143,7 +144,7 @@ def test_ps_and_list_report_a_dead_server_on_its_own(
     assert [row["server"] for row in doc["instances"]] == [a.base_url]
     assert f"error: {dead}" in err
     # list works offline for the dead server, from its registry records, exit 0.
-    code, out, err = _run(capsys, entry, *flags, "--json", "list")
+    code, out, err = cli(*flags, "--json", "list")
     assert code == 0, err
     doc = json.loads(out)
     state = {s["server"]: s["server_reached"] for s in doc["servers"]}
@@ -153,21 +154,14 @@ def test_ps_and_list_report_a_dead_server_on_its_own(
     assert rows[(dead, "delta")]["loaded"] is None
     assert rows[(a.base_url, "alpha")]["loaded"] is True
     assert "not reached" in err
-    code, out, _ = _run(capsys, entry, *flags, "list")
+    code, out, _ = cli(*flags, "list")
     assert code == 0
     assert out.splitlines()[0].split()[0] == "server"
     assert any(line.startswith(dead) and "delta" in line for line in out.splitlines())
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_doctor_checks_every_server(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
-    code, out, err = _run(capsys, entry, *_flags(servers, tmp_path / "r.json"), "--json", "doctor")
+def test_doctor_checks_every_server(cli: Run, servers: List[FakeLMStudio]) -> None:
+    code, out, err = cli(*_flags(servers, cli.registry), "--json", "doctor")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["ok"] is True and "server" not in doc
@@ -176,47 +170,34 @@ def test_doctor_checks_every_server(
     assert all(s["ok"] and s["api"] == "v1" and s["models"] == 2 for s in doc["servers"])
     assert all(s["version"].startswith("LM Studio") for s in doc["servers"])
     dead = _dead_url()
-    flags = [*_flags([servers[0], dead], tmp_path / "r.json"), "--timeout", "5"]
-    code, out, _ = _run(capsys, entry, *flags, "doctor")
+    flags = [*_flags([servers[0], dead], cli.registry), "--timeout", "5"]
+    code, out, _ = cli(*flags, "doctor")
     assert code == 1
     lines = out.splitlines()
     assert any(line.startswith("ok") and servers[0].base_url in line for line in lines)
     assert any(line.startswith("FAIL  server " + dead) for line in lines)
 
 
+# alpha as tested: its working context is 1,000 tokens.
+TESTED = {"declared_context": 8192, "working_context": 1000, "chars_per_token": 4.0}
+
+
 def _long_registry(path: Path, fakes: List[FakeLMStudio]) -> None:
     """alpha's tested working context is 1,000 tokens on every server."""
     registry = lmstrix.Registry(path)
     for fake in fakes:
-        registry.upsert(
-            ModelRecord(
-                key="alpha",
-                server=fake.base_url,
-                declared_context=8192,
-                working_context=1000,
-                chars_per_token=4.0,
-                status="done",
-            )
-        )
+        record = ModelRecord(key="alpha", server=fake.base_url, status="done", **TESTED)
+        registry.upsert(record)
 
 
 LONG = "A line of a long document. " * 400 + "What is 2+2?"  # ~2,700 tokens
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_chat_with_a_fallback_chain_over_a_pool(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
+def test_chat_with_a_fallback_chain_over_a_pool(cli: Run, servers: List[FakeLMStudio]) -> None:
     a, b, c = servers
-    _long_registry(tmp_path / "r.json", servers)
-    flags = _flags(servers, tmp_path / "r.json")
-    code, out, err = _run(
-        capsys, entry, *flags, "--json", "chat", "-m", "alpha", "--model", "gamma", LONG
-    )
+    _long_registry(cli.registry, servers)
+    flags = _flags(servers, cli.registry)
+    code, out, err = cli(*flags, "--json", "chat", "-m", "alpha", "--model", "gamma", LONG)
     assert code == 0, err
     doc = json.loads(out)
     assert (doc["model"], doc["server"], doc["chain"]) == ("gamma", b.base_url, ["alpha", "gamma"])
@@ -224,36 +205,31 @@ def test_chat_with_a_fallback_chain_over_a_pool(
     assert "answered by gamma on " + b.base_url in err
     assert (chats(a), chats(b), chats(c)) == (0, 1, 0)  # alpha was never asked
     # A short prompt fits alpha: it answers, and nothing is said about the chain.
-    code, out, err = _run(capsys, entry, *flags, "chat", "-m", "alpha", "-m", "gamma", "2+2?")
+    code, out, err = cli(*flags, "chat", "-m", "alpha", "-m", "gamma", "2+2?")
     assert code == 0, err
     assert out.strip() and "answered by" not in err
     assert chats(a) + chats(b) + chats(c) == 2 and chats(c) == 0
     # MODEL as an argument goes to the pool too; an unknown one lists close matches.
-    code, out, err = _run(capsys, entry, *flags, "chat", "beta", "What is 3+4?")
+    code, out, err = cli(*flags, "chat", "beta", "What is 3+4?")
     assert code == 0 and out.strip(), err
-    code, _, err = _run(capsys, entry, *flags, "chat", "alphaa", "hi")
+    code, _, err = cli(*flags, "chat", "alphaa", "hi")
     assert code == 1 and "alpha" in err
-    code, _, err = _run(capsys, entry, *flags, "chat", "-m", "alpha", "beta", "hi")
+    code, _, err = cli(*flags, "chat", "-m", "alpha", "beta", "hi")
     assert code == 2 and "at most one argument" in err
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
 def test_chat_chain_on_one_server_and_a_chain_that_fails(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
+    cli: Run, servers: List[FakeLMStudio]
 ) -> None:
     b = servers[1]
-    _long_registry(tmp_path / "r.json", [b])
-    flags = _flags([b], tmp_path / "r.json")
+    _long_registry(cli.registry, [b])
+    flags = _flags([b], cli.registry)
     chain = ["-m", "alpha", "-m", "gamma"]
-    code, out, err = _run(capsys, entry, *flags, "chat", "--no-stream", *chain, LONG)
+    code, out, err = cli(*flags, "chat", "--no-stream", *chain, LONG)
     assert code == 0, err
     assert "answered by gamma" in err and out.strip()
     assert chats(b) == 1
-    code, _, err = _run(capsys, entry, *flags, "chat", "-m", "alpha", "-m", "nowhere", LONG)
+    code, _, err = cli(*flags, "chat", "-m", "alpha", "-m", "nowhere", LONG)
     assert code == 1
     assert "alpha" in err and "nowhere" in err and "fallback chain" in err
 
@@ -264,21 +240,14 @@ def _items(path: Path, count: int) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
 def test_batch_over_a_pool_uses_every_server_with_alpha_loaded(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
+    cli: Run, servers: List[FakeLMStudio]
 ) -> None:
     a, b, c = servers
-    items = _items(tmp_path / "in.jsonl", 40)
-    output = tmp_path / "out.jsonl"
-    flags = _flags(servers, tmp_path / "r.json")
-    code, out, err = _run(
-        capsys, entry, *flags, "--json", "batch", str(items), "-o", str(output), "-m", "alpha"
-    )
+    items = _items(cli.tmp / "in.jsonl", 40)
+    output = cli.tmp / "out.jsonl"
+    flags = _flags(servers, cli.registry)
+    code, out, err = cli(*flags, "--json", "batch", str(items), "-o", str(output), "-m", "alpha")
     assert code == 0, err
     summary = json.loads(out)
     assert (summary["total"], summary["done"], summary["failed"]) == (40, 40, 0)
@@ -291,9 +260,7 @@ def test_batch_over_a_pool_uses_every_server_with_alpha_loaded(
         assert max(fake.counters.max_in_flight.values()) <= 2
 
 
-def test_batch_workers_come_from_the_pool_slots(
-    capsys: pytest.CaptureFixture[str], servers: List[FakeLMStudio], tmp_path: Path
-) -> None:
+def test_batch_workers_come_from_the_pool_slots(cli: Run, servers: List[FakeLMStudio]) -> None:
     import lmstrix.batch
 
     seen: Dict[str, Any] = {}
@@ -304,18 +271,16 @@ def test_batch_workers_come_from_the_pool_slots(
         seen.update(kwargs, client=args[1], model=args[2])
         return real(*args, **kwargs)
 
-    items = _items(tmp_path / "in.jsonl", 6)
-    flags = _flags(servers, tmp_path / "r.json")
+    items = _items(cli.tmp / "in.jsonl", 6)
+    flags = _flags(servers, cli.registry)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lmstrix.batch, "run_batch", spy)
-        code, _, err = _run(
-            capsys,
-            ENDS[0][1],
+        code, _, err = cli(
             *flags,
             "batch",
             str(items),
             "-o",
-            str(tmp_path / "o"),
+            str(cli.tmp / "o"),
             "-m",
             "alpha",
         )
@@ -324,50 +289,40 @@ def test_batch_workers_come_from_the_pool_slots(
     assert lmstrix.batch.default_workers(seen["client"], "alpha") == 4  # 2 slots on a and b
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
 def test_batch_with_a_fallback_chain_says_who_answered(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
+    cli: Run, servers: List[FakeLMStudio]
 ) -> None:
     _a, b, c = servers
-    _long_registry(tmp_path / "r.json", servers)
-    items = tmp_path / "in.jsonl"
+    _long_registry(cli.registry, servers)
+    items = cli.tmp / "in.jsonl"
     rows = [{"id": 1, "prompt": LONG}, {"id": 2, "prompt": "What is 2+5?"}]
     items.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    output = tmp_path / "out.jsonl"
-    flags = _flags(servers, tmp_path / "r.json")
+    output = cli.tmp / "out.jsonl"
+    flags = _flags(servers, cli.registry)
     batch = ["batch", str(items), "-o", str(output), "-m", "alpha", "-m", "gamma"]
-    code, out, err = _run(capsys, entry, *flags, *batch)
+    code, out, err = cli(*flags, *batch)
     assert code == 0, err
     assert "1 done" not in out and "2 done" in out
     assert "answered 1 by gamma" in err
     assert chats(b) >= 1 and chats(c) == 0
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
 def test_test_all_over_two_servers_keeps_limits_per_server(
-    capsys: pytest.CaptureFixture[str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    name: str,
-    entry: Entry,
+    cli: Run, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LMSTRIX_SERVER", raising=False)
     big = [SimModel("m/one", 16384, 12000), SimModel("m/embed", 2048, type="embedding")]
     small = [SimModel("m/one", 16384, 6000), SimModel("m/two", 8192)]
     with FakeLMStudio(big) as a, FakeLMStudio(small) as b:
-        flags = _flags([a, b], tmp_path / "r.json")
-        code, out, err = _run(capsys, entry, *flags, "--json", "test", "--all", "--trials", "1")
+        flags = _flags([a, b], cli.registry)
+        code, out, err = cli(*flags, "--json", "test", "--all", "--trials", "1")
         assert code == 0, err
         doc = json.loads(out)
         by_server = {s["server"]: [r["key"] for r in s["models"]] for s in doc["servers"]}
         assert by_server == {a.base_url: ["m/one"], b.base_url: ["m/one", "m/two"]}
         assert all(s["error"] is None for s in doc["servers"])
         assert a.counters.loads > 0 and b.counters.loads > 0
-        registry = lmstrix.Registry(tmp_path / "r.json")
+        registry = lmstrix.Registry(cli.registry)
         one_a = registry.get("m/one", server=a.base_url)
         one_b = registry.get("m/one", server=b.base_url)
         assert one_a is not None and one_b is not None
@@ -376,28 +331,24 @@ def test_test_all_over_two_servers_keeps_limits_per_server(
         assert registry.get("m/two", server=a.base_url) is None
         # Again: everything is done already, on each server; the table names the servers.
         loads = a.counters.loads + b.counters.loads
-        code, out, err = _run(capsys, entry, *flags, "test", "m/one")
+        code, out, err = cli(*flags, "test", "m/one")
         assert code == 0, err
         assert a.counters.loads + b.counters.loads == loads
         assert out.splitlines()[0].split()[0] == "server"
         assert out.count("(skipped)") == 2
-        code, _, err = _run(capsys, entry, *flags, "test", "m/nowhere")
+        code, _, err = cli(*flags, "test", "m/nowhere")
         assert code == 1 and "not on the server" in err and "m/one" in err
-        code, _, err = _run(capsys, entry, *flags, "test", "--recheck", "m/one")
+        code, _, err = cli(*flags, "test", "--recheck", "m/one")
         assert code == 2 and "one server" in err
 
 
-def test_test_over_servers_reports_a_dead_one(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_test_over_servers_reports_a_dead_one(cli: Run, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LMSTRIX_SERVER", raising=False)
     dead = _dead_url()
     with FakeLMStudio([SimModel("m/two", 8192)]) as a:
         url = a.base_url
-        flags = [*_flags([a, dead], tmp_path / "r.json"), "--timeout", "5"]
-        code, out, err = _run(
-            capsys, ENDS[0][1], *flags, "--json", "test", "--all", "--trials", "1"
-        )
+        flags = [*_flags([a, dead], cli.registry), "--timeout", "5"]
+        code, out, err = cli(*flags, "--json", "test", "--all", "--trials", "1")
     assert code == 1
     doc = json.loads(out)
     errors = {s["server"]: s["error"] for s in doc["servers"]}
@@ -406,38 +357,24 @@ def test_test_over_servers_reports_a_dead_one(
     assert f"error: {dead}" in err
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_one_server_commands_refuse_several(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
-    flags = _flags(servers[:2], tmp_path / "r.json")
-    code, out, err = _run(capsys, entry, *flags, "load", "alpha")
+def test_one_server_commands_refuse_several(cli: Run, servers: List[FakeLMStudio]) -> None:
+    flags = _flags(servers[:2], cli.registry)
+    code, out, err = cli(*flags, "load", "alpha")
     assert code == 2 and "one server" in err and out == ""
     assert servers[0].counters.loads == servers[1].counters.loads == 0
 
 
-@pytest.mark.parametrize(("name", "entry"), ENDS)
-def test_scan_each_server_and_show_wants_one(
-    capsys: pytest.CaptureFixture[str],
-    servers: List[FakeLMStudio],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
+def test_scan_each_server_and_show_wants_one(cli: Run, servers: List[FakeLMStudio]) -> None:
     a, b, _ = servers
-    flags = _flags([a, b], tmp_path / "r.json")
-    code, out, err = _run(capsys, entry, *flags, "--json", "scan")
+    flags = _flags([a, b], cli.registry)
+    code, out, err = cli(*flags, "--json", "scan")
     assert code == 0, err
     added = {doc["server"]: doc["added"] for doc in json.loads(out)["servers"]}
     assert added == {a.base_url: ["alpha", "beta"], b.base_url: ["alpha", "gamma"]}
-    code, out, _ = _run(capsys, entry, *flags, "scan")
+    code, out, _ = cli(*flags, "scan")
     assert code == 0 and out.count("nothing changed") == 2
     dead = _dead_url()
-    code, out, err = _run(capsys, entry, *_flags([a, dead], tmp_path / "r.json"), "scan")
+    code, out, err = cli(*_flags([a, dead], cli.registry), "scan")
     assert code == 1 and f"error: {dead}" in err and f"scanned {a.base_url}" in out
-    code, out, err = _run(capsys, entry, *flags, "show", "alpha")
+    code, out, err = cli(*flags, "show", "alpha")
     assert code == 2 and "one server" in err and out == ""
