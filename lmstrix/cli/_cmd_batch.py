@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Sequence, Union
 
 from ._options import given
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK
@@ -20,7 +20,7 @@ def cmd_batch(
     input: str,
     *,
     output: str,
-    model: str,
+    model: Union[str, Sequence[str]],
     workers: Optional[int] = None,
     prompts: Optional[str] = None,
     template: Optional[str] = None,
@@ -36,7 +36,12 @@ def cmd_batch(
     text itself without one. Exit 1 when an item failed; a run interrupted (130) or
     failed resumes when the same command runs again (items already in ``output`` are
     skipped). ``retries`` left ``None`` takes :func:`lmstrix.batch.run_batch`'s default.
+    ``model`` given several times is a fallback chain; over several servers a Pool
+    answers, and ``workers`` defaults to the parallel slots of all its loaded instances.
     """
+    from ._chains import Answers, chain_client, choice, model_keys
+
+    keys = model_keys(model)
     try:
         batch: Any = importlib.import_module("..batch", __package__)
     except ImportError:
@@ -72,11 +77,15 @@ def cmd_batch(
 
     from ..errors import ModelNotFoundError
 
+    answers = Answers()
+    client = chain_client(session, keys, answers)
+    if workers is None and len(keys) > 1:  # the slots of the chain's first choice
+        workers = batch.default_workers(client, keys[0])
     try:
         summary = batch.run_batch(
             batch.read_items(input),
-            session.client(),
-            model,
+            client,
+            choice(keys),
             output=output,
             workers=workers,
             template=template,
@@ -93,7 +102,14 @@ def cmd_batch(
             EXIT_INTERRUPTED,
         ) from None
     except ModelNotFoundError as exc:
-        raise session.unknown_model(model, exc) from exc
+        raise session.unknown_model(keys[0], exc) from exc
+    fallbacks = {k: n for k, n in answers.by_model().items() if k != keys[0]}
+    if fallbacks:
+        counted = ", ".join(f"{n} by {k}" for k, n in fallbacks.items())
+        session.note(
+            f"batch: answered {counted} (the fallback chain's first choice, {keys[0]}, "
+            "was skipped or failed for them)"
+        )
     doc = summary.to_dict()
     if session.as_json:
         session.emit(doc)

@@ -80,7 +80,7 @@ def _stats_line(completion: Completion) -> str:
 
 def cmd_chat(
     session: Session,
-    model: str,
+    model: Optional[str] = None,
     prompt: Optional[str] = None,
     *,
     file: Optional[str] = None,
@@ -92,10 +92,21 @@ def cmd_chat(
     prompts: Optional[str] = None,
     template: Optional[str] = None,
     variables: Sequence[str] = (),
+    models: Sequence[str] = (),
 ) -> int:
-    """Ask ``model`` one question; stream the answer when stdout is a terminal."""
-    from ..errors import ModelNotFoundError
+    """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
+    ``models`` (``--model`` repeated) is a fallback chain, given instead of ``model``
+    (the first argument is then the prompt). Over several servers a Pool answers.
+    """
+    from ..errors import ModelNotFoundError
+    from ._chains import Answers, chain_client, choice, model_keys
+
+    if models:
+        if prompt is not None:
+            raise UsageError("with -m/--model, give at most one argument: the prompt")
+        model, prompt = None, model
+    keys = model_keys(list(models) or model)
     text = _prompt(session, prompt, file, prompts, template, variables)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {max_tokens}")
@@ -111,26 +122,41 @@ def cmd_chat(
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
-    client = session.client()
+    answers = Answers()
+    client = chain_client(session, keys, answers)
+    wanted = choice(keys)
     try:
         if streaming:
-            with client.stream_chat(model, messages, **params) as answer:
+            with client.stream_chat(wanted, messages, **params) as answer:
                 for chunk in answer:
                     session.write(chunk.text)
                 completion = answer.completion
             if not completion.text.endswith("\n"):
                 session.write("\n")
         else:
-            completion = client.chat(model, messages, **params)
+            completion = client.chat(wanted, messages, **params)
             session.echo(completion.text.rstrip("\n"))
     except ModelNotFoundError as exc:
-        raise session.unknown_model(model, exc) from exc
+        raise session.unknown_model(keys[0], exc) from exc
+    answered, server = answers.last() or (keys[0], None)
+    if answered != keys[0]:
+        session.note(
+            f"answered by {answered}"
+            + (f" on {server}" if server else "")
+            + (
+                f" (the fallback chain's first choice, {keys[0]}, was skipped or failed; "
+                "-v says why)"
+            )
+        )
     if stats:
         session._err(_stats_line(completion))
     if session.as_json:
+        doc: Dict[str, Any] = {"model": answered, "server": server}
+        if len(keys) > 1:
+            doc["chain"] = keys
         session.emit(
             {
-                "model": model,
+                **doc,
                 "served_by": completion.model,
                 "text": completion.text,
                 "finish_reason": completion.finish_reason,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional
 
-from ._output import EXIT_OK, table
+from ._output import EXIT_FAILURE, EXIT_OK, table
 from ._session import CliError, Session, UsageError
+
+if TYPE_CHECKING:
+    from ..types import ModelInfo
 
 __all__ = ["cmd_load", "cmd_ps", "cmd_unload"]
 
@@ -103,39 +106,69 @@ def cmd_unload(
 
 
 def cmd_ps(session: Session) -> int:
-    """The loaded instances: context, parallel slots, and what the registry knows."""
-    client = session.client()
-    infos = client.list_models()
-    records = {r.key: r for r in session.registry().records()}
+    """The loaded instances: context, parallel slots, and what the registry knows.
+
+    Over several servers each row names its server, and a server that cannot be
+    reached is reported on its own (exit 1) while the others are listed.
+    """
+    from ..errors import APIError
+
+    several = session.several
+    rows: List[Dict[str, Any]] = []
+    servers: List[Dict[str, Any]] = []
+    for client in session.clients():
+        try:
+            infos = client.list_models()
+        except APIError as exc:
+            if not several:
+                raise
+            servers.append({"server": client.base_url, "reached": False, "error": str(exc)})
+            session.error(f"{client.base_url}: {exc}")
+            continue
+        servers.append({"server": client.base_url, "reached": True, "error": None})
+        rows += _instance_rows(session, client.base_url, infos, several)
+    failed = any(not s["reached"] for s in servers)
+    code = EXIT_FAILURE if failed else EXIT_OK
+    if session.as_json:
+        doc: Dict[str, Any] = {"server": servers[0]["server"], "instances": rows}
+        if several:
+            doc = {"servers": servers, "instances": rows}
+        session.emit(doc)
+        return code
+    if not rows:
+        where = ", ".join(s["server"] for s in servers if s["reached"]) or "any server"
+        session.echo(f"no model is loaded on {where}")
+        return code
+    headers = ["instance", "model", "context", "parallel", "working (tested)"]
+    cells = [
+        [r["id"], r["key"], r["context_length"], r["parallel"], r["working_context"]] for r in rows
+    ]
+    if several:
+        headers.insert(0, "server")
+        cells = [[r["server"], *row] for r, row in zip(rows, cells)]
+    session.echo(table(headers, cells))
+    return code
+
+
+def _instance_rows(
+    session: Session, server: str, infos: List[ModelInfo], several: bool
+) -> List[Dict[str, Any]]:
+    """One server's loaded instances joined with its registry records."""
+    records = {r.key: r for r in session.registry().records(server=server)}
     rows: List[Dict[str, Any]] = []
     for info in infos:
         record = records.get(info.key)
         for inst in info.loaded_instances:
-            rows.append(
-                {
-                    "id": inst.id,
-                    "key": info.key,
-                    "context_length": inst.context_length,
-                    "parallel": inst.parallel,
-                    "declared_context": info.max_context_length,
-                    "loadable_context": record.loadable_context if record else None,
-                    "working_context": record.working_context if record else None,
-                    "status": record.status if record else "untested",
-                }
+            row: Dict[str, Any] = {"server": server} if several else {}
+            row.update(
+                id=inst.id,
+                key=info.key,
+                context_length=inst.context_length,
+                parallel=inst.parallel,
+                declared_context=info.max_context_length,
+                loadable_context=record.loadable_context if record else None,
+                working_context=record.working_context if record else None,
+                status=record.status if record else "untested",
             )
-    if session.as_json:
-        session.emit({"server": client.base_url, "instances": rows})
-        return EXIT_OK
-    if not rows:
-        session.echo(f"no model is loaded on {client.base_url}")
-        return EXIT_OK
-    session.echo(
-        table(
-            ["instance", "model", "context", "parallel", "working (tested)"],
-            [
-                [r["id"], r["key"], r["context_length"], r["parallel"], r["working_context"]]
-                for r in rows
-            ],
-        )
-    )
-    return EXIT_OK
+            rows.append(row)
+    return rows

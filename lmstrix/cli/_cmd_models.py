@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ._output import EXIT_FAILURE, EXIT_OK, table
 from ._session import Session
@@ -44,21 +44,15 @@ def record_row(
     }
 
 
-def cmd_doctor(session: Session) -> int:
-    """Check the Python, the server (reachable, API, auth, models) and the registry."""
-    import platform
-    import sys
+def _check_server(client: Any, token_set: bool) -> Dict[str, Any]:
+    """One server's part of ``doctor``: reachable, API (its version), auth, models, loaded."""
+    from ..errors import APIError, AuthenticationError
 
-    from .. import __version__
-    from ..config import resolve_token
-    from ..errors import APIError, AuthenticationError, LMStrixError
-
-    url = session.base_url
-    token_set = resolve_token(session.token) is not None
     server: Dict[str, Any] = {
-        "url": url,
+        "url": client.base_url,
         "reachable": False,
         "api": None,
+        "version": None,
         "auth": "unknown",
         "token_set": token_set,
         "models": None,
@@ -66,11 +60,11 @@ def cmd_doctor(session: Session) -> int:
         "error": None,
     }
     try:
-        client = session.client()
         models = client.list_models()
         server.update(
             reachable=True,
             api=client.server_api,
+            version=_API_NAMES.get(client.server_api, client.server_api),
             auth="ok" if token_set else "not required",
             models=len(models),
             loaded=sum(len(m.loaded_instances) for m in models),
@@ -79,7 +73,25 @@ def cmd_doctor(session: Session) -> int:
         server.update(reachable=True, auth="failed", error=str(exc))
     except APIError as exc:
         server["error"] = str(exc)
+    server["ok"] = bool(server["reachable"] and server["auth"] != "failed")
+    return server
 
+
+def cmd_doctor(session: Session) -> int:
+    """Check the Python, every server (reachable, API, auth, models) and the registry.
+
+    Exit 1 when any server or the registry fails; over several servers, one report
+    per server.
+    """
+    import platform
+    import sys
+
+    from .. import __version__
+    from ..config import resolve_token
+    from ..errors import LMStrixError
+
+    token_set = resolve_token(session.token) is not None
+    servers = [_check_server(client, token_set) for client in session.clients()]
     registry = session.registry()
     reg: Dict[str, Any] = {
         "path": str(registry.path),
@@ -89,20 +101,31 @@ def cmd_doctor(session: Session) -> int:
         "error": None,
     }
     try:
-        reg["records"] = len(registry.records())
+        counts = [len(registry.records(server=s["url"])) for s in servers]
+        reg["records"] = sum(counts)
         reg["ok"] = True
+        for server, count in zip(servers, counts):
+            server["records"] = count
     except LMStrixError as exc:
         reg["error"] = str(exc)
 
-    ok = bool(server["reachable"] and server["auth"] != "failed" and reg["ok"])
-    report = {
+    ok = bool(all(s["ok"] for s in servers) and reg["ok"])
+    report: Dict[str, Any] = {
         "ok": ok,
         "lmstrix": __version__,
         "python": platform.python_version(),
         "executable": sys.executable,
-        "server": server,
         "registry": reg,
     }
+    several = session.several
+    for server in servers:
+        if not several:
+            del server["ok"]
+            server.pop("records", None)
+    if several:
+        report["servers"] = servers
+    else:
+        report["server"] = servers[0]
     if session.as_json:
         session.emit(report)
         return EXIT_OK if ok else EXIT_FAILURE
@@ -111,53 +134,72 @@ def cmd_doctor(session: Session) -> int:
         return "ok  " if good else "FAIL"
 
     session.echo(f"ok    lmstrix {__version__}, Python {report['python']} ({sys.executable})")
-    if server["reachable"] and server["auth"] != "failed":
-        api = _API_NAMES.get(str(server["api"]), str(server["api"]))
-        session.echo(
-            f"ok    server {url}: {api}, {server['models']} models, {server['loaded']} loaded"
-        )
-    else:
-        session.echo(f"FAIL  server {url}: {server['error']}")
-    auth = server["auth"]
     how = "token set" if token_set else "no token set"
-    session.echo(f"{mark(auth != 'failed')}  auth: {auth} ({how})")
+    for server in servers:
+        url = server["url"]
+        if server["reachable"] and server["auth"] != "failed":
+            session.echo(
+                f"ok    server {url}: {server['version']}, {server['models']} models, "
+                f"{server['loaded']} loaded"
+            )
+        else:
+            session.echo(f"FAIL  server {url}: {server['error']}")
+        auth = server["auth"]
+        where = f" {url}" if several else ""
+        session.echo(f"{mark(auth != 'failed')}  auth{where}: {auth} ({how})")
     where = "" if reg["exists"] else " (not created yet)"
     if reg["ok"]:
-        session.echo(f"ok    registry {reg['path']}{where}: {reg['records']} records for {url}")
+        urls = ", ".join(s["url"] for s in servers)
+        session.echo(f"ok    registry {reg['path']}{where}: {reg['records']} records for {urls}")
     else:
         session.echo(f"FAIL  registry {reg['path']}: {reg['error']}")
     return EXIT_OK if ok else EXIT_FAILURE
 
 
 def cmd_scan(session: Session) -> int:
-    """Bring the registry in line with the server's models; test results are kept."""
-    client = session.client()
-    result = session.registry().sync(client)
-    total = len(session.registry().records())
-    doc = {
-        "server": result.server,
-        "models": total,
-        "added": result.added,
-        "updated": result.updated,
-        "vanished": result.vanished,
-        "returned": result.returned,
-    }
+    """Bring the registry in line with each server's models; test results are kept.
+
+    Over several servers each one is scanned on its own (its records are its own); one
+    that cannot be reached is reported (exit 1) and the others are scanned.
+    """
+    from ..errors import APIError
+
+    docs: List[Dict[str, Any]] = []
+    failed = False
+    for client in session.clients():
+        try:
+            result = session.registry().sync(client)
+        except APIError as exc:
+            if not session.several:
+                raise
+            session.error(f"{client.base_url}: {exc}")
+            docs.append({"server": client.base_url, "error": str(exc)})
+            failed = True
+            continue
+        docs.append(
+            {
+                "server": result.server,
+                "models": len(session.registry().records(server=result.server)),
+                "added": result.added,
+                "updated": result.updated,
+                "vanished": result.vanished,
+                "returned": result.returned,
+            }
+        )
+    code = EXIT_FAILURE if failed else EXIT_OK
     if session.as_json:
-        session.emit(doc)
-        return EXIT_OK
-    session.echo(f"scanned {result.server}: {total} models in the registry")
-    changes = [
-        ("added", result.added),
-        ("updated", result.updated),
-        ("vanished", result.vanished),
-        ("returned", result.returned),
-    ]
-    for name, keys in changes:
-        if keys:
-            session.echo(f"  {name} ({len(keys)}): {', '.join(keys)}")
-    if not (result.added or result.updated or result.vanished):
-        session.echo("  nothing changed")
-    return EXIT_OK
+        session.emit({"servers": docs} if session.several else docs[0])
+        return code
+    for doc in docs:
+        if "error" in doc:
+            continue
+        session.echo(f"scanned {doc['server']}: {doc['models']} models in the registry")
+        for name in ("added", "updated", "vanished", "returned"):
+            if doc[name]:
+                session.echo(f"  {name} ({len(doc[name])}): {', '.join(doc[name])}")
+        if not (doc["added"] or doc["updated"] or doc["vanished"]):
+            session.echo("  nothing changed")
+    return code
 
 
 def cmd_list(session: Session) -> int:
@@ -165,57 +207,80 @@ def cmd_list(session: Session) -> int:
 
     When the server cannot be reached, the registry's records of it are listed alone
     (``server_reached: false`` in JSON, a warning on stderr), exit 0. Records whose
-    fingerprint no longer matches the server are marked stale (and stay so).
+    fingerprint no longer matches the server are marked stale (and stay so). Over
+    several servers, each row names its server (a model's limits belong to a machine)
+    and each server is listed, or listed from the registry, on its own.
     """
+    several = session.several
+    rows: List[Dict[str, Any]] = []
+    servers: List[Dict[str, Any]] = []
+    for client in session.clients():
+        found, reached = _server_rows(session, client)
+        servers.append(reached)
+        if several:
+            found = [{"server": client.base_url, **row} for row in found]
+        rows += found
+    if session.as_json:
+        doc: Dict[str, Any] = {"servers": servers, "models": rows}
+        if not several:
+            doc = {**servers[0], "models": rows}
+        session.emit(doc)
+        return EXIT_OK
+    if not rows:
+        for reached in servers:
+            where = (
+                "lists no models"
+                if reached["server_reached"]
+                else ("has no records in the registry")
+            )
+            session.echo(f"the server at {reached['server']} {where}")
+        return EXIT_OK
+    headers = ["model", "declared", "loadable", "working", "status", "loaded"]
+    cells = [
+        [
+            r["key"],
+            r["declared_context"],
+            r["loadable_context"],
+            r["working_context"],
+            _status(r),
+            "?" if r["loaded"] is None else "yes" if r["loaded"] else "",
+        ]
+        for r in rows
+    ]
+    if several:
+        headers.insert(0, "server")
+        cells = [[r["server"], *row] for r, row in zip(rows, cells)]
+    session.echo(table(headers, cells))
+    if any(r["stale"] for r in rows):
+        session.note("stale: the model changed since its test; `lmstrix test --recheck` checks it")
+    return EXIT_OK
+
+
+def _server_rows(session: Session, client: Any) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """One server's rows, and whether it was reached (``server``, ``server_reached``...)."""
     from ..context._fingerprints import mark_stale
     from ..errors import APIConnectionError
 
-    client = session.client()
+    url = client.base_url
     registry = session.registry()
-    error: Optional[str] = None
+    reached: Dict[str, Any] = {"server": url, "server_reached": True}
     try:
         infos: Optional[List[ModelInfo]] = client.list_models()
         mark_stale(client, registry)
     except APIConnectionError as exc:
-        infos, error = None, str(exc)
-        session.note(f"warning: the server was not reached; listing the registry only: {exc}")
-    records = {r.key: r for r in registry.records()}
+        infos = None
+        reached.update(server_reached=False, server_error=str(exc))
+        where = f"{url} was" if session.several else "the server was"
+        session.note(f"warning: {where} not reached; listing the registry only: {exc}")
+    records = {r.key: r for r in registry.records(server=url)}
     if infos is None:
         rows = [record_row(key, None, rec) for key, rec in sorted(records.items())]
         for row in rows:
             row["on_server"] = row["loaded"] = None  # unknown: the server was not reached
-    else:
-        rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
-        rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
-    if session.as_json:
-        doc = {"server": client.base_url, "server_reached": infos is not None, "models": rows}
-        if error is not None:
-            doc["server_error"] = error
-        session.emit(doc)
-        return EXIT_OK
-    if not rows:
-        where = "lists no models" if infos is not None else "has no records in the registry"
-        session.echo(f"the server at {client.base_url} {where}")
-        return EXIT_OK
-    session.echo(
-        table(
-            ["model", "declared", "loadable", "working", "status", "loaded"],
-            [
-                [
-                    r["key"],
-                    r["declared_context"],
-                    r["loadable_context"],
-                    r["working_context"],
-                    _status(r),
-                    "?" if r["loaded"] is None else "yes" if r["loaded"] else "",
-                ]
-                for r in rows
-            ],
-        )
-    )
-    if any(r["stale"] for r in rows):
-        session.note("stale: the model changed since its test; `lmstrix test --recheck` checks it")
-    return EXIT_OK
+        return rows, reached
+    rows = [record_row(info.key, info, records.pop(info.key, None)) for info in infos]
+    rows += [record_row(key, None, rec) for key, rec in sorted(records.items())]
+    return rows, reached
 
 
 def _status(row: Dict[str, Any]) -> str:
@@ -233,6 +298,7 @@ def cmd_show(session: Session, model: str) -> int:
     from ..registry._records import ModelRecord
     from ..registry._speed import speed_summary
 
+    session.one_server()
     record = session.registry().get(model)
     if record is None:
         try:

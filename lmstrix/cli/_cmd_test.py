@@ -88,6 +88,12 @@ def cmd_test(
         min_context=min_context, max_context=max_context, resolution=resolution, trials=trials
     )
     _check_bounds(search)
+    if session.several:
+        if recheck:
+            raise UsageError("--recheck works on one server at a time: give one --server")
+        from ._test_servers import test_servers
+
+        return test_servers(session, models, all_models=all_models, reset=reset, search=search)
     client = session.client()
     registry = session.registry()
     infos = client.list_models()

@@ -31,6 +31,10 @@ GLOBAL_DEFAULTS: Dict[str, Any] = {
     for o in GLOBAL_OPTIONS
 }
 _GLOBALS = tuple(GLOBAL_DEFAULTS)
+# A repeatable global option given after the command name is kept apart (argparse gives
+# each subcommand a fresh namespace, which would drop the values given before it).
+_LATER = "_later"
+_MULTIPLE = tuple(o.dest for o in GLOBAL_OPTIONS if o.multiple)
 
 
 def _type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
@@ -49,7 +53,8 @@ def _type(convert: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _add_option(parser: argparse.ArgumentParser, option: Option, *, hidden: bool = False) -> None:
-    kwargs: Dict[str, Any] = {"dest": option.dest}
+    later = hidden and option.multiple and option in GLOBAL_OPTIONS
+    kwargs: Dict[str, Any] = {"dest": option.dest + _LATER if later else option.dest}
     default = option.parsed_default()
     kwargs["help"] = argparse.SUPPRESS if hidden else (option.help_text() or None)
     if hidden or option in GLOBAL_OPTIONS:
@@ -173,6 +178,7 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
 def _arguments(args: argparse.Namespace) -> Dict[str, Any]:
     """The keyword arguments of the command function, from the parsed namespace."""
     skip = set(_GLOBALS) | {"command"} | {f"{group}_command" for group in GROUPS}
+    skip |= {dest + _LATER for dest in _MULTIPLE}
     return {k: v for k, v in vars(args).items() if k not in skip}
 
 
@@ -196,5 +202,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_USAGE
     from ._session import Session, run_command
 
-    session = Session.from_options({k: getattr(args, k, GLOBAL_DEFAULTS[k]) for k in _GLOBALS})
+    options = {k: getattr(args, k, GLOBAL_DEFAULTS[k]) for k in _GLOBALS}
+    for dest in _MULTIPLE:  # before the command name, then after it
+        options[dest] = list(options[dest] or []) + list(getattr(args, dest + _LATER, None) or [])
+    session = Session.from_options(options)
     return run_command(session, *_BY_NAME[name].target, **_arguments(args))

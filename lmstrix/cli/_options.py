@@ -119,11 +119,12 @@ class Option:
         return next((f for f in self.flags if f.startswith("--")), self.flags[0])
 
     def resolved_default(self) -> Any:
-        """The default value (a library default looked up now); ``[]`` when ``multiple``."""
-        if self.multiple:
-            return []
+        """The default value (a library default looked up now); ``[]`` when ``multiple``
+        (unless the library owns it: the default server)."""
         if isinstance(self.default, FromLibrary):
             return self.default.resolve()
+        if self.multiple:
+            return []
         if self.kind == "flag":
             return bool(self.default)
         if self.kind == "count":
@@ -186,10 +187,12 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
     Option(
         "server",
         ("--server",),
-        "LM Studio server (default $LMSTRIX_SERVER or {default})",
+        "LM Studio server; repeat it for several (a pool) (default $LMSTRIX_SERVER, "
+        "commas between several, or {default})",
         type=server_url,
         default=FromLibrary("config", "DEFAULT_BASE_URL"),
         metavar="URL",
+        multiple=True,
     ),
     Option(
         "token",
@@ -340,8 +343,16 @@ COMMANDS: Tuple[Command, ...] = (
         "ask a model one question (streams on a terminal)",
         "_cmd_chat",
         "cmd_chat",
-        (_MODEL, Argument("prompt", "PROMPT", "?")),
+        (Argument("model", "MODEL", "?"), Argument("prompt", "PROMPT", "?")),
         (
+            Option(
+                "models",
+                ("-m", "--model"),
+                "the model, instead of MODEL; repeat it for a fallback chain (tried in "
+                "order; a model whose tested working context cannot hold the prompt is skipped)",
+                metavar="M",
+                multiple=True,
+            ),
             Option(
                 "file", ("-f", "--file"), "read the prompt from FILE (- = stdin)", metavar="FILE"
             ),
@@ -406,7 +417,14 @@ COMMANDS: Tuple[Command, ...] = (
                 metavar="OUTPUT",
                 required=True,
             ),
-            Option("model", ("-m", "--model"), metavar="M", required=True),
+            Option(
+                "model",
+                ("-m", "--model"),
+                "the model; repeat it for a fallback chain (tried in order)",
+                metavar="M",
+                required=True,
+                multiple=True,
+            ),
             Option("workers", ("--workers",), type=int, metavar="N"),
             _PROMPTS,
             Option("template", ("--template",), "library entry to render per item", metavar="NAME"),

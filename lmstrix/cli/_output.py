@@ -37,12 +37,15 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def limits_table(reports: Sequence[Mapping[str, Any]]) -> str:
-    """The declared / loadable / working table of context-search reports (``to_dict()``)."""
+def limits_table(reports: Sequence[Mapping[str, Any]], *, server: bool = False) -> str:
+    """The declared / loadable / working table of context-search reports (``to_dict()``);
+    with ``server``, a first column names each report's server."""
+    first = ["server"] if server else []
     return table(
-        ["model", "declared", "loadable", "working", "status", "loads"],
+        [*first, "model", "declared", "loadable", "working", "status", "loads"],
         [
             [
+                *([r["server"]] if server else []),
                 r["key"],
                 r["declared_context"],
                 r["loadable_context"],

@@ -15,12 +15,13 @@ import logging
 import os
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any, Mapping, Optional, TextIO, Tuple
+from typing import IO, TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
 
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Output, StdoutClosed
 
 if TYPE_CHECKING:
     from ..client._client import Client
+    from ..pool._pool import Pool
     from ..registry._registry import Registry
 
 __all__ = ["CliError", "Session", "UsageError", "run_command"]
@@ -65,7 +66,7 @@ class Session(Output):
     def __init__(
         self,
         *,
-        server: Optional[str] = None,
+        server: Union[str, Sequence[str], None] = None,
         token: Optional[str] = None,
         registry_path: Optional[str] = None,
         timeout_s: Optional[float] = None,
@@ -78,38 +79,105 @@ class Session(Output):
         super().__init__(
             as_json=as_json, verbosity=verbosity, stdout=stdout, stderr=stderr, stdin=stdin
         )
-        self.server = server or None
+        given = [server] if isinstance(server, str) else list(server or [])
+        self.server_options: List[str] = [s for s in given if s]
+        self.server = self.server_options[0] if self.server_options else None
         self.token = token or None
         self.registry_path = registry_path or None
         self.timeout_s = timeout_s
         self._client: Optional[Client] = None
+        self._clients: Optional[List[Client]] = None
+        self._pool: Optional[Pool] = None
         self._registry: Optional[Registry] = None
         from ..config import resolve_token
 
         self.add_secret(resolve_token(self.token))
 
     @property
-    def base_url(self) -> str:
-        """The server URL this run talks to (normalised); a bad one is a usage error."""
-        from ..config import ENV_SERVER, resolve_base_url
+    def servers(self) -> List[str]:
+        """The server URLs of this run (normalised, in order, each once).
+
+        ``--server`` given several times, else ``$LMSTRIX_SERVER`` (commas between
+        several), else the default server. A bad URL is a usage error naming it.
+        """
+        from ..config import ENV_SERVER, normalize_base_url, resolve_base_url
         from ._checks import server_url
 
-        where = "--server" if self.server else f"${ENV_SERVER}"
-        raw = self.server or os.environ.get(ENV_SERVER)
-        try:
-            if raw:
-                server_url(raw)
-            return resolve_base_url(self.server)
-        except ValueError as exc:
-            raise UsageError(f"{where}: {exc}") from None
+        if self.server_options:
+            where, raw = "--server", self.server_options
+        else:
+            where = f"${ENV_SERVER}"
+            raw = [part.strip() for part in os.environ.get(ENV_SERVER, "").split(",")]
+            raw = [part for part in raw if part]
+        if not raw:
+            return [resolve_base_url(None, {})]
+        urls: List[str] = []
+        for text in raw:
+            try:
+                server_url(text)
+                url = normalize_base_url(text)
+            except ValueError as exc:
+                raise UsageError(f"{where}: {exc}") from None
+            if url not in urls:
+                urls.append(url)
+        return urls
+
+    @property
+    def several(self) -> bool:
+        """True when this run talks to more than one server."""
+        return len(self.servers) > 1
+
+    @property
+    def base_url(self) -> str:
+        """The (first) server URL this run talks to; a bad one is a usage error."""
+        return self.servers[0]
 
     def client(self) -> Client:
-        """The run's :class:`~lmstrix.Client` (made on first use, closed by :meth:`close`)."""
-        if self._client is None:
-            from ..client._client import Client
+        """The run's :class:`~lmstrix.Client` (made on first use, closed by :meth:`close`).
 
-            self._client = Client(self.base_url, api_token=self.token, timeout=self.timeout_s)
+        For commands that work on one server: with several, a usage error.
+        """
+        self.one_server()
+        if self._client is None:
+            self._client = self._new_client(self.base_url)
         return self._client
+
+    def one_server(self) -> None:
+        """A usage error when several servers were given (for one-server commands)."""
+        if self.several:
+            raise UsageError(
+                f"this command works on one server at a time, and {len(self.servers)} were "
+                "given (--server or $LMSTRIX_SERVER): give one"
+            )
+
+    def _new_client(self, url: str, **options: Any) -> Client:
+        from ..client._client import Client
+
+        return Client(url, api_token=self.token, timeout=self.timeout_s, **options)
+
+    def clients(self) -> List[Client]:
+        """One :class:`~lmstrix.Client` per server (the one client with one server)."""
+        if not self.several:
+            return [self.client()]
+        if self._clients is None:
+            self._clients = [self._new_client(url) for url in self.servers]
+        return self._clients
+
+    def chat_client(self, **options: Any) -> Any:
+        """What answers ``chat`` and ``batch``: a Client, or a Pool over several servers.
+
+        ``options`` (``registry=``, ``observers=``) go to the Client or the Pool (and so
+        to each of its clients). Made once per run.
+        """
+        if not self.several:
+            if self._client is None:
+                self._client = self._new_client(self.base_url, **options)
+            return self._client
+        if self._pool is None:
+            from ..pool._pool import Pool
+
+            self._pool = Pool(self.servers, api_token=self.token, timeout=self.timeout_s, **options)
+        return self._pool
 
     def registry(self) -> Registry:
         """The run's :class:`~lmstrix.Registry`, scoped to this run's server."""
@@ -127,20 +195,26 @@ class Session(Output):
         """
         from ..errors import RegistryError
 
-        client = self.client()
+        client = self.chat_client() if self.several else self.client()
         models = client.list_models()
         known = [m.key for m in models]
         if cause is not None and key in known + [i.id for m in models for i in m.loaded_instances]:
             return cause
         with contextlib.suppress(RegistryError):  # a damaged registry must not hide this
-            known += [r.key for r in self.registry().records() if r.key not in known]
-        return client.model_not_found(key, known)
+            for url in self.servers:
+                records = self.registry().records(server=url)
+                known += [r.key for r in records if r.key not in known]
+        from ..client._detect import model_not_found
+
+        return model_not_found(" or ".join(self.servers), key, known)
 
     def close(self) -> None:
         """Close the client's connections."""
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        clients = [self._client, self._pool, *(self._clients or [])]
+        self._client = self._pool = self._clients = None
+        for client in clients:
+            if client is not None:
+                client.close()
 
 
 class _Handler(logging.Handler):

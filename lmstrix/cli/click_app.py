@@ -40,7 +40,9 @@ def _store(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """Keep a global option given before or after the command name (the later one wins)."""
     if value is not None and value is not False and value != 0 and param.name:
         settings = _settings(ctx)
-        if param.name == "verbose":
+        if isinstance(value, tuple):  # a repeatable option: before and after the command
+            settings[param.name] = list(settings[param.name]) + list(value)
+        elif param.name == "verbose":
             settings["verbose"] += value
         else:
             settings[param.name] = value
