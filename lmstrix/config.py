@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import List, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError
@@ -21,6 +21,7 @@ __all__ = [
     "normalize_base_url",
     "resolve_base_url",
     "resolve_token",
+    "servers_from_env",
 ]
 
 DEFAULT_BASE_URL = "http://localhost:1234"
@@ -107,9 +108,28 @@ def normalize_base_url(url: str) -> str:
 
 
 def resolve_base_url(url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
-    """Pick the server URL: the argument, else ``$LMSTRIX_SERVER``, else the default."""
+    """Pick the server URL: the argument, else ``$LMSTRIX_SERVER``, else the default.
+
+    ``$LMSTRIX_SERVER`` may list several servers, comma-separated (for the command line
+    and :func:`servers_from_env`); a single :class:`~lmstrix.Client` then takes the first.
+    """
     env = os.environ if environ is None else environ
-    return normalize_base_url(url or env.get(ENV_SERVER) or DEFAULT_BASE_URL)
+    if url:
+        return normalize_base_url(url)
+    return servers_from_env(env)[0]
+
+
+def servers_from_env(environ: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The servers ``$LMSTRIX_SERVER`` lists (comma-separated), or the default one.
+
+    ``lmstrix.Pool(servers_from_env())`` is a pool over them.
+
+    Raises:
+        ConfigError: one of them is not a server URL.
+    """
+    env = os.environ if environ is None else environ
+    listed = [part.strip() for part in (env.get(ENV_SERVER) or "").split(",") if part.strip()]
+    return [normalize_base_url(url) for url in listed] or [normalize_base_url(DEFAULT_BASE_URL)]
 
 
 def resolve_token(

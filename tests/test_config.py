@@ -62,3 +62,14 @@ def test_timeout_coerce() -> None:
         Timeout(connect_s=0)
     with pytest.raises(ConfigError):
         Timeout(read_s=True)
+
+
+def test_lmstrix_server_may_list_several_servers() -> None:
+    from lmstrix.config import resolve_base_url, servers_from_env
+
+    env = {"LMSTRIX_SERVER": "http://a:1234, http://b:1235/,"}
+    assert servers_from_env(env) == ["http://a:1234", "http://b:1235"]
+    assert resolve_base_url(None, env) == "http://a:1234"  # a single client: the first
+    assert servers_from_env({}) == ["http://localhost:1234"]
+    with pytest.raises(ConfigError, match="http://"):
+        servers_from_env({"LMSTRIX_SERVER": "http://a:1, ftp://b"})
