@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 
@@ -89,30 +89,35 @@ def chain(tmp_path: Path) -> Path:
     return path
 
 
-def test_an_edited_line_is_named(chain: Path) -> None:
-    raw = chain.read_bytes().splitlines(keepends=True)
+def _edit(raw: List[bytes]) -> None:
     raw[2] = raw[2].replace(b'"model-2"', b'"model-X"')
-    _write_lines(chain, raw)
-    result = verify_audit_log(chain)
-    assert not result.ok and result.bad_line == 3
-    assert "edited" in str(result.reason)
 
 
-def test_a_removed_line_is_named(chain: Path) -> None:
-    raw = chain.read_bytes().splitlines(keepends=True)
+def _remove(raw: List[bytes]) -> None:
     del raw[1]
-    _write_lines(chain, raw)
-    result = verify_audit_log(chain)
-    assert not result.ok and result.bad_line == 2
-    assert "chain is broken" in str(result.reason)
 
 
-def test_reordered_lines_are_named(chain: Path) -> None:
-    raw = chain.read_bytes().splitlines(keepends=True)
+def _swap(raw: List[bytes]) -> None:
     raw[3], raw[4] = raw[4], raw[3]
+
+
+@pytest.mark.parametrize(
+    ("tamper", "bad_line", "reason"),
+    [
+        (_edit, 3, "was edited"),
+        (_remove, 2, "chain is broken"),  # the line after the removed one
+        (_swap, 4, "chain is broken"),
+    ],
+)
+def test_each_kind_of_tampering_names_the_first_bad_line(
+    chain: Path, tamper: Callable[[List[bytes]], None], bad_line: int, reason: str
+) -> None:
+    raw = chain.read_bytes().splitlines(keepends=True)
+    tamper(raw)
     _write_lines(chain, raw)
     result = verify_audit_log(chain)
-    assert not result.ok and result.bad_line == 4
+    assert not result.ok and not result
+    assert result.bad_line == bad_line and reason in str(result.reason)
 
 
 def test_lines_cut_off_the_end_need_the_kept_head(chain: Path) -> None:
@@ -191,3 +196,18 @@ def test_secrets_are_redacted_at_any_depth(tmp_path: Path) -> None:
     }
     assert record["parameters"]["max_tokens"] == 5
     assert record["parameters"]["when"] == repr(object)
+
+
+def test_long_lines_and_a_last_line_without_hash_still_chain(tmp_path: Path) -> None:
+    path = tmp_path / "long.jsonl"
+    audit = AuditLog(path)
+    long_event = CallEvent("http://h:1", "chat", "m", {"grammar": "x" * 10_000})
+    audit(long_event)
+    audit(long_event)  # the last line is longer than one read from the end
+    assert verify_audit_log(path).ok
+    head = _lines(path)[-1]["hash"]
+    with open(path, "ab") as handle:
+        handle.write(b'{"hash": 7}\n')  # a foreign line: the next append skips it
+    audit(_event(1))
+    assert _lines(path)[-1]["prev"] == head
+    assert verify_audit_log(path).bad_line == 3

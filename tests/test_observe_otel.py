@@ -196,6 +196,10 @@ def test_finish_reason_and_request_details_when_an_event_has_them() -> None:
     assert attrs["gen_ai.output.type"] == "json"
     assert "gen_ai.request.top_k" not in attrs  # a bool is not a number here
     assert attrs["server.port"] == 80
+    bad_port = Recorded()
+    bad_port.observer(CallEvent("http://box:port", "chat", "m"))
+    attrs = _attrs(bad_port.spans()[0])
+    assert attrs["server.address"] == "box" and "server.port" not in attrs  # not 80
     nameless = Recorded()
     nameless.observer(CallEvent("not a url", "unload", None))
     span = nameless.spans()[0]

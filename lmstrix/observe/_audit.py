@@ -45,6 +45,7 @@ _SECRET = re.compile(
     r"(^|[_\-])(api_?key|key|token|secret|password|passwd|authori[sz]ation|cookie|bearer)$", re.I
 )
 _TAIL_CHUNK = 4096
+_LINES_TRIED = 16  # lines without a hash skipped, at most, to find the last hash
 
 
 def _canonical(record: Mapping[str, Any]) -> bytes:
@@ -161,30 +162,38 @@ class AuditLog:
 
 
 def _last_hash(fd: int) -> Tuple[str, bool]:
-    """The ``hash`` of the file's last complete line (``GENESIS`` if none), and whether the
-    file ends in a torn line (no newline)."""
+    """The ``hash`` of the file's last line that has one (``GENESIS`` if none among the
+    last few), and whether the file ends in a torn line (no newline)."""
     end = os.lseek(fd, 0, os.SEEK_END)
     if end == 0:
         return GENESIS, False
-    tail = b""
-    position = end
-    while position > 0:
+    os.lseek(fd, end - 1, os.SEEK_SET)
+    torn = os.read(fd, 1) != b"\n"
+    tail, position, tried = b"", end, 0
+    while position > 0 and tried < _LINES_TRIED:
         step = min(_TAIL_CHUNK, position)
         position -= step
         os.lseek(fd, position, os.SEEK_SET)
         tail = os.read(fd, step) + tail
-        if tail.count(b"\n") >= 2 or (position == 0 and tail):
-            break
-    torn = not tail.endswith(b"\n")
-    lines = [ln for ln in tail.split(b"\n") if ln.strip()]
-    for raw in reversed(lines):
-        try:
-            found = json.loads(raw.decode("utf-8")).get("hash")
-        except (ValueError, AttributeError):
-            continue  # a torn or foreign line: chain to the last good one before it
-        if isinstance(found, str):
-            return found, torn
+        # Every line after the first newline in the buffer is whole (all of them at the start).
+        first, _, rest = tail.partition(b"\n") if position else (b"", b"", tail)
+        lines = rest.split(b"\n")
+        for raw in reversed(lines[:-1] if not lines[-1] else lines):
+            found = _hash_of(raw)
+            if found is not None:
+                return found, torn
+            tried += 1
+        tail = first if position else b""
     return GENESIS, torn
+
+
+def _hash_of(raw: bytes) -> Optional[str]:
+    try:
+        line = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None  # a torn or foreign line: chain to the last good one before it
+    found = line.get("hash") if isinstance(line, dict) else None
+    return found if isinstance(found, str) else None
 
 
 @dataclass(frozen=True)

@@ -189,8 +189,8 @@ def _address(server: str) -> Tuple[Optional[str], Optional[int]]:
     parts = urlsplit(server)
     try:
         port = parts.port
-    except ValueError:
-        port = None
+    except ValueError:  # not a number: say nothing about the port
+        return parts.hostname, None
     if port is None and parts.scheme in ("http", "https"):
         port = 443 if parts.scheme == "https" else 80
     return parts.hostname, port
