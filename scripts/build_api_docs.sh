@@ -19,14 +19,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # pdoc imports the modules it documents (TYPE_CHECKING imports too), so the docs need the
-# optional packages they name: requests (lmstrix.requests_transport) and dask's
-# distributed (lmstrix.integrations.dask).
+# optional packages they name: requests (lmstrix.requests_transport), dask's distributed
+# (lmstrix.integrations.dask) and OpenTelemetry (lmstrix.observe.otel).
 py=${PDOC_PYTHON:-python3}
-if ! "$py" -c "import pdoc, requests, distributed" >/dev/null 2>&1; then
+if ! "$py" -c "import pdoc, requests, distributed, opentelemetry.sdk" >/dev/null 2>&1; then
   echo "build_api_docs: installing pdoc and the extras into a temporary virtual environment" >&2
   python3 -m venv "$tmp/venv"
   "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pdoc requests \
-    "dask[distributed]" \
+    "dask[distributed]" opentelemetry-api opentelemetry-sdk \
     >"$tmp/pip.log" 2>&1 || { tail -n 20 "$tmp/pip.log" >&2; exit 1; }
   py=$tmp/venv/bin/python
 fi

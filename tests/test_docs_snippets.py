@@ -47,6 +47,9 @@ NOT_RUN: Dict[str, List[str]] = {
         "needs the [dask] extra and starts a Dask cluster "
         "(tests/test_integrations_dask.py runs the same)"
     ],
+    "docs/user-guide/observability.md": [
+        "needs opentelemetry-exporter-otlp-proto-http, an MLflow server and a W&B account"
+    ],
 }
 
 # Lines each page's blocks must print (the results the pages promise in comments).
@@ -68,6 +71,13 @@ EXPECTED: Dict[str, List[str]] = {
         "chat True closed {} NoneType",
         "chat False error {} ModelNotFoundError",
         "True True",
+    ],
+    "docs/user-guide/observability.md": [
+        "5 1\n",
+        "# TYPE lmstrix_calls_total counter\n",
+        "team-a chat {'max_tokens': 20, 'temperature': 0} ok\nTrue 2\n",
+        "False 1 the line was edited",
+        "chat lmstrix-demo/tiny-chat-1b lmstudio\n20 True\n",
     ],
     "docs/user-guide/pool.md": [
         "5\n0 0\n",

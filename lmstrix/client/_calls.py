@@ -108,7 +108,8 @@ class CallEvent:
     ``context_length``, the number of ``inputs``...), never its content. Timings are in
     seconds; ``time_to_first_token_s`` and the token rates are ``None`` where unknown:
     ``prefill_tokens_per_s`` is prompt tokens over the time to the first token,
-    ``decode_tokens_per_s`` the generation rate.
+    ``decode_tokens_per_s`` the generation rate. ``finish_reason`` is the answer's
+    (``stop``, ``length``...).
     """
 
     server: str
@@ -125,6 +126,7 @@ class CallEvent:
     time_to_first_token_s: Optional[float] = None
     prefill_tokens_per_s: Optional[float] = None
     decode_tokens_per_s: Optional[float] = None
+    finish_reason: Optional[str] = None
 
     @property
     def ok(self) -> bool:
@@ -243,4 +245,5 @@ def _with_completion(event: CallEvent, done: Completion) -> CallEvent:
         time_to_first_token_s=ttft,
         prefill_tokens_per_s=prefill,
         decode_tokens_per_s=stats.tokens_per_second,
+        finish_reason=done.finish_reason,
     )

@@ -1,0 +1,259 @@
+"""A tamper-evident audit log of model calls: hash-chained JSON lines, safe across processes.
+
+Each line is one JSON object for one call. It carries ``prev``, the ``hash`` of the line
+before it (64 zeros for the first line), and its own ``hash``: the SHA-256 of the line's
+canonical JSON (sorted keys, no spaces) without the ``hash`` field. Editing a line breaks
+its own hash; removing or reordering lines breaks the ``prev`` link of the line after.
+Cutting lines off the end leaves a valid, shorter chain: keep the last ``head`` that
+:func:`verify_audit_log` reports somewhere else and pass it as ``expected_head`` to catch
+that too.
+
+Appending takes the cross-process :class:`~lmstrix.registry._filelock.FileLock` on
+``<path>.lock`` (and a thread lock), reads the last line's hash, appends the new line and
+fsyncs, so processes and threads sharing one file keep one unbroken chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
+
+from ..registry._filelock import FileLock
+
+if TYPE_CHECKING:
+    from ..client._calls import CallEvent
+
+__all__ = ["GENESIS", "AuditLog", "AuditVerification", "verify_audit_log"]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+GENESIS = "0" * 64
+"""The ``prev`` of the first line."""
+
+# Parameter names whose values are never written (at any depth): api_key, access_token...
+# (but not max_tokens).
+_SECRET = re.compile(
+    r"(^|[_\-])(api_?key|key|token|secret|password|passwd|authori[sz]ation|cookie|bearer)$", re.I
+)
+_TAIL_CHUNK = 4096
+_LINES_TRIED = 16  # lines without a hash skipped, at most, to find the last hash
+
+
+def _canonical(record: Mapping[str, Any]) -> bytes:
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
+        "utf-8"
+    )
+
+
+def _digest(record: Mapping[str, Any]) -> str:
+    return hashlib.sha256(_canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            str(k): "[redacted]" if _SECRET.search(str(k)) else _redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, (list, tuple)):
+        return [_redacted(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+class AuditLog:
+    """An observer writing one hash-chained JSON line per call to ``path``.
+
+    A line holds ``time`` (ISO 8601, UTC, when the call started), ``label``, ``server``,
+    ``model``, ``served_model``, ``operation``, ``stream``, ``parameters`` (the
+    request's settings; any whose name suggests a secret is written as ``[redacted]``),
+    ``usage`` (prompt, completion and total tokens), ``outcome``, ``error`` (its class
+    and HTTP status, never its message), ``duration_s`` and ``time_to_first_token_s``,
+    then ``prev`` and ``hash``. The API token is never in a :class:`CallEvent`, so it
+    never reaches the file.
+
+    ``content=True`` asks for message content, but a :class:`CallEvent` carries none (no
+    messages, prompt, answer or inputs), so today it only marks each line
+    ``"content": null``; the flag is kept so logs written now read the same once events
+    carry content.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, os.PathLike[str]],
+        content: bool = False,
+        label: Optional[str] = None,
+        *,
+        lock_timeout_s: float = 30.0,
+    ) -> None:
+        self.path = Path(path)
+        self.content = content
+        self.label = label
+        self._lock = threading.Lock()
+        self._file_lock = FileLock(
+            self.path.with_name(self.path.name + ".lock"), timeout_s=lock_timeout_s
+        )
+
+    def __repr__(self) -> str:
+        return f"AuditLog({str(self.path)!r}, content={self.content}, label={self.label!r})"
+
+    def __call__(self, event: CallEvent) -> None:
+        """Append the line of one finished call."""
+        self.append(self.record(event))
+
+    def record(self, event: CallEvent) -> Dict[str, Any]:
+        """The fields of ``event``'s line (without ``prev`` and ``hash``)."""
+        usage = event.usage
+        error: Optional[Dict[str, Any]] = None
+        if event.error is not None:
+            error = {
+                "type": type(event.error).__name__,
+                "status": getattr(event.error, "status_code", None),
+            }
+        record: Dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event.started_at))
+            + f".{int(event.started_at % 1 * 1000):03d}Z",
+            "label": self.label,
+            "server": event.server,
+            "model": event.model,
+            "served_model": event.served_model,
+            "operation": event.operation,
+            "stream": event.stream,
+            "parameters": _redacted(dict(event.parameters)),
+            "usage": None if usage is None else usage.to_dict(),
+            "outcome": event.outcome,
+            "error": error,
+            "duration_s": round(event.total_s, 6),
+            "time_to_first_token_s": event.time_to_first_token_s,
+        }
+        if self.content:
+            record["content"] = None  # a CallEvent carries no content (see the class notes)
+        return record
+
+    def append(self, record: Mapping[str, Any]) -> str:
+        """Chain ``record`` to the file's last line and append it; returns its hash."""
+        with self._lock, self._file_lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                prev, torn = _last_hash(fd)
+                line = dict(record)
+                line.pop("hash", None)
+                line["prev"] = prev
+                line["hash"] = _digest(line)
+                data = _canonical(line) + b"\n"
+                if torn:  # a line cut by a crash: end it, verification will name it
+                    data = b"\n" + data
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        return str(line["hash"])
+
+
+def _last_hash(fd: int) -> Tuple[str, bool]:
+    """The ``hash`` of the file's last line that has one (``GENESIS`` if none among the
+    last few), and whether the file ends in a torn line (no newline)."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    if end == 0:
+        return GENESIS, False
+    os.lseek(fd, end - 1, os.SEEK_SET)
+    torn = os.read(fd, 1) != b"\n"
+    tail, position, tried = b"", end, 0
+    while position > 0 and tried < _LINES_TRIED:
+        step = min(_TAIL_CHUNK, position)
+        position -= step
+        os.lseek(fd, position, os.SEEK_SET)
+        tail = os.read(fd, step) + tail
+        # Every line after the first newline in the buffer is whole (all of them at the start).
+        first, _, rest = tail.partition(b"\n") if position else (b"", b"", tail)
+        lines = rest.split(b"\n")
+        for raw in reversed(lines[:-1] if not lines[-1] else lines):
+            found = _hash_of(raw)
+            if found is not None:
+                return found, torn
+            tried += 1
+        tail = first if position else b""
+    return GENESIS, torn
+
+
+def _hash_of(raw: bytes) -> Optional[str]:
+    try:
+        line = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None  # a torn or foreign line: chain to the last good one before it
+    found = line.get("hash") if isinstance(line, dict) else None
+    return found if isinstance(found, str) else None
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    """What :func:`verify_audit_log` found.
+
+    ``ok`` is true when every line is intact and linked; otherwise ``bad_line`` is the
+    1-based number of the first bad line and ``reason`` says what is wrong with it.
+    ``lines`` counts the lines read, ``head`` is the last good line's hash (keep it to
+    detect lines cut off the end later).
+    """
+
+    ok: bool
+    lines: int
+    head: str
+    bad_line: Optional[int] = None
+    reason: Optional[str] = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def verify_audit_log(
+    path: Union[str, os.PathLike[str]], *, expected_head: Optional[str] = None
+) -> AuditVerification:
+    """Check an audit file's chain: names the first edited, removed or reordered line.
+
+    ``expected_head``, a ``head`` reported earlier, must be the hash of some line of the
+    file; if not, lines were cut off the end (or the file replaced).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    prev = GENESIS
+    seen_head = expected_head is None
+    number = 0
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            problem = _line_problem(raw, prev)
+            if problem is not None:
+                return AuditVerification(False, number, prev, number, problem)
+            prev = json.loads(raw)["hash"]
+            seen_head = seen_head or prev == expected_head
+    if not seen_head:
+        reason = f"the expected head {expected_head} is in no line: lines were cut off the end"
+        return AuditVerification(False, number, prev, number + 1, reason)
+    return AuditVerification(True, number, prev)
+
+
+def _line_problem(raw: bytes, prev: str) -> Optional[str]:
+    if not raw.endswith(b"\n"):
+        return "the line is cut short (no newline at the end of the file)"
+    try:
+        line = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return "the line is not JSON"
+    if not isinstance(line, dict) or not isinstance(line.get("hash"), str):
+        return "the line has no hash"
+    if line["hash"] != _digest(line):
+        return "the line was edited (its hash does not match its content)"
+    if line.get("prev") != prev:
+        return "the chain is broken: a line before it was removed, or lines were reordered"
+    return None

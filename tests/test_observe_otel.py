@@ -1,0 +1,208 @@
+"""``lmstrix.observe.otel.OpenTelemetry``: GenAI spans and metrics, checked with the SDK's
+in-memory span exporter and metric reader (nothing is sent anywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+pytest.importorskip("opentelemetry.sdk")
+
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+    InMemorySpanExporter,
+)
+from opentelemetry.trace import SpanKind, StatusCode
+
+import lmstrix
+from lmstrix.client._calls import CallEvent
+from lmstrix.observe.otel import CAPTURE_CONTENT_ENV, OpenTelemetry
+from lmstrix.testing import FakeLMStudio
+
+CHAT = "lmstrix-demo/tiny-chat-1b"
+EMBED = "lmstrix-demo/nomic-embed-text"
+TOKEN = "sk-lm-otel-SECRET-42"
+
+
+class Recorded:
+    """An OpenTelemetry observer wired to in-memory exporters."""
+
+    def __init__(self, **options: Any) -> None:
+        self.spans_out = InMemorySpanExporter()
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans_out))
+        self.reader = InMemoryMetricReader()
+        meter_provider = MeterProvider(metric_readers=[self.reader])
+        self.observer = OpenTelemetry(tracer_provider, meter_provider, **options)
+
+    def spans(self) -> List[ReadableSpan]:
+        return list(self.spans_out.get_finished_spans())
+
+    def points(self) -> Dict[str, List[Tuple[Dict[str, Any], Any]]]:
+        """Metric name -> [(attributes, data point)]."""
+        out: Dict[str, List[Tuple[Dict[str, Any], Any]]] = {}
+        data = self.reader.get_metrics_data()
+        assert data is not None
+        for resource in data.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        out.setdefault(metric.name, []).append((dict(point.attributes), point))
+        return out
+
+
+@pytest.fixture
+def secured() -> Iterator[FakeLMStudio]:
+    with FakeLMStudio(api_token=TOKEN) as server:
+        yield server
+
+
+def _attrs(span: ReadableSpan) -> Dict[str, Any]:
+    return dict(span.attributes or {})
+
+
+def test_spans_of_a_load_chat_stream_embedding_and_failure(secured: FakeLMStudio) -> None:
+    rec = Recorded(capture_content=False)
+    port = secured.port
+    with lmstrix.Client(secured.base_url, api_token=TOKEN, observers=[rec.observer]) as client:
+        client.load(CHAT, context_length=4096)
+        client.chat(CHAT, "What is 2+3?", temperature=0.2, max_tokens=50, top_p=0.9, seed=7)
+        client.stream_chat(CHAT, "Tell me a story", stop=["\n\n"]).text()
+        client.embed(EMBED, ["a", "b", "c"])
+        with pytest.raises(lmstrix.ModelNotFoundError):
+            client.chat("no/such-model", "hi")
+    spans = rec.spans()
+    assert [s.name for s in spans] == [
+        f"load {CHAT}",
+        f"chat {CHAT}",
+        f"chat {CHAT}",
+        f"embeddings {EMBED}",
+        "chat no/such-model",
+    ]
+    assert all(s.kind == SpanKind.CLIENT for s in spans)
+    for span in spans:
+        attrs = _attrs(span)
+        assert attrs["gen_ai.provider.name"] == "lmstudio"  # the server loaded a model
+        assert attrs["server.address"] == "127.0.0.1" and attrs["server.port"] == port
+        assert span.start_time is not None and span.end_time is not None
+        assert span.end_time >= span.start_time
+    load, chat, stream, embedding, failed = (_attrs(s) for s in spans)
+    assert load["gen_ai.operation.name"] == "load"
+    assert load["gen_ai.request.model"] == CHAT
+    assert load["lmstrix.request.context_length"] == 4096
+    assert chat["gen_ai.operation.name"] == "chat"
+    assert chat["gen_ai.request.model"] == CHAT
+    assert chat["gen_ai.response.model"] == CHAT
+    assert chat["gen_ai.request.temperature"] == 0.2
+    assert chat["gen_ai.request.max_tokens"] == 50
+    assert chat["gen_ai.request.top_p"] == 0.9
+    assert chat["gen_ai.request.seed"] == 7
+    assert chat["gen_ai.usage.input_tokens"] > 0
+    assert chat["gen_ai.usage.output_tokens"] > 0
+    assert "error.type" not in chat and spans[1].status.status_code == StatusCode.UNSET
+    assert stream["lmstrix.stream"] is True
+    assert stream["gen_ai.request.stop_sequences"] == ("\n\n",)
+    assert stream["gen_ai.usage.output_tokens"] > 0
+    assert stream["lmstrix.time_to_first_token_s"] >= 0
+    assert embedding["gen_ai.operation.name"] == "embeddings"
+    assert embedding["lmstrix.request.inputs"] == 3
+    assert failed["error.type"] == "lmstrix.errors.ModelNotFoundError"
+    assert spans[4].status.status_code == StatusCode.ERROR
+    assert "gen_ai.response.model" not in failed
+    assert chat["gen_ai.response.finish_reasons"] == ("stop",)
+    assert stream["gen_ai.response.finish_reasons"] == ("stop",)
+    # Content is not in a CallEvent (see OpenTelemetry's notes): none is recorded.
+    assert not any("messages" in k for a in (chat, stream) for k in a)
+    for span in spans:  # the token is nowhere in a span
+        assert TOKEN not in repr(span.to_json())
+
+    points = rec.points()
+    durations = {
+        (a["gen_ai.operation.name"], a.get("error.type")): p
+        for a, p in points["gen_ai.client.operation.duration"]
+    }
+    assert durations[("chat", None)].count == 2
+    assert durations[("chat", "lmstrix.errors.ModelNotFoundError")].count == 1
+    assert durations[("embeddings", None)].count == 1 and durations[("load", None)].count == 1
+    for attrs, _ in points["gen_ai.client.operation.duration"]:
+        assert attrs["gen_ai.provider.name"] == "lmstudio" and attrs["server.port"] == port
+    tokens = {a["gen_ai.token.type"]: p for a, p in points["gen_ai.client.token.usage"]}
+    assert (
+        tokens["input"].sum
+        == chat["gen_ai.usage.input_tokens"] + stream["gen_ai.usage.input_tokens"]
+    )
+    assert tokens["output"].count == 2
+    first_chunk = points["gen_ai.client.operation.time_to_first_chunk"]
+    assert len(first_chunk) == 1 and first_chunk[0][1].count == 1  # the stream only
+    assert first_chunk[0][0]["gen_ai.request.model"] == CHAT
+    for name in points:
+        assert TOKEN not in repr(points[name])
+
+
+def test_provider_name_openai_server_and_add_client() -> None:
+    with FakeLMStudio(api="openai") as server:
+        rec = Recorded()
+        with lmstrix.Client(server.base_url, observers=[rec.observer]) as client:
+            assert rec.observer.add_client(client) is client
+            client.chat(CHAT, "hi")
+        assert _attrs(rec.spans()[0])["gen_ai.provider.name"] == "openai"
+    with FakeLMStudio() as server:
+        rec = Recorded()
+        with lmstrix.Client(server.base_url, observers=[rec.observer]) as client:
+            client.chat(CHAT, "hi")  # nothing known about the server yet
+            rec.observer.add_client(client)
+            client.chat(CHAT, "hi")
+        names = [_attrs(s)["gen_ai.provider.name"] for s in rec.spans()]
+        assert names == ["openai", "lmstudio"]
+    fixed = Recorded(provider_name="my-box")
+    fixed.observer(CallEvent("https://box.example:8443", "completion", "m"))
+    attrs = _attrs(fixed.spans()[0])
+    assert attrs["gen_ai.provider.name"] == "my-box"
+    assert attrs["gen_ai.operation.name"] == "text_completion"
+    assert (attrs["server.address"], attrs["server.port"]) == ("box.example", 8443)
+
+
+def test_capture_content_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(CAPTURE_CONTENT_ENV, raising=False)
+    assert Recorded().observer.capture_content is False
+    monkeypatch.setenv(CAPTURE_CONTENT_ENV, "True")
+    assert Recorded().observer.capture_content is True
+    assert Recorded(capture_content=False).observer.capture_content is False
+    assert "capture_content=True" in repr(Recorded().observer)
+
+
+@dataclass(frozen=True)
+class _EventWithFinish(CallEvent):
+    finish_reason: Optional[str] = None
+
+
+def test_finish_reason_and_request_details_when_an_event_has_them() -> None:
+    rec = Recorded()
+    event = _EventWithFinish(
+        "http://localhost",
+        "chat",
+        "m",
+        {"n": 2, "stop": "END", "response_format": {"type": "json_schema"}, "top_k": True},
+        finish_reason="length",
+    )
+    rec.observer(event)
+    attrs = _attrs(rec.spans()[0])
+    assert attrs["gen_ai.response.finish_reasons"] == ("length",)
+    assert attrs["gen_ai.request.choice.count"] == 2
+    assert attrs["gen_ai.request.stop_sequences"] == ("END",)
+    assert attrs["gen_ai.output.type"] == "json"
+    assert "gen_ai.request.top_k" not in attrs  # a bool is not a number here
+    assert attrs["server.port"] == 80
+    bad_port = Recorded()
+    bad_port.observer(CallEvent("http://box:port", "chat", "m"))
+    attrs = _attrs(bad_port.spans()[0])
+    assert attrs["server.address"] == "box" and "server.port" not in attrs  # not 80
+    nameless = Recorded()
+    nameless.observer(CallEvent("not a url", "unload", None))
+    span = nameless.spans()[0]
+    assert span.name == "unload" and "server.address" not in _attrs(span)
