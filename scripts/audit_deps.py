@@ -36,7 +36,8 @@ TIMEOUT_S = 600
 def frozen(python: str) -> List[str]:
     """``name==version`` of each distribution installed for ``python``.
 
-    The editable lmstrix and the environment's installers (``BOOTSTRAP``) are left out.
+    lmstrix itself (editable, or installed as tox does) and the environment's installers
+    (``BOOTSTRAP``) are left out.
     """
     out = subprocess.run(
         [python, "-m", "pip", "list", "--format=json", "--exclude-editable"],
@@ -46,7 +47,8 @@ def frozen(python: str) -> List[str]:
         timeout=TIMEOUT_S,
     ).stdout
     dists = json.loads(out)
-    return sorted(f"{d['name']}=={d['version']}" for d in dists if d["name"] not in BOOTSTRAP)
+    skip = BOOTSTRAP | {"lmstrix"}
+    return sorted(f"{d['name']}=={d['version']}" for d in dists if d["name"].lower() not in skip)
 
 
 def classify(report: Dict[str, Any]) -> Tuple[List[str], List[str], List[str], int]:
