@@ -312,3 +312,86 @@ def test_the_sla_watch_on_a_client_and_a_failing_handler(fake: FakeLMStudio) -> 
         client.stream_chat(MODEL, "hi").text()
     kinds = [(e.kind, e.breached) for e in seen]
     assert ("error_rate", True) in kinds and ("ttft_p95", True) in kinds
+
+
+# ---------------------------------------------------------------------- edges
+
+
+def test_threads_sharing_a_quota_file_never_exceed_it(fake: FakeLMStudio, tmp_path: Path) -> None:
+    import threading
+
+    path, limit = tmp_path / "quota.sqlite", 500
+    refused: List[int] = []
+
+    def work(n: int) -> None:
+        budget = Budget(path, tokens_per_day=limit)  # one object per thread: the file is shared
+        with lmstrix.Client(fake.base_url, label="t", middleware=[budget]) as client:
+            for i in range(8):
+                try:
+                    client.chat(MODEL, f"thread {n} call {i}", max_tokens=8)
+                except lmstrix.QuotaExceededError:
+                    refused.append(n)
+        budget.close()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert refused and Budget(path, tokens_per_day=limit).used("t") == server_tokens(fake) <= limit
+
+
+def test_an_unusable_quota_file_is_reported(fake: FakeLMStudio, tmp_path: Path) -> None:
+    path = tmp_path / "quota.sqlite"
+    path.write_bytes(b"not a database at all" * 100)
+    with lmstrix.Client(fake.base_url, middleware=[Budget(path, tokens_per_day=10)]) as client:
+        with pytest.raises(lmstrix.LMStrixError, match="quota file"):
+            client.chat(MODEL, "hi")
+    with pytest.raises(lmstrix.LMStrixError, match="quota file"):
+        Budget(path).used()
+    limit = RateLimit(requests_per_minute=5, path=path)
+    with lmstrix.Client(fake.base_url, middleware=[limit]) as client:
+        with pytest.raises(lmstrix.LMStrixError, match="quota file"):
+            client.chat(MODEL, "hi")
+    assert sent(fake) == 0
+
+
+def test_unsent_and_broken_calls(tmp_path: Path) -> None:
+    budget = Budget(tokens_per_day=10_000)
+    records: List[UsageRecord] = []
+    middleware = [budget, UsageLog(records.append)]
+    with FakeLMStudio() as server:
+        url = server.base_url
+        server.inject(Fault(kind="drop_mid_stream", after_chunks=1))
+        with lmstrix.Client(url, middleware=middleware, max_retries=0) as client:
+            with pytest.raises(lmstrix.StreamError):
+                client.stream_chat(MODEL, "Tell me a story", max_tokens=16).text()
+            kept = budget.used()
+            assert kept > 0  # a broken stream keeps its estimate
+    with lmstrix.Client(url, middleware=middleware, max_retries=0) as client:
+        with pytest.raises(lmstrix.APIConnectionError):
+            client.chat(MODEL, "hi")  # the server is gone: refused, nothing counted
+    assert budget.used() == kept and records[-1].status == 0
+
+
+def test_token_estimates() -> None:
+    chat = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    assert estimate_tokens(chat, "chat", completion_tokens=100) > 100
+    assert estimate_tokens({"prompt": "abcdef", "max_tokens": 5}, "completion") == 2 + 8 + 5
+    assert estimate_tokens({"input": ["abc", {"x": 1}]}, "embedding") == 1 + 8 + 3 + 8
+    assert estimate_tokens({}, "completion", completion_tokens=7) == 7
+
+
+def test_requests_that_are_no_json_pass_the_limits(tmp_path: Path) -> None:
+    from lmstrix.limits._facts import facts_of, usage_of_sse
+    from lmstrix.transport import BufferedResponse
+
+    request = lmstrix.Request("POST", "http://x/v1/chat/completions", body=b"not json")
+    request = request.replace(extensions={"operation": "chat", "label": "a"})
+    facts = facts_of(request)
+    assert facts.model is None and facts.label == "a" and facts.estimate == 512 + 32
+    assert facts_of(request.replace(body=b"[1]")).model is None
+    answer = BufferedResponse(200, {}, b"{}")
+    assert Budget(tokens_per_day=1000)(request, lambda r: answer).read() == b"{}"
+    assert usage_of_sse(b'data: {"usage": 3}\ndata: [DONE]\n') is None
+    assert usage_of_sse(b'data: {"usage": {"total_tokens": 4}}\n').total_tokens == 4  # type: ignore[union-attr]
