@@ -49,6 +49,8 @@ CREATE TABLE IF NOT EXISTS responses (
     body BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
+CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER);
+INSERT OR IGNORE INTO totals VALUES (0, 0);
 """
 
 _CACHED_OPERATIONS = frozenset(("chat", "completion", "embedding"))
@@ -181,6 +183,7 @@ class ResponseCache:
         try:
             with self._db.write() as conn:
                 conn.execute("DELETE FROM responses")
+                conn.execute("UPDATE totals SET bytes = 0")
         except sqlite3.Error as exc:
             log.warning("response cache %s: could not clear it: %s", self.path, exc)
 
@@ -191,8 +194,8 @@ class ResponseCache:
 
     def size_bytes(self) -> int:
         """The total size of the stored answers."""
-        row = self._db.connection().execute("SELECT SUM(size) FROM responses").fetchone()
-        return int(row[0] or 0)
+        row = self._db.connection().execute("SELECT bytes FROM totals").fetchone()
+        return int(row[0])
 
     def close(self) -> None:
         """Close this object's connections to the file (it reopens them if used again)."""
@@ -215,7 +218,7 @@ class ResponseCache:
                 return None
             if self.ttl_s is not None and time.time() - float(row[0]) > self.ttl_s:
                 with self._db.write() as conn:
-                    conn.execute("DELETE FROM responses WHERE key = ?", (key,))
+                    _delete(conn, [key])
                 return None
         except sqlite3.Error as exc:
             log.warning("response cache %s: could not read it: %s", self.path, exc)
@@ -228,11 +231,14 @@ class ResponseCache:
             return
         try:
             with self._db.write() as conn:
-                conn.execute(
-                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                # Another process may have stored the same answer first: keep one.
+                added = conn.execute(
+                    "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?)",
                     (key, time.time(), size, content_type, sqlite3.Binary(body)),
-                )
-                if self.max_bytes is not None:
+                ).rowcount
+                if added:
+                    conn.execute("UPDATE totals SET bytes = bytes + ?", (size,))
+                if added and self.max_bytes is not None:
                     self._evict(conn, self.max_bytes)
         except sqlite3.Error as exc:
             log.warning("response cache %s: could not store an answer: %s", self.path, exc)
@@ -242,7 +248,7 @@ class ResponseCache:
     @staticmethod
     def _evict(conn: sqlite3.Connection, max_bytes: int) -> None:
         """Remove the oldest answers until the total fits ``max_bytes``."""
-        total = int(conn.execute("SELECT SUM(size) FROM responses").fetchone()[0] or 0)
+        total = int(conn.execute("SELECT bytes FROM totals").fetchone()[0])
         if total <= max_bytes:
             return
         doomed: List[str] = []
@@ -251,7 +257,7 @@ class ResponseCache:
                 break
             doomed.append(key)
             total -= int(size)
-        conn.executemany("DELETE FROM responses WHERE key = ?", [(k,) for k in doomed])
+        _delete(conn, doomed)
 
     def _track_loads(self, request: Request, response: Response, operation: str) -> Response:
         """Remember the context each model is loaded with: it is part of the key."""
@@ -278,6 +284,15 @@ class ResponseCache:
                     self._contexts[(server, model)] = loaded.context_length
                     self._contexts[(server, loaded.id)] = loaded.context_length
         return BufferedResponse(response.status_code, response.headers, body)
+
+
+def _delete(conn: sqlite3.Connection, keys: List[str]) -> None:
+    """Delete the answers of ``keys`` and take their size off the running total."""
+    for key in keys:
+        row = conn.execute("SELECT size FROM responses WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            conn.execute("DELETE FROM responses WHERE key = ?", (key,))
+            conn.execute("UPDATE totals SET bytes = bytes - ?", (int(row[0]),))
 
 
 def _is_answer(body: bytes) -> bool:
