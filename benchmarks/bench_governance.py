@@ -43,14 +43,15 @@ MODEL = "lmstrix-demo/tiny-chat-1b"
 TARGET = 0.85
 
 
-def serve() -> None:
-    """Child-process entry: the simulator with the demo fleet, the model preloaded."""
+def serve() -> int:
+    """Child-process entry (``--serve``): the simulator, the model preloaded."""
     from lmstrix.testing import FakeLMStudio
 
     with FakeLMStudio() as fake:
         fake.preload(MODEL)
         print(f"PORT {fake.port}", flush=True)
         sys.stdin.read()
+    return 0
 
 
 class TrivialMetrics:
@@ -113,11 +114,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer rounds (CI smoke run)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.serve:
-        serve()
-        return 0
     rounds, count = (5, 100) if args.quick else (15, 200)
     observer, observer_name = metrics_observer()
     serial = itertools.count()
@@ -176,4 +173,4 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve() if sys.argv[1:] == ["--serve"] else main())

@@ -20,14 +20,18 @@ EMBED = "lmstrix-demo/nomic-embed-text"
 WORKER = str(Path(__file__).with_name("_governance_worker.py"))
 
 
+@pytest.fixture
+def cache(tmp_path: Path) -> ResponseCache:
+    return ResponseCache(tmp_path / "cache.sqlite")
+
+
 def completions(server: FakeLMStudio) -> int:
     return server.counters.requests.get("/v1/chat/completions", 0)
 
 
 def test_a_repeated_temperature_0_chat_is_served_without_a_server_request(
-    fake: FakeLMStudio, tmp_path: Path
+    fake: FakeLMStudio, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         first = client.chat(MODEL, "What is 2+3?", temperature=0)
         assert completions(fake) == 1
@@ -41,9 +45,8 @@ def test_a_repeated_temperature_0_chat_is_served_without_a_server_request(
 
 
 def test_a_temperature_0_7_chat_is_never_served_from_the_cache(
-    fake: FakeLMStudio, tmp_path: Path
+    fake: FakeLMStudio, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         for _ in range(3):
             client.chat(MODEL, "Tell me a story", temperature=0.7)
@@ -60,9 +63,8 @@ def test_a_fixed_seed_and_embeddings_are_deterministic() -> None:
 
 
 def test_streams_are_stored_raw_and_replayed_through_the_stream_code(
-    fake: FakeLMStudio, tmp_path: Path
+    fake: FakeLMStudio, cache: ResponseCache
 ) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         live = client.stream_chat(MODEL, "Tell me a story", temperature=0)
         live_chunks = [c.text for c in live]
@@ -78,8 +80,9 @@ def test_streams_are_stored_raw_and_replayed_through_the_stream_code(
         assert completions(fake) == 2
 
 
-def test_a_stream_closed_early_or_broken_is_not_stored(fake: FakeLMStudio, tmp_path: Path) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
+def test_a_stream_closed_early_or_broken_is_not_stored(
+    fake: FakeLMStudio, cache: ResponseCache
+) -> None:
     with lmstrix.Client(fake.base_url, middleware=[cache], max_retries=0) as client:
         with client.stream_chat(MODEL, "Tell me a story", temperature=0) as stream:
             next(stream)
@@ -89,8 +92,7 @@ def test_a_stream_closed_early_or_broken_is_not_stored(fake: FakeLMStudio, tmp_p
     assert len(cache) == 0 and cache.stats.stores == 0
 
 
-def test_error_answers_are_not_stored(fake: FakeLMStudio, tmp_path: Path) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
+def test_error_answers_are_not_stored(fake: FakeLMStudio, cache: ResponseCache) -> None:
     with lmstrix.Client(fake.base_url, middleware=[cache], max_retries=0) as client:
         for _ in range(2):
             with pytest.raises(lmstrix.ModelNotFoundError):
@@ -98,16 +100,14 @@ def test_error_answers_are_not_stored(fake: FakeLMStudio, tmp_path: Path) -> Non
     assert len(cache) == 0 and cache.stats.misses == 2
 
 
-def test_embeddings_are_cached(fake: FakeLMStudio, tmp_path: Path) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
+def test_embeddings_are_cached(fake: FakeLMStudio, cache: ResponseCache) -> None:
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         first = client.embed(EMBED, ["one", "two"])
         assert client.embed(EMBED, ["one", "two"]) == first
     assert fake.counters.requests.get("/v1/embeddings") == 1
 
 
-def test_the_loaded_context_is_part_of_the_key(fake: FakeLMStudio, tmp_path: Path) -> None:
-    cache = ResponseCache(tmp_path / "cache.sqlite")
+def test_the_loaded_context_is_part_of_the_key(fake: FakeLMStudio, cache: ResponseCache) -> None:
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         instance = client.load(MODEL, context_length=4096)
         client.chat(MODEL, "hi", temperature=0)
