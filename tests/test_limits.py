@@ -395,3 +395,20 @@ def test_requests_that_are_no_json_pass_the_limits(tmp_path: Path) -> None:
     assert Budget(tokens_per_day=1000)(request, lambda r: answer).read() == b"{}"
     assert usage_of_sse(b'data: {"usage": 3}\ndata: [DONE]\n') is None
     assert usage_of_sse(b'data: {"usage": {"total_tokens": 4}}\n').total_tokens == 4  # type: ignore[union-attr]
+
+
+def test_the_label_rides_in_every_request(fake: FakeLMStudio) -> None:
+    seen: List[object] = []
+
+    def spy(request: lmstrix.Request, call_next):  # type: ignore[no-untyped-def]
+        seen.append(request.extensions.get("label", "unset"))
+        return call_next(request)
+
+    with lmstrix.Client(fake.base_url, label="alice", middleware=[spy]) as client:
+        assert client.label == "alice"
+        instance = client.load(MODEL)
+        client.chat(MODEL, "hi")
+        client.unload(instance.id)
+    with lmstrix.Client(fake.base_url, middleware=[spy]) as client:
+        client.chat(MODEL, "hi")
+    assert seen[:-1] == ["alice"] * (len(seen) - 1) and len(seen) >= 4 and seen[-1] == "unset"
