@@ -176,6 +176,12 @@ def test_an_unusable_file_lets_requests_through(fake: FakeLMStudio, tmp_path: Pa
         client.chat(MODEL, "hi", temperature=0)
         client.chat(MODEL, "hi", temperature=0)
     assert completions(fake) == 2 and cache.stats.hits == 0
+    with pytest.raises(lmstrix.LMStrixError, match="could not be read"):
+        len(cache)
+    blocked = ResponseCache(path / "under-a-file" / "cache.sqlite")  # no such folder can be made
+    with lmstrix.Client(fake.base_url, middleware=[blocked]) as client:
+        client.chat(MODEL, "hi", temperature=0)
+    assert completions(fake) == 3
 
 
 def test_non_json_bodies_and_other_operations_pass_through(tmp_path: Path) -> None:

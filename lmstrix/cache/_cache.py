@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
+from ..errors import LMStrixError
 from ..middleware._store import SQLiteFile
 from ..transport._request import OPERATION
 from ..transport._stdlib import BufferedResponse
@@ -53,6 +54,7 @@ CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes 
 INSERT OR IGNORE INTO totals VALUES (0, 0);
 """
 
+_FILE_ERRORS = (sqlite3.Error, OSError)
 _CACHED_OPERATIONS = frozenset(("chat", "completion", "embedding"))
 _SSE = "text/event-stream"
 _ERROR_EVENT = re.compile(rb'^(event: *error|data: *\{"error")', re.MULTILINE)
@@ -184,18 +186,25 @@ class ResponseCache:
             with self._db.write() as conn:
                 conn.execute("DELETE FROM responses")
                 conn.execute("UPDATE totals SET bytes = 0")
-        except sqlite3.Error as exc:
+        except _FILE_ERRORS as exc:
             log.warning("response cache %s: could not clear it: %s", self.path, exc)
 
     def __len__(self) -> int:
         """How many answers the file holds (expired ones included until looked up)."""
-        row = self._db.connection().execute("SELECT COUNT(*) FROM responses").fetchone()
-        return int(row[0])
+        return self._number("SELECT COUNT(*) FROM responses")
 
     def size_bytes(self) -> int:
         """The total size of the stored answers."""
-        row = self._db.connection().execute("SELECT bytes FROM totals").fetchone()
-        return int(row[0])
+        return self._number("SELECT bytes FROM totals")
+
+    def _number(self, query: str) -> int:
+        try:
+            return int(self._db.connection().execute(query).fetchone()[0])
+        except _FILE_ERRORS as exc:
+            raise LMStrixError(
+                f"the response cache {self.path} could not be read ({exc}); delete the "
+                "file or give another path"
+            ) from exc
 
     def close(self) -> None:
         """Close this object's connections to the file (it reopens them if used again)."""
@@ -220,7 +229,7 @@ class ResponseCache:
                 with self._db.write() as conn:
                     _delete(conn, [key])
                 return None
-        except sqlite3.Error as exc:
+        except _FILE_ERRORS as exc:
             log.warning("response cache %s: could not read it: %s", self.path, exc)
             return None
         return str(row[1]), bytes(row[2])
@@ -240,7 +249,7 @@ class ResponseCache:
                     conn.execute("UPDATE totals SET bytes = bytes + ?", (size,))
                 if added and self.max_bytes is not None:
                     self._evict(conn, self.max_bytes)
-        except sqlite3.Error as exc:
+        except _FILE_ERRORS as exc:
             log.warning("response cache %s: could not store an answer: %s", self.path, exc)
             return
         self._count("stores")

@@ -127,7 +127,7 @@ class FileLedger(Ledger):
                     (name, level - cost if wait == 0.0 else level, now),
                 )
                 return wait
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise self._failed(exc) from exc
 
     def reserve(self, name: str, limit: float, amount: float) -> Tuple[bool, float]:
@@ -145,7 +145,7 @@ class FileLedger(Ledger):
                 )
                 conn.execute("DELETE FROM days WHERE day < ?", (day,))  # yesterdays go
                 return True, before
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise self._failed(exc) from exc
 
     def used(self, name: str) -> float:
@@ -155,14 +155,14 @@ class FileLedger(Ledger):
                 .execute("SELECT used FROM days WHERE name = ? AND day = ?", (name, today()))
                 .fetchone()
             )
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise self._failed(exc) from exc
         return 0.0 if row is None else float(row[0])
 
     def close(self) -> None:
         self._db.close()
 
-    def _failed(self, exc: sqlite3.Error) -> LMStrixError:
+    def _failed(self, exc: Exception) -> LMStrixError:
         return LMStrixError(
             f"the quota file {self.path} could not be used ({exc}); check that it is a "
             "writable SQLite file, or give another path"
