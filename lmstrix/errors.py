@@ -25,6 +25,8 @@ __all__ = [
     "MissingVariableError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "PermissionDeniedError",
+    "QuotaExceededError",
     "RegistryCorruptError",
     "RegistryError",
     "StreamError",
@@ -217,3 +219,50 @@ class TemplateCycleError(TemplateError):
 
 class ContextSearchError(LMStrixError):
     """The context-limit search could not run (bad bounds, no usable model or server)."""
+
+
+class QuotaExceededError(LMStrixError):
+    """A call would go over a client-side budget or rate limit; nothing was sent.
+
+    ``label`` is the user or tenant (``None`` for unlabelled calls), ``limit`` the quota,
+    ``used`` what was already counted against it, ``requested`` this call's estimate, and
+    ``retry_after_s`` when trying again may succeed (``None`` when unknown).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        label: Optional[str] = None,
+        limit: float = 0,
+        used: float = 0,
+        requested: float = 0,
+        retry_after_s: Optional[float] = None,
+    ) -> None:
+        super().__init__(message)
+        self.label = label
+        self.limit = limit
+        self.used = used
+        self.requested = requested
+        self.retry_after_s = retry_after_s
+
+
+class PermissionDeniedError(LMStrixError, PermissionError):
+    """A client-side :class:`~lmstrix.limits.Policy` refused a call; nothing was sent.
+
+    ``label``, ``model`` and ``operation`` name what was refused. This is no security
+    boundary: the server's own API token permissions are.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        label: Optional[str] = None,
+        model: Optional[str] = None,
+        operation: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.label = label
+        self.model = model
+        self.operation = operation

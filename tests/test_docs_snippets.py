@@ -79,6 +79,14 @@ EXPECTED: Dict[str, List[str]] = {
         "False 1 the line was edited",
         "chat lmstrix-demo/tiny-chat-1b lmstudio\n20 True\n",
     ],
+    "docs/user-guide/governance.md": [
+        "True True\nCacheStats(hits=2, misses=2, stores=2, skipped=1)\n",
+        "refused after 5 calls: 110 of 150 used\nTrue 1000000.0\n",
+        "try again in 30 s\n",
+        "refused: load lmstrix-demo/tiny-chat-1b\n",
+        "alice lmstrix-demo/tiny-chat-1b 20 200\nalice no/such-model None 404\n",
+        "[('error_rate', True)]\nTrue\n",
+    ],
     "docs/user-guide/pool.md": [
         "5\n0 0\n",
         "[False, True]\n",

@@ -32,12 +32,12 @@ from typing import (
 from ..config import Timeout, resolve_base_url, resolve_token
 from ..errors import APIError, APIStatusError, ModelNotFoundError
 from ..middleware import RetryMiddleware, RetryPolicy, build_chain
-from ..transport._request import OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
+from ..transport._request import LABEL, OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
-from ._replies import Messages, merge_rows, messages_of, same_model
+from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
 from ._stream import ChatStream, whole_answer
 
 if TYPE_CHECKING:
@@ -85,6 +85,8 @@ class Client:
         observers: callables given one :class:`~lmstrix.CallEvent` per model call.
         registry: a :class:`~lmstrix.Registry`; a fallback chain (a list of model keys)
             then skips models whose tested working context cannot hold the prompt.
+        label: the user or tenant the calls belong to; each request carries it in its
+            ``extensions["label"]`` for middleware (budgets, policy, usage records).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class Client:
         middleware: Sequence[Middleware] = (),
         observers: Sequence[Observer] = (),
         registry: Optional[Registry] = None,
+        label: Optional[str] = None,
     ) -> None:
         self.base_url = resolve_base_url(base_url)
         self.timeout = Timeout.coerce(timeout)
@@ -111,6 +114,7 @@ class Client:
         self.max_retries = self.retry_policy.total
         self.strict_model = strict_model
         self.registry = registry  # for the fit check of fallback chains
+        self.label = label
         self.retry_backoff_s = self.retry_policy.backoff_factor_s
         self.retry_max_s = self.retry_policy.backoff_max_s
         token = resolve_token(api_token)
@@ -138,9 +142,10 @@ class Client:
         if self.retry_policy.total > 0:
             chain.insert(0, RetryMiddleware(self.retry_policy))
         self._handler = build_chain(chain, self._transport.send)
-        self._extensions = {op: frozen_map({OPERATION: op}) for op in _OPERATIONS}
+        tag = {} if label is None else {LABEL: label}
+        self._extensions = {op: frozen_map({**tag, OPERATION: op}) for op in _OPERATIONS}
         self._extensions["load"] = frozen_map(
-            {OPERATION: "load", READ_TIMEOUT: self.timeout.load_s, RETRY_IF_SENT: False}
+            {**tag, OPERATION: "load", READ_TIMEOUT: self.timeout.load_s, RETRY_IF_SENT: False}
         )
         self._api: Optional[str] = None
         self._lock = threading.Lock()
@@ -355,17 +360,7 @@ class Client:
     def _embed(self, model: str, items: List[str]) -> List[List[float]]:
         body = {"model": model, "input": items}
         answer = self._json("POST", "/v1/embeddings", body, model=model, operation="embedding")
-        rows = answer.get("data")
-        if not isinstance(rows, list):
-            raise APIStatusError(
-                f"{self._url('/v1/embeddings')} answered without embeddings",
-                url=self._url("/v1/embeddings"),
-                status_code=200,
-                body=answer,
-                model=model,
-            )
-        rows = sorted(rows, key=lambda r: r.get("index", 0) if isinstance(r, dict) else 0)
-        return [[float(x) for x in r.get("embedding", [])] for r in rows if isinstance(r, dict)]
+        return embedding_rows(answer, self._url("/v1/embeddings"), model)
 
     def _complete_once(
         self, path: str, body: Dict[str, Any], model: str, operation: str

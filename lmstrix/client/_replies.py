@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
+from ..errors import APIStatusError
 from ..types import ModelInfo
 
-__all__ = ["Messages", "merge_rows", "messages_of", "same_model"]
+__all__ = ["Messages", "embedding_rows", "merge_rows", "messages_of", "same_model"]
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
 
@@ -44,3 +45,14 @@ def merge_rows(rows: List[Mapping[str, Any]]) -> List[ModelInfo]:
         if old is None or (info.is_loaded and not old.is_loaded):
             merged[info.key] = info
     return list(merged.values())
+
+
+def embedding_rows(answer: Mapping[str, Any], url: str, model: str) -> List[List[float]]:
+    """The vectors of an ``/v1/embeddings`` answer, in input order."""
+    rows = answer.get("data")
+    if not isinstance(rows, list):
+        raise APIStatusError(
+            f"{url} answered without embeddings", url=url, status_code=200, body=answer, model=model
+        )
+    rows = sorted(rows, key=lambda r: r.get("index", 0) if isinstance(r, dict) else 0)
+    return [[float(x) for x in r.get("embedding", [])] for r in rows if isinstance(r, dict)]

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Optional
 
 from ..config import Timeout
 
-__all__ = ["OPERATION", "READ_TIMEOUT", "RETRY_IF_SENT", "Request", "frozen_map"]
+__all__ = ["LABEL", "OPERATION", "READ_TIMEOUT", "RETRY_IF_SENT", "Request", "frozen_map"]
 
 READ_TIMEOUT = "read_timeout_s"
 """Extension: the read timeout of this request in seconds (a model load waits minutes)."""
@@ -26,6 +26,9 @@ again (a model load that crashed the server is not repeated blindly). Default ``
 
 OPERATION = "operation"
 """Extension: the client call this request belongs to (``chat``, ``load``, ...)."""
+
+LABEL = "label"
+"""Extension: the user or tenant of the call (``Client(label=...)``); absent when unset."""
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -43,7 +46,7 @@ class Request:
     (``None`` for a GET). ``stream=True`` asks the transport to return as soon as the
     headers arrive and leave the body to ``Response.iter_bytes()``. ``extensions``
     carries per-request policy: :data:`READ_TIMEOUT`, :data:`RETRY_IF_SENT`,
-    :data:`OPERATION`; middleware may add its own names.
+    :data:`OPERATION`, :data:`LABEL`; middleware may add its own names.
     """
 
     method: str

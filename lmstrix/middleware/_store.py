@@ -1,0 +1,77 @@
+"""A SQLite file shared by the threads of a process and by processes (cache, quotas).
+
+Each thread gets its own connection (a forked child opens new ones); the file is in WAL
+mode so readers never wait for a writer, and writers wait up to ``timeout_s`` for each
+other (SQLite's busy timeout). :meth:`SQLiteFile.write` runs a ``BEGIN IMMEDIATE``
+transaction: a read-then-write inside it is atomic across processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from typing import TYPE_CHECKING, Iterator, List, Union
+
+if TYPE_CHECKING:
+    from os import PathLike
+
+__all__ = ["SQLiteFile"]
+
+
+class SQLiteFile:
+    """One SQLite database file, opened lazily per thread, created with ``schema``."""
+
+    def __init__(
+        self, path: Union[str, PathLike[str]], schema: str, *, timeout_s: float = 30.0
+    ) -> None:
+        self.path = os.fspath(path)
+        self._schema = schema
+        self._timeout_s = timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._opened: List[sqlite3.Connection] = []
+
+    def __repr__(self) -> str:
+        return f"SQLiteFile({self.path!r})"
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (opened, and the schema made, on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn  # type: ignore[no-any-return]
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.executescript(self._schema)
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._lock:
+            self._opened.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: committed on success, rolled back on error."""
+        conn = self.connection()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        """Close every connection this object opened (in this process)."""
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
