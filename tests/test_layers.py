@@ -90,11 +90,13 @@ def imports_of(module: str, path: Path) -> Iterator[Tuple[int, str]]:
 
 
 _STDLIB = sysconfig.get_paths()["stdlib"]
+# Standard-library modules of other platforms, which find_spec cannot see here (3.8, 3.9).
+_OTHER_PLATFORMS = {"msvcrt", "winreg", "winsound", "nt", "_winapi", "_overlapped", "fcntl"}
 
 
 def is_stdlib(name: str) -> bool:
     top = name.split(".", maxsplit=1)[0]
-    if top == "__future__" or top in sys.builtin_module_names:
+    if top == "__future__" or top in sys.builtin_module_names or top in _OTHER_PLATFORMS:
         return True
     names = getattr(sys, "stdlib_module_names", None)
     if names is not None:
