@@ -87,17 +87,12 @@ def _uncaptured(config: pytest.Config) -> ContextManager[None]:
     return capture.global_and_fixture_disabled()
 
 
-@pytest.fixture(scope="session")
-def real_server(
-    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def _served(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory, n_ctx: int
 ) -> Iterator[Tuple[str, int]]:
-    """``(base_url, n_ctx)`` of a running llama-cpp-python server, stopped at the end."""
-    n_ctx = int(os.environ.get("LMSTRIX_IT_N_CTX") or llama_server.DEFAULT_N_CTX)
-    given = os.environ.get("LMSTRIX_IT_URL")
-    if given:
-        yield given.rstrip("/"), n_ctx
-        return
-    state_file = tmp_path_factory.mktemp("llama-server") / "server.json"
+    """Start a server at ``n_ctx`` (its own state file), yield ``(url, n_ctx)``, stop it."""
+    state_file = tmp_path_factory.mktemp(f"llama-{n_ctx}") / "server.json"
     try:
         with _uncaptured(pytestconfig):
             state = llama_server.start(n_ctx=n_ctx, state_file=state_file)
@@ -111,21 +106,26 @@ def real_server(
 
 
 @pytest.fixture(scope="session")
+def real_server(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Tuple[str, int]]:
+    """``(base_url, n_ctx)`` of a running llama-cpp-python server, stopped at the end."""
+    n_ctx = int(os.environ.get("LMSTRIX_IT_N_CTX") or llama_server.DEFAULT_N_CTX)
+    given = os.environ.get("LMSTRIX_IT_URL")
+    if given:
+        yield given.rstrip("/"), n_ctx
+        return
+    with _served(pytestconfig, tmp_path_factory, n_ctx) as served:
+        yield served
+
+
+@pytest.fixture(scope="session")
 def real_server_8k(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Tuple[str, int]]:
     """A second server at ``n_ctx`` 8192, for the context search with its defaults."""
-    state_file = tmp_path_factory.mktemp("llama-8k") / "server.json"
-    try:
-        with _uncaptured(pytestconfig):
-            state = llama_server.start(n_ctx=8192, state_file=state_file)
-    except llama_server.SetupError as exc:
-        pytest.fail(f"the 8k integration server could not be started: {exc}", pytrace=False)
-    try:
-        yield state.url, state.n_ctx
-    finally:
-        with _uncaptured(pytestconfig):
-            llama_server.say(llama_server.stop(state))
+    with _served(pytestconfig, tmp_path_factory, 8192) as served:
+        yield served
 
 
 @pytest.fixture
