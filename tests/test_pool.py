@@ -226,7 +226,12 @@ def test_models_and_instances_across_servers(servers: List[FakeLMStudio]) -> Non
 def test_a_batch_over_the_pool_survives_a_server_killed_mid_run(tmp_path: Path) -> None:
     from lmstrix.batch import read_items, run_batch
 
-    fakes = [FakeLMStudio(models("alpha", parallel=4), time_scale=0.01).start() for _ in range(3)]
+    fleets = [  # three machines, three fleets: alpha everywhere, with other slots and limits
+        [SimModel("alpha", 8192, parallel=4), SimModel("beta", 4096)],
+        [SimModel("alpha", 16384, 12_000, parallel=2), SimModel("gamma", 8192)],
+        [SimModel("alpha", 32768, 20_000, 9_000, parallel=6)],
+    ]
+    fakes = [FakeLMStudio(fleet, time_scale=0.01).start() for fleet in fleets]
     for fake in fakes:
         fake.preload("alpha")
     items = [{"id": f"q{i}", "prompt": f"What is {i}+{i}?"} for i in range(300)]
@@ -242,7 +247,7 @@ def test_a_batch_over_the_pool_survives_a_server_killed_mid_run(tmp_path: Path) 
 
     try:
         with Pool([f.base_url for f in fakes], max_retries=0) as pool:
-            assert lmstrix.batch.default_workers(pool, "alpha") == 12
+            assert lmstrix.batch.default_workers(pool, "alpha") == 12  # 4 + 2 + 6 slots
             summary = run_batch(
                 read_items(source),
                 pool,
@@ -262,7 +267,9 @@ def test_a_batch_over_the_pool_survives_a_server_killed_mid_run(tmp_path: Path) 
         assert row.get("error") is None, row
         assert str(2 * number) in row["output"], row
     assert summary.failed == 0
-    assert all(fake.counters.requests.get(CHAT, 0) > 0 for fake in fakes)
+    assert all(fake.counters.requests.get(CHAT, 0) > 0 for fake in fakes)  # all took load
+    for fake, fleet in zip(fakes, fleets):  # no instance served more at once than its slots
+        assert max(fake.counters.max_in_flight.values()) <= fleet[0].parallel
 
 
 def test_ensemble_asks_every_model_and_votes(servers: List[FakeLMStudio]) -> None:
