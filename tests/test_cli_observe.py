@@ -12,8 +12,10 @@ from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from _cli_helpers import Entry, front_ends
+from _cli_helpers import run_cli as _run
 
-from lmstrix.testing import FakeLMStudio, SimModel
+from lmstrix.cli._session import Session
+from lmstrix.testing import FakeLMStudio, Fault, SimModel
 
 MODEL = "acme/small-8k"
 ENTRIES = front_ends()
@@ -23,13 +25,6 @@ ENTRIES = front_ends()
 def sim() -> Iterator[FakeLMStudio]:
     with FakeLMStudio(models=[SimModel(MODEL, 8192)]) as server:
         yield server
-
-
-def _run(capsys: pytest.CaptureFixture[str], entry: Entry, *args: str) -> Tuple[int, str, str]:
-    capsys.readouterr()
-    code = entry(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _chats(sim: FakeLMStudio) -> int:
@@ -137,26 +132,32 @@ def test_batch_with_a_cache_sends_each_prompt_once(
     assert outputs[0] == outputs[1] and all(outputs[0])
 
 
+def _metered(
+    capsys: pytest.CaptureFixture[str], entry: Entry, sim: FakeLMStudio, out: Path, *args: str
+) -> Tuple[Dict[str, Any], Dict[str, Any], str]:
+    """Run a command with ``--json --metrics-out out``: its document, metric totals, stderr."""
+    command = ["--server", sim.base_url, "--json", *args, "--metrics-out", str(out)]
+    code, stdout, err = _run(capsys, entry, *command)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    totals: Dict[str, Any] = doc["metrics"]["totals"]
+    assert json.loads(out.read_text(encoding="utf-8"))["totals"] == totals
+    return doc, totals, err
+
+
 @pytest.mark.parametrize(("front", "entry"), ENTRIES)
 def test_batch_sums_up_its_calls_and_stats_shows_them(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path, front: str, entry: Entry
 ) -> None:
     items = _items(tmp_path / "in.jsonl", ["a?", "b?", "c?"])
     snapshot = tmp_path / "metrics.json"
-    code, out, err = _run(
-        capsys,
-        entry,
-        *("--server", sim.base_url, "--json", "batch", str(items), "-o", str(tmp_path / "o")),
-        *("-m", MODEL, "--metrics-out", str(snapshot)),
-    )
-    assert code == 0, err
-    doc = json.loads(out)
+    batch = ["batch", str(items), "-o", str(tmp_path / "o"), "-m", MODEL]
+    doc, totals, err = _metered(capsys, entry, sim, snapshot, *batch)
     assert doc["done"] == 3
-    totals = doc["metrics"]["totals"]
-    assert totals["calls"] == 3 and totals["errors"] == 0
-    assert totals["input_tokens"] > 0 and totals["output_tokens"] > 0
+    assert totals["calls"] == 3 == _chats(sim) and totals["errors"] == 0
+    assert totals["input_tokens"] == sim.counters.prompt_tokens > 0
+    assert totals["output_tokens"] == sim.counters.generated_tokens > 0
     assert "metrics: 3 calls, 0 errors" in err and "latency p50" in err
-    assert json.loads(snapshot.read_text(encoding="utf-8"))["totals"] == totals
 
     code, out, _ = _run(capsys, entry, "stats", str(snapshot))
     assert code == 0 and MODEL in out and "total: 3 calls" in out
@@ -171,21 +172,16 @@ def test_batch_sums_up_its_calls_and_stats_shows_them(
 def test_test_sums_up_its_calls(
     capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
 ) -> None:
-    entry = ENTRIES[0][1]
-    snapshot = tmp_path / "m.json"
-    code, out, err = _run(
-        capsys,
-        entry,
-        *("--server", sim.base_url, "--registry", str(tmp_path / "r.json"), "--json"),
-        *("test", MODEL, "--trials", "1", "--metrics-out", str(snapshot)),
-    )
-    assert code == 0, err
-    doc = json.loads(out)
+    registry = ["--registry", str(tmp_path / "r.json")]
+    test = [*registry, "test", MODEL, "--trials", "1"]
+    doc, totals, err = _metered(capsys, ENTRIES[0][1], sim, tmp_path / "m.json", *test)
     assert doc["models"][0]["status"] == "done"
-    totals = doc["metrics"]["totals"]
-    assert totals["calls"] > 0 and totals["input_tokens"] > 0
+    calls = {row["operation"]: row["calls"] for row in doc["metrics"]["series"]}
+    assert calls["chat"] == _chats(sim) > 0 and calls["load"] == sim.counters.loads
+    assert totals["calls"] == sum(calls.values())
+    # a probe the server refuses (too long) sends tokens but reports no usage
+    assert 0 < totals["input_tokens"] <= sim.counters.prompt_tokens
     assert f"metrics: {totals['calls']} calls" in err
-    assert json.loads(snapshot.read_text(encoding="utf-8"))["totals"] == totals
 
 
 @pytest.mark.parametrize(
@@ -223,3 +219,45 @@ def test_an_unwritable_metrics_out_is_bad_usage(
         *("-m", MODEL, "--metrics-out", str(tmp_path / "no" / "such" / "m.json")),
     )
     assert code == 2 and "--metrics-out" in err
+
+
+def test_over_several_servers_the_pool_clients_are_cached_and_audited(
+    capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
+) -> None:
+    audit, cache = tmp_path / "audit.jsonl", tmp_path / "cache.sqlite"
+    with FakeLMStudio(models=[SimModel(MODEL, 8192)]) as other:
+        servers = ["--server", sim.base_url, "--server", other.base_url]
+        ask = [*servers, "--audit", str(audit), "chat", MODEL, "hi", "--temperature", "0"]
+        for _ in range(2):
+            code, out, err = _run(capsys, ENTRIES[0][1], *ask, "--cache", str(cache))
+            assert code == 0 and out.strip(), err
+        assert _chats(sim) + _chats(other) == 1  # the repeat came from the cache
+        lines = _lines(audit)
+        assert len(lines) == 2 and lines[0]["server"] in (sim.base_url, other.base_url)
+    code, _, _ = _run(capsys, ENTRIES[0][1], "audit", "verify", str(audit))
+    assert code == 0
+
+
+def test_failed_calls_are_counted_by_kind(
+    capsys: pytest.CaptureFixture[str], sim: FakeLMStudio, tmp_path: Path
+) -> None:
+    items = _items(tmp_path / "in.jsonl", ["a?", "b?"])
+    snapshot = tmp_path / "m.json"
+    sim.inject(Fault(kind="status", status=400, times=1))
+    code, _, err = _run(
+        capsys,
+        ENTRIES[0][1],
+        *("--server", sim.base_url, "batch", str(items), "-o", str(tmp_path / "o")),
+        *("-m", MODEL, "--retries", "0", "--workers", "1", "--metrics-out", str(snapshot)),
+    )
+    assert code == 1 and "metrics: 2 calls, 1 errors" in err
+    code, out, _ = _run(capsys, ENTRIES[0][1], "stats", str(snapshot), "--prometheus")
+    assert code == 0 and 'lmstrix_errors_total{server="' in out and 'kind="' in out
+
+
+def test_observers_and_middleware_come_before_the_first_client(sim: FakeLMStudio) -> None:
+    session = Session(server=sim.base_url)
+    session.client()
+    with pytest.raises(RuntimeError, match="before the first client"):
+        session.observe(lambda event: None)
+    session.close()
