@@ -1,8 +1,10 @@
-"""What the CLI tests share: both front ends, as ``(name, main)`` pairs."""
+"""What the CLI tests share: both front ends, as ``(name, main)`` pairs, and running one."""
 
 from __future__ import annotations
 
 from typing import Callable, List, Tuple
+
+import pytest
 
 from lmstrix.cli import main as lite_main
 
@@ -17,3 +19,11 @@ def front_ends() -> List[Tuple[str, Entry]]:
     except ImportError:  # pragma: no cover - the [cli] extra is in the dev install
         return entries
     return [*entries, ("click", click_app.main)]
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], entry: Entry, *args: str) -> Tuple[int, str, str]:
+    """Run ``entry`` with ``args``: its exit code, stdout and stderr."""
+    capsys.readouterr()
+    code = entry(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err

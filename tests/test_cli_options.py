@@ -12,10 +12,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List
 
 import pytest
 from _cli_helpers import Entry, front_ends
+from _cli_helpers import run_cli as _run
 
 import lmstrix
 from lmstrix.cli import main as lite_main
@@ -36,13 +37,6 @@ ENTRIES = front_ends()
 def sim() -> Iterator[FakeLMStudio]:
     with FakeLMStudio(models=FLEET) as server:
         yield server
-
-
-def _run(capsys: pytest.CaptureFixture[str], entry: Entry, *args: str) -> Tuple[int, str, str]:
-    capsys.readouterr()
-    code = entry(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _lite_parsers() -> Dict[str, argparse.ArgumentParser]:

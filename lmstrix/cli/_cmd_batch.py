@@ -11,6 +11,7 @@ from ._session import CliError, Session, UsageError
 
 if TYPE_CHECKING:
     from ..prompts._render import PromptLibrary
+    from ._chains import Answers
 
 __all__ = ["cmd_batch"]
 
@@ -28,6 +29,8 @@ def cmd_batch(
     rpm: Optional[float] = None,
     temperature: Optional[float] = None,
     max_tokens: Optional[int] = None,
+    cache: Optional[str] = None,
+    metrics_out: Optional[str] = None,
 ) -> int:
     """Run every item of ``input`` through ``model``, writing results to ``output``.
 
@@ -38,6 +41,9 @@ def cmd_batch(
     skipped). ``retries`` left ``None`` takes :func:`lmstrix.batch.run_batch`'s default.
     ``model`` given several times is a fallback chain; over several servers a Pool
     answers, and ``workers`` defaults to the parallel slots of all its loaded instances.
+    ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests;
+    the run's :class:`~lmstrix.observe.Metrics` are summed up on stderr at the end, in
+    the JSON document (``metrics``), and written to ``metrics_out``.
     """
     from ._chains import Answers, chain_client, choice, model_keys
 
@@ -76,25 +82,28 @@ def cmd_batch(
         )
 
     from ..errors import ModelNotFoundError
+    from ._cmd_observe import cached, watched
 
     answers = Answers()
-    client = chain_client(session, keys, answers)
-    if workers is None and len(keys) > 1:  # the slots of the chain's first choice
-        workers = batch.default_workers(client, keys[0])
     try:
-        summary = batch.run_batch(
-            batch.read_items(input),
-            client,
-            choice(keys),
-            output=output,
-            workers=workers,
-            template=template,
-            library=library,
-            params=params or None,
-            rpm=rpm,
-            **given(retries=retries),
-            on_progress=progress,
-        )
+        with watched(session, metrics_out), cached(session, cache):
+            client = chain_client(session, keys, answers)
+            if workers is None and len(keys) > 1:  # the slots of the chain's first choice
+                workers = batch.default_workers(client, keys[0])
+            summary = batch.run_batch(
+                batch.read_items(input),
+                client,
+                choice(keys),
+                output=output,
+                workers=workers,
+                template=template,
+                library=library,
+                params=params or None,
+                rpm=rpm,
+                **given(retries=retries),
+                on_progress=progress,
+            )
+            return _report(session, summary, answers, keys, output)
     except KeyboardInterrupt:
         raise CliError(
             f"interrupted; the results so far are in {output}, and running the same "
@@ -103,6 +112,12 @@ def cmd_batch(
         ) from None
     except ModelNotFoundError as exc:
         raise session.unknown_model(keys[0], exc) from exc
+
+
+def _report(
+    session: Session, summary: Any, answers: Answers, keys: Sequence[str], output: str
+) -> int:
+    """Print the batch's summary (and who answered, for a chain); the exit code."""
     fallbacks = {k: n for k, n in answers.by_model().items() if k != keys[0]}
     if fallbacks:
         counted = ", ".join(f"{n} by {k}" for k, n in fallbacks.items())

@@ -93,14 +93,16 @@ def cmd_chat(
     template: Optional[str] = None,
     variables: Sequence[str] = (),
     models: Sequence[str] = (),
+    cache: Optional[str] = None,
 ) -> int:
     """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
     ``models`` (``--model`` repeated) is a fallback chain, given instead of ``model``
     (the first argument is then the prompt). Over several servers a Pool answers.
+    ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests.
     """
-    from ..errors import ModelNotFoundError
-    from ._chains import Answers, chain_client, choice, model_keys
+    from ._chains import model_keys
+    from ._cmd_observe import cached
 
     if models:
         if prompt is not None:
@@ -122,10 +124,29 @@ def cmd_chat(
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
+    with cached(session, cache):
+        completion = _ask(session, keys, messages, params, streaming)
+    if stats:
+        session._err(_stats_line(completion))
+    return EXIT_OK
+
+
+def _ask(
+    session: Session,
+    keys: List[str],
+    messages: List[Dict[str, str]],
+    params: Dict[str, Any],
+    streaming: bool,
+) -> Completion:
+    """Ask the chain ``keys``, print the answer (or the JSON document); the completion."""
+    from ..errors import ModelNotFoundError
+    from ._chains import Answers, chain_client, choice
+
     answers = Answers()
     client = chain_client(session, keys, answers)
     wanted = choice(keys)
     try:
+        completion: Completion
         if streaming:
             with client.stream_chat(wanted, messages, **params) as answer:
                 for chunk in answer:
@@ -148,8 +169,6 @@ def cmd_chat(
                 "-v says why)"
             )
         )
-    if stats:
-        session._err(_stats_line(completion))
     if session.as_json:
         doc: Dict[str, Any] = {"model": answered, "server": server}
         if len(keys) > 1:
@@ -164,7 +183,7 @@ def cmd_chat(
                 "stats": completion.stats.to_dict(),
             }
         )
-    return EXIT_OK
+    return completion
 
 
 def cmd_prompt_render(

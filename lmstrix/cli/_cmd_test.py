@@ -72,15 +72,18 @@ def cmd_test(
     trials: Optional[int] = None,
     reset: bool = False,
     recheck: bool = False,
+    metrics_out: Optional[str] = None,
 ) -> int:
     """Search each model's limits; skip models already ``done`` unless ``reset``.
 
     Every step is in the registry as it happens, so an interrupted run (exit 130)
     resumes where it stopped when run again. Exit 1 when a model failed the test.
     An option left ``None`` takes :func:`~lmstrix.find_context_limit`'s default.
-    ``recheck`` re-confirms recorded limits instead (see ``_cmd_recheck``).
+    ``recheck`` re-confirms recorded limits instead (see ``_cmd_recheck``). The run's
+    :class:`~lmstrix.observe.Metrics` are summed up on stderr at the end, in the JSON
+    document (``metrics``), and written to ``metrics_out``.
     """
-    from ..context._runner import find_context_limit
+    from ._cmd_observe import watched
 
     if bool(models) == all_models:
         raise UsageError("name the models to test, or give --all (not both)")
@@ -88,6 +91,21 @@ def cmd_test(
         min_context=min_context, max_context=max_context, resolution=resolution, trials=trials
     )
     _check_bounds(search)
+    with watched(session, metrics_out):
+        return _test(session, models, all_models, reset, recheck, search)
+
+
+def _test(
+    session: Session,
+    models: Sequence[str],
+    all_models: bool,
+    reset: bool,
+    recheck: bool,
+    search: Dict[str, Any],
+) -> int:
+    from ..context._runner import find_context_limit
+
+    trials = search.get("trials")
     if session.several:
         if recheck:
             raise UsageError("--recheck works on one server at a time: give one --server")

@@ -13,11 +13,11 @@ The CLI never restates a library default. Help texts are lower-case phrases;
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from ._checks import positive_seconds, server_url
+from ._options_observe import AUDIT_OPTIONS, CACHE, METRICS_OUT, OBSERVE_COMMANDS, OBSERVE_GROUPS
+from ._params import Argument, Command, FromLibrary, Option
 
 __all__ = [
     "COMMANDS",
@@ -34,33 +34,6 @@ __all__ = [
     "positive_seconds",
     "server_url",
 ]
-
-
-@dataclass(frozen=True)
-class FromLibrary:
-    """A default owned by the library: ``lmstrix.<module>.<name>``, or one parameter of it.
-
-    With ``parameter``, the default of that parameter in the signature of the function
-    or class ``name``; without, the constant itself. A module that is left out of a
-    vendored copy (``batch``) resolves to ``None``.
-    """
-
-    module: str
-    name: str
-    parameter: Optional[str] = None
-
-    def resolve(self) -> Any:
-        """The library's value (imports the module)."""
-        import inspect
-
-        try:
-            owner = importlib.import_module(f"lmstrix.{self.module}")
-        except ImportError:
-            return None
-        value = getattr(owner, self.name)
-        if self.parameter is None:
-            return value
-        return inspect.signature(value).parameters[self.parameter].default
 
 
 def given(**values: Any) -> Dict[str, Any]:
@@ -88,99 +61,6 @@ def library_default(command: str, dest: str) -> Any:
     """The default of option ``dest`` of ``command`` (a library default looked up now)."""
     found = next(c for c in COMMANDS if c.name == command)
     return next(o for o in found.options if o.dest == dest).resolved_default()
-
-
-@dataclass(frozen=True)
-class Option:
-    """One ``--flag`` of a command, as both front ends declare it.
-
-    ``kind`` is ``value`` (takes a value of ``type``), ``flag`` (on when given), ``count``
-    (``-vv``) or ``switch`` (``--x``/``--no-x``, ``None`` when neither is given).
-    ``dest`` is the keyword argument of the command function. ``multiple`` collects
-    repeated values into a list. ``aliases`` are the library's names for the same
-    value, so a library message naming one is shown with the flag instead.
-    """
-
-    dest: str
-    flags: Tuple[str, ...]
-    help: str = ""
-    kind: str = "value"
-    type: Optional[Callable[[str], Any]] = None
-    default: Any = None
-    metavar: Optional[str] = None
-    choices: Optional[Tuple[str, ...]] = None
-    multiple: bool = False
-    required: bool = False
-    aliases: Tuple[str, ...] = ()
-
-    @property
-    def flag(self) -> str:
-        """The long flag, as messages name the option."""
-        return next((f for f in self.flags if f.startswith("--")), self.flags[0])
-
-    def resolved_default(self) -> Any:
-        """The default value (a library default looked up now); ``[]`` when ``multiple``
-        (unless the library owns it: the default server)."""
-        if isinstance(self.default, FromLibrary):
-            return self.default.resolve()
-        if self.multiple:
-            return []
-        if self.kind == "flag":
-            return bool(self.default)
-        if self.kind == "count":
-            return self.default or 0
-        return self.default
-
-    def parsed_default(self) -> Any:
-        """The value a front end passes when the option is not given.
-
-        ``None`` for a library default: the command then leaves the argument out, so
-        the library function it calls applies its own default.
-        """
-        return None if isinstance(self.default, FromLibrary) else self.resolved_default()
-
-    def help_text(self) -> str:
-        """The help with ``{default}`` filled in (a library default looked up now)."""
-        default = self.resolved_default()
-        shown = (
-            "none" if default is None else f"{default:g}" if isinstance(default, float) else default
-        )
-        return self.help.replace("{default}", str(shown))
-
-
-@dataclass(frozen=True)
-class Argument:
-    """A positional argument: ``nargs`` is ``1``, ``?`` (optional) or ``*`` (any number)."""
-
-    dest: str
-    metavar: str
-    nargs: str = "1"
-    help: str = ""
-
-
-@dataclass(frozen=True)
-class Command:
-    """A command: its name (``prompt render`` for a subcommand), help, implementation, params."""
-
-    name: str
-    help: str
-    module: str
-    function: str
-    arguments: Tuple[Argument, ...] = ()
-    options: Tuple[Option, ...] = ()
-
-    @property
-    def target(self) -> Tuple[str, str]:
-        """``(module, function)`` of the shared implementation in ``lmstrix.cli``."""
-        return self.module, self.function
-
-    def flag_names(self) -> Dict[str, str]:
-        """Python names (``dest`` and library aliases) -> the flag a user types."""
-        names: Dict[str, str] = {}
-        for option in self.options:
-            for name in (option.dest, *option.aliases):
-                names[name] = option.flag
-        return names
 
 
 GLOBAL_OPTIONS: Tuple[Option, ...] = (
@@ -218,6 +98,7 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
     Option("json", ("--json",), "machine output: one JSON document on stdout", kind="flag"),
     Option("verbose", ("-v", "--verbose"), "more logging (-vv: debug); tracebacks", kind="count"),
     Option("quiet", ("-q", "--quiet"), "no progress or warnings", kind="flag"),
+    *AUDIT_OPTIONS,
 )
 
 #: The server generations ``lmstrix simulate --api`` offers.
@@ -237,7 +118,7 @@ _MAX_TOKENS = Option("max_tokens", ("--max-tokens",), type=int, metavar="N")
 _PROMPTS = Option("prompts", ("--prompts",), "prompt library (JSON or TOML)", metavar="FILE")
 _MODEL = Argument("model", "MODEL")
 
-GROUPS: Dict[str, str] = {"prompt": "prompt templates"}
+GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS}
 
 COMMANDS: Tuple[Command, ...] = (
     Command(
@@ -305,6 +186,7 @@ COMMANDS: Tuple[Command, ...] = (
                 "re-confirm the recorded limits cheaply (one load, a few needles) and flag drift",
                 kind="flag",
             ),
+            METRICS_OUT,
         ),
     ),
     Command(
@@ -385,6 +267,7 @@ COMMANDS: Tuple[Command, ...] = (
                 metavar="K=V",
                 multiple=True,
             ),
+            CACHE,
         ),
     ),
     Command(
@@ -439,8 +322,11 @@ COMMANDS: Tuple[Command, ...] = (
             Option("rpm", ("--rpm",), "requests per minute, at most", type=float, metavar="N"),
             _TEMPERATURE,
             _MAX_TOKENS,
+            CACHE,
+            METRICS_OUT,
         ),
     ),
+    *OBSERVE_COMMANDS,
     Command(
         "demo",
         "run the whole job on the built-in simulator",

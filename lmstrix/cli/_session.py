@@ -15,7 +15,20 @@ import logging
 import os
 import re
 import sys
-from typing import IO, TYPE_CHECKING, Any, List, Mapping, Optional, Sequence, TextIO, Tuple, Union
+from typing import (
+    IO,
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    TextIO,
+    Tuple,
+    Union,
+)
 
 from ._output import EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, Output, StdoutClosed
 
@@ -61,6 +74,8 @@ class Session(Output):
             timeout_s=options["timeout"],
             as_json=bool(options["json"]),
             verbosity=-1 if options["quiet"] else int(options["verbose"]),
+            audit_path=options["audit"],
+            label=options["label"],
         )
 
     def __init__(
@@ -75,6 +90,8 @@ class Session(Output):
         stdout: Optional[TextIO] = None,
         stderr: Optional[TextIO] = None,
         stdin: Optional[IO[str]] = None,
+        audit_path: Optional[str] = None,
+        label: Optional[str] = None,
     ) -> None:
         super().__init__(
             as_json=as_json, verbosity=verbosity, stdout=stdout, stderr=stderr, stdin=stdin
@@ -89,6 +106,14 @@ class Session(Output):
         self._clients: Optional[List[Client]] = None
         self._pool: Optional[Pool] = None
         self._registry: Optional[Registry] = None
+        self.label = label or None
+        self._observers: List[Any] = []
+        self._middleware: List[Any] = []
+        self._attached: Dict[str, Callable[[], Any]] = {}
+        if audit_path:
+            from ..observe._audit import AuditLog
+
+            self._observers.append(AuditLog(audit_path, label=self.label))
         from ..config import resolve_token
 
         self.add_secret(resolve_token(self.token))
@@ -150,10 +175,45 @@ class Session(Output):
                 "given (--server or $LMSTRIX_SERVER): give one"
             )
 
+    def observe(self, observer: Any) -> None:
+        """Give every client this run makes ``observer`` too (call it before the first)."""
+        self._not_made("an observer")
+        self._observers.append(observer)
+
+    def add_middleware(self, middleware: Any) -> None:
+        """Put ``middleware`` on every client this run makes (call it before the first)."""
+        self._not_made("a middleware")
+        self._middleware.append(middleware)
+
+    def attach(self, key: str, value: Callable[[], Any]) -> None:
+        """Add ``key`` (``value()`` when emitted) to the command's JSON document."""
+        self._attached[key] = value
+
+    def emit(self, document: Any) -> None:
+        """The command's JSON document, with what was attached (``metrics``)."""
+        if isinstance(document, dict) and self._attached:
+            document = {**document, **{k: value() for k, value in self._attached.items()}}
+        super().emit(document)
+
+    def _not_made(self, what: str) -> None:
+        if self._client is not None or self._clients is not None or self._pool is not None:
+            raise RuntimeError(f"{what} must be added before the first client is made")
+
+    def _client_options(self, options: Dict[str, Any]) -> Dict[str, Any]:
+        """``options`` with the run's observers, middleware and label added."""
+        merged = dict(options)
+        merged["observers"] = [*self._observers, *options.get("observers", ())]
+        merged["middleware"] = [*self._middleware, *options.get("middleware", ())]
+        if self.label is not None:
+            merged.setdefault("label", self.label)
+        return merged
+
     def _new_client(self, url: str, **options: Any) -> Client:
         from ..client._client import Client
 
-        return Client(url, api_token=self.token, timeout=self.timeout_s, **options)
+        return Client(
+            url, api_token=self.token, timeout=self.timeout_s, **self._client_options(options)
+        )
 
     def clients(self) -> List[Client]:
         """One :class:`~lmstrix.Client` per server (the one client with one server)."""
@@ -176,7 +236,12 @@ class Session(Output):
         if self._pool is None:
             from ..pool._pool import Pool
 
-            self._pool = Pool(self.servers, api_token=self.token, timeout=self.timeout_s, **options)
+            self._pool = Pool(
+                self.servers,
+                api_token=self.token,
+                timeout=self.timeout_s,
+                **self._client_options(options),
+            )
         return self._pool
 
     def registry(self) -> Registry:

@@ -151,24 +151,28 @@ def cli() -> None:
     """Find the real context limits of your LM Studio models, and use them."""
 
 
-@cli.group(
-    "prompt",
-    help=_sentence(GROUPS["prompt"]),
-    short_help=_sentence(GROUPS["prompt"]),
-    invoke_without_command=True,
-)
-@_global_options(hidden=True)
-@click.pass_context
-def _prompt(ctx: Any) -> None:
-    if ctx.invoked_subcommand is None:  # a missing subcommand is bad usage in every click
-        click.echo(ctx.get_help(), err=True)
-        ctx.exit(EXIT_USAGE)
+def _group(name: str) -> Any:
+    """The click group of the commands ``<name> ...`` (``prompt``, ``audit``)."""
+
+    @click.pass_context
+    def callback(ctx: Any) -> None:
+        if ctx.invoked_subcommand is None:  # a missing subcommand is bad usage in every click
+            click.echo(ctx.get_help(), err=True)
+            ctx.exit(EXIT_USAGE)
+
+    help = _sentence(GROUPS[name])
+    return cli.group(name, help=help, short_help=help, invoke_without_command=True)(
+        _global_options(hidden=True)(callback)
+    )
+
+
+_GROUPS = {name: _group(name) for name in GROUPS}
 
 
 def _register(command: Command) -> None:
     """Add ``command`` of the table to the click group it belongs to."""
     words = command.name.split()
-    group = _prompt if len(words) == 2 else cli
+    group = _GROUPS[words[0]] if len(words) == 2 else cli
     lists = [a.dest for a in command.arguments if a.nargs == "*"]
     lists += [o.dest for o in command.options if o.multiple]
 
