@@ -41,8 +41,9 @@ def test_counts_add_up_to_a_token_or_three_at_the_seam(left: str, right: str, cp
 def test_longer_prose_counts_more(seed: int, start: int, step: int) -> None:
     shorter, longer = filler(start, seed=seed), filler(start + step, seed=seed)
     assert count_tokens(shorter) <= count_tokens(longer)
-    # and about in proportion: 4 characters per token, give or take a few percent
-    assert 3.7 < len(longer) / count_tokens(longer) < 4.3
+    # and about in proportion: 4 characters per token, give or take some percent (a
+    # 2,000-character text can come out at 4.3: seed 567 did)
+    assert 3.6 < len(longer) / count_tokens(longer) < 4.4
 
 
 @pytest.mark.parametrize("cpt", [2.0, 3.0, 4.0, 5.2])
