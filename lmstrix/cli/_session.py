@@ -370,52 +370,17 @@ def _silence(session: Session) -> None:
         pass
 
 
-# Words of a server refusing a load for lack of memory, or crashing at the size asked
-# (LM Studio's guardrail says "insufficient system resources"; a crash is an overload).
-_MEMORY_WORDS = (
-    "memory",
-    "insufficient system resources",
-    "guardrail",
-    "vram",
-    "has crashed",
-    "exited before becoming healthy",
-)
-
-
 def _message(exc: BaseException, target: Tuple[str, str]) -> str:
     """The one-line message for ``exc`` raised by the command ``target``."""
-    from ..errors import LMStrixError, ModelLoadError
+    from ..errors import LMStrixError
 
     if isinstance(exc, CliError):
         return str(exc)
     if not isinstance(exc, LMStrixError):
         return f"{type(exc).__name__}: {exc} (run with -v for the traceback)"
     text = str(exc)
-    if isinstance(exc, ModelLoadError):
-        text = _load_advice(exc, text)
     from ._options import flag_names
 
     for name, flag in flag_names(target).items():  # name the flags the user typed
         text = re.sub(rf"\b{name}\b", flag, text)
-    return text
-
-
-def _load_advice(exc: Any, text: str) -> str:
-    """A failed load's message, with memory advice only for a memory refusal or crash.
-
-    Anything else (a 502/503 from a proxy or a busy server, an HTML error page, a
-    request the server rejects) keeps the server's words without the library's
-    "smaller context or free memory" advice, which would send the user the wrong way.
-    """
-    detail = str(exc.body or "").lower()  # the server's own words, whatever their shape
-    if any(word in detail for word in _MEMORY_WORDS):
-        return text
-    head, _, advice = text.rpartition(". ")
-    if "memory" in advice:  # the library's generic advice: not for this failure
-        text = head
-    if exc.status_code >= 500:
-        text += (
-            f". HTTP {exc.status_code} is an error of the server itself, not a refusal "
-            "of this size: try again, or look at the server's log"
-        )
     return text

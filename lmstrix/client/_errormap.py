@@ -124,7 +124,7 @@ def error_for(
             )
         return ModelLoadError(
             f"loading {model or 'the model'} failed at {url} (HTTP {status}): {message}. "
-            "Try a smaller context length or free memory",
+            + _load_advice(status, lowered),
             **kwargs,
         )
     if status == 404 and any(m in lowered for m in _NOT_FOUND_MARKERS):
@@ -145,3 +145,32 @@ def empty_answer_error(url: str, model: str, body: Any) -> StreamError:
         kind="empty",
         body=body,
     )
+
+
+# Words of a server refusing a load for lack of memory, or crashing at the size asked
+# (LM Studio's guardrail says "insufficient system resources"; a crash is an overload).
+_MEMORY_WORDS = (
+    "memory",
+    "insufficient system resources",
+    "guardrail",
+    "vram",
+    "has crashed",
+    "exited before becoming healthy",
+)
+
+
+def _load_advice(status: int, lowered: str) -> str:
+    """What to do after a failed load: memory advice only for a memory refusal or crash.
+
+    Anything else (a 502/503 from a proxy or a busy server, an HTML error page, a request
+    the server rejects) gets no "smaller context or free memory" advice, which would send
+    the user the wrong way.
+    """
+    if any(word in lowered for word in _MEMORY_WORDS):
+        return "Try a smaller context length or free memory"
+    if status >= 500:
+        return (
+            f"HTTP {status} is an error of the server itself, not a refusal of this "
+            "size: try again, or look at the server's log"
+        )
+    return "Check the load options the request gave"
