@@ -7,6 +7,7 @@ read at call time, never at import), so it is easy to test and safe to embed.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import List, Mapping, Optional
 from urllib.parse import urlsplit, urlunsplit
@@ -95,7 +96,14 @@ def normalize_base_url(url: str) -> str:
         port = parts.port
     except ValueError as exc:
         raise ConfigError(f"server URL {url!r} has an invalid port") from exc
+    if port == 0:
+        raise ConfigError(f"server URL {url!r} has port 0 (ports are 1-65535)")
     host = parts.hostname.lower()
+    if not _good_host(host, bracketed=parts.netloc.startswith("[")):
+        raise ConfigError(
+            f"server URL {url!r}: {host!r} is not a host name or address "
+            "(give one like http://localhost:1234)"
+        )
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port is None else f"{host}:{port}"
@@ -105,6 +113,22 @@ def normalize_base_url(url: str) -> str:
             path = path[: -len(suffix)]
             break
     return urlunsplit((parts.scheme.lower(), netloc, path, "", ""))
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")  # one part of a DNS name
+
+
+def _good_host(host: str, *, bracketed: bool) -> bool:
+    """A DNS name, an IPv4 address, or (in brackets) an IPv6 address."""
+    if bracketed or host.replace(".", "").isdigit():
+        import ipaddress  # only for addresses: keeps import lmstrix light
+
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+    return all(_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
 
 
 def resolve_base_url(url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
