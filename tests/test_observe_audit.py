@@ -209,5 +209,64 @@ def test_long_lines_and_a_last_line_without_hash_still_chain(tmp_path: Path) -> 
     with open(path, "ab") as handle:
         handle.write(b'{"hash": 7}\n')  # a foreign line: the next append skips it
     audit(_event(1))
+    audit.close()
     assert _lines(path)[-1]["prev"] == head
     assert verify_audit_log(path).bad_line == 3
+
+
+def test_writers_sharing_a_file_take_turns(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    first, second = AuditLog(path), AuditLog(path)
+    for n in range(6):  # each sees the other's lines: the chain stays whole
+        (first if n % 2 else second)(_event(n))
+    assert verify_audit_log(path).ok and verify_audit_log(path).lines == 6
+    first.close()
+    second.close()
+
+
+def test_a_moved_file_starts_a_new_chain_and_fsync_is_kept(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    audit = AuditLog(path, fsync=True)
+    audit(_event(1))
+    path.rename(tmp_path / "a.jsonl.1")  # log rotation
+    audit(_event(2))
+    assert _lines(path)[0]["prev"] == GENESIS and _lines(path)[0]["model"] == "model-2"
+    assert len(_lines(tmp_path / "a.jsonl.1")) == 1
+    with audit:
+        audit(_event(3))
+    assert verify_audit_log(path).lines == 2
+
+
+def test_a_file_that_cannot_be_made_raises_to_the_observer_runner(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(OSError):
+        AuditLog(blocker / "a.jsonl")(_event(1))  # its folder cannot be made
+
+
+def test_content_true_records_messages_answers_and_a_search(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    plain = tmp_path / "plain.jsonl"
+    observers = [AuditLog(path, content=True), AuditLog(plain)]
+    with FakeLMStudio() as server, lmstrix.Client(server.base_url, observers=observers) as client:
+        answer = client.chat(CHAT, "What is 2+3?", temperature=0)
+        streamed = client.stream_chat(CHAT, "Tell me a story", max_tokens=10).text()
+        client.embed("lmstrix-demo/nomic-embed-text", ["one"])
+        report = lmstrix.find_context_limit(
+            client, CHAT, min_context=2048, max_context=4096, resolution=2048, trials=1, seed=1
+        )
+    lines = _lines(path)
+    assert lines[0]["content"] == {
+        "input": [{"role": "user", "content": "What is 2+3?"}],
+        "output": answer.text,
+        "reasoning": None,
+    }
+    assert lines[1]["content"]["output"] == streamed
+    assert lines[2]["content"] == {"input": ["one"], "output": None, "reasoning": None}
+    search = lines[-1]
+    assert search["operation"] == "context_search" and search["model"] == CHAT
+    assert search["result"]["working_context"] == report.working_context
+    assert search["parameters"]["max_context"] == 4096
+    assert verify_audit_log(path).ok
+    assert all("content" not in line for line in _lines(plain))
+    assert b"What is 2+3" not in plain.read_bytes()

@@ -3,6 +3,7 @@ in-memory span exporter and metric reader (nothing is sent anywhere)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 from opentelemetry.trace import SpanKind, StatusCode
 
 import lmstrix
-from lmstrix.client._calls import CallEvent
+from lmstrix.client._calls import CallEvent, run_operation
 from lmstrix.observe.otel import CAPTURE_CONTENT_ENV, OpenTelemetry
 from lmstrix.testing import FakeLMStudio
 
@@ -206,3 +207,70 @@ def test_finish_reason_and_request_details_when_an_event_has_them() -> None:
     nameless.observer(CallEvent("not a url", "unload", None))
     span = nameless.spans()[0]
     assert span.name == "unload" and "server.address" not in _attrs(span)
+
+
+def test_content_is_recorded_only_when_asked(secured: FakeLMStudio) -> None:
+    quiet, loud = Recorded(capture_content=False), Recorded(capture_content=True)
+    observers = [quiet.observer, loud.observer]
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+3?"}]
+    with lmstrix.Client(secured.base_url, api_token=TOKEN, observers=observers) as client:
+        answer = client.chat(CHAT, messages, temperature=0)
+        streamed = client.stream_chat(CHAT, "Tell me a story", max_tokens=12).text()
+        client.complete(CHAT, "Once upon a time", max_tokens=5)
+        client.embed(EMBED, ["one", "two"])
+    for span in quiet.spans():
+        assert not any(name.startswith("gen_ai.input") for name in _attrs(span))
+    chat, stream, completion, embedding = (_attrs(s) for s in loud.spans())
+    assert json.loads(chat["gen_ai.input.messages"]) == [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "2+3?"}]},
+    ]
+    (out,) = json.loads(chat["gen_ai.output.messages"])
+    assert out["role"] == "assistant" and out["finish_reason"] == answer.finish_reason
+    assert out["parts"] == [{"type": "text", "content": answer.text}]
+    (out,) = json.loads(stream["gen_ai.output.messages"])
+    assert out["parts"][-1]["content"] == streamed
+    assert json.loads(completion["gen_ai.input.messages"])[0]["parts"][0]["content"] == (
+        "Once upon a time"
+    )
+    assert "gen_ai.input.messages" not in embedding  # texts to embed are no messages
+    assert TOKEN not in repr([s.attributes for s in loud.spans()])
+
+
+def test_a_context_search_is_the_parent_span_of_its_loads_and_chats() -> None:
+    rec = Recorded()
+    with FakeLMStudio() as server, lmstrix.Client(
+        server.base_url, observers=[rec.observer]
+    ) as client:
+        report = lmstrix.find_context_limit(
+            client, CHAT, min_context=2048, max_context=8192, resolution=2048, trials=1, seed=1
+        )
+    spans = rec.spans()
+    (search,) = [s for s in spans if s.name == f"context_search {CHAT}"]
+    assert search.kind == SpanKind.INTERNAL
+    attrs = _attrs(search)
+    assert attrs["lmstrix.search.working_context"] == report.working_context
+    assert attrs["lmstrix.search.loads"] == report.loads
+    assert attrs["lmstrix.search.max_context"] == 8192
+    children = [s for s in spans if s is not search]
+    assert {s.name.split()[0] for s in children} >= {"load", "chat"}
+    assert all(
+        s.parent is not None and s.parent.span_id == search.context.span_id for s in children
+    )
+    assert search.start_time <= min(s.start_time for s in children)
+    assert search.end_time >= max(s.end_time for s in children)
+
+
+def test_a_failed_operation_ends_its_span_with_the_error() -> None:
+    rec = Recorded()
+    with pytest.raises(RuntimeError):
+        run_operation([rec.observer], ("http://h:1", "context_search", "m", {}), _boom, dict)
+    (failed,) = rec.spans()
+    assert failed.name == "context_search m" and failed.status.status_code == StatusCode.ERROR
+    assert _attrs(failed)["error.type"] == "builtins.RuntimeError"
+    rec.observer(CallEvent("http://h:1", "context_search", "m"))  # no span open: one made
+    assert [s.name for s in rec.spans()] == ["context_search m", "context_search m"]
+
+
+def _boom() -> Dict[str, Any]:
+    raise RuntimeError("the search broke")

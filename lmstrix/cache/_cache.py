@@ -9,6 +9,13 @@ Only deterministic requests are cached by default: embeddings, and chat or compl
 requests with ``temperature`` 0 or a fixed ``seed``. A stream is stored as the raw SSE
 bytes once it ended with ``[DONE]``, and a hit replays them as a response whose
 ``iter_bytes`` yields them, so the client's own stream code decodes the replay.
+
+A miss does not wait for the answer to be written: it is queued, served from memory by
+this object until written, and written with the others queued meanwhile in one
+transaction by a background thread (:mod:`lmstrix.middleware._writebehind`).
+:meth:`ResponseCache.flush` waits for the writes; ``len()``,
+:meth:`~ResponseCache.size_bytes`, :meth:`~ResponseCache.clear` and
+:meth:`~ResponseCache.close` flush first.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from urllib.parse import urlsplit
 
 from ..errors import LMStrixError
 from ..middleware._store import SQLiteFile
+from ..middleware._writebehind import WriteBehind
 from ..transport._request import OPERATION
 from ..transport._stdlib import BufferedResponse
 from ..types import LoadedInstance
@@ -59,10 +67,16 @@ _CACHED_OPERATIONS = frozenset(("chat", "completion", "embedding"))
 _SSE = "text/event-stream"
 _ERROR_EVENT = re.compile(rb'^(event: *error|data: *\{"error")', re.MULTILINE)
 _JSON = "application/json"
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+_Entry = Tuple[str, float, str, bytes]  # key, created, content type, body
 
 
 class CacheStats:
-    """Counts of one :class:`ResponseCache` object (this process): hits, misses, stores."""
+    """Counts of one :class:`ResponseCache` object (this process): hits, misses, stores.
+
+    ``stores`` counts answers written to the file, which happens shortly after the miss
+    (:meth:`ResponseCache.flush` waits for it).
+    """
 
     def __init__(self) -> None:
         self.hits = 0
@@ -126,6 +140,11 @@ class ResponseCache:
         self.stats = CacheStats()
         self._lock = threading.Lock()
         self._contexts: Dict[Tuple[str, str], int] = {}
+        # Answers queued for the file, by key, until the writer thread has stored them.
+        self._unwritten: Dict[str, Tuple[str, bytes]] = {}
+        self._writer: WriteBehind[_Entry] = WriteBehind(
+            self._write, name=f"lmstrix-cache-writer {self.path}"
+        )
 
     def __repr__(self) -> str:
         return f"ResponseCache({self.path!r})"
@@ -175,13 +194,18 @@ class ResponseCache:
         with self._lock:
             context = self._contexts.get((server, model))
         material = [server, parts.path, model, context, bool(request.stream), canonical]
-        text = json.dumps(material, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = _KEY_ENCODER.encode(material)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     # ------------------------------------------------------------------ upkeep
 
+    def flush(self) -> None:
+        """Wait until the answers stored so far are in the file."""
+        self._writer.flush()
+
     def clear(self) -> None:
         """Remove every stored answer (from the file: for every process sharing it)."""
+        self.flush()
         try:
             with self._db.write() as conn:
                 conn.execute("DELETE FROM responses")
@@ -198,6 +222,7 @@ class ResponseCache:
         return self._number("SELECT bytes FROM totals")
 
     def _number(self, query: str) -> int:
+        self.flush()
         try:
             return int(self._db.connection().execute(query).fetchone()[0])
         except _FILE_ERRORS as exc:
@@ -207,7 +232,9 @@ class ResponseCache:
             ) from exc
 
     def close(self) -> None:
-        """Close this object's connections to the file (it reopens them if used again)."""
+        """Write what is queued, then close this object's connections to the file (it
+        reopens them if used again)."""
+        self.flush()
         self._db.close()
 
     # ------------------------------------------------------------------ internals
@@ -217,6 +244,10 @@ class ResponseCache:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def _get(self, key: str) -> Optional[Tuple[str, bytes]]:
+        with self._lock:
+            queued = self._unwritten.get(key)
+        if queued is not None:
+            return queued
         try:
             row = (
                 self._db.connection()
@@ -235,24 +266,37 @@ class ResponseCache:
         return str(row[1]), bytes(row[2])
 
     def _put(self, key: str, content_type: str, body: bytes) -> None:
-        size = len(body)
-        if self.max_bytes is not None and size > self.max_bytes:
+        if self.max_bytes is not None and len(body) > self.max_bytes:
             return
+        with self._lock:
+            self._unwritten[key] = (content_type, body)
+        self._writer.submit((key, time.time(), content_type, body))
+
+    def _write(self, batch: List[_Entry]) -> None:
+        """Store a batch of answers in one transaction (the writer thread)."""
+        stored = 0
         try:
             with self._db.write() as conn:
-                # Another process may have stored the same answer first: keep one.
-                added = conn.execute(
-                    "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?)",
-                    (key, time.time(), size, content_type, sqlite3.Binary(body)),
-                ).rowcount
-                if added:
-                    conn.execute("UPDATE totals SET bytes = bytes + ?", (size,))
-                if added and self.max_bytes is not None:
+                for key, created, content_type, body in batch:
+                    # Another process may have stored the same answer first: keep one.
+                    added = conn.execute(
+                        "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?)",
+                        (key, created, len(body), content_type, sqlite3.Binary(body)),
+                    ).rowcount
+                    if added:
+                        stored += 1
+                        conn.execute("UPDATE totals SET bytes = bytes + ?", (len(body),))
+                if stored and self.max_bytes is not None:
                     self._evict(conn, self.max_bytes)
         except _FILE_ERRORS as exc:
-            log.warning("response cache %s: could not store an answer: %s", self.path, exc)
-            return
-        self._count("stores")
+            log.warning(
+                "response cache %s: could not store %d answer(s): %s", self.path, len(batch), exc
+            )
+            stored = 0
+        with self._lock:
+            for key, _, _, _ in batch:
+                self._unwritten.pop(key, None)
+            self.stats.stores += stored
 
     @staticmethod
     def _evict(conn: sqlite3.Connection, max_bytes: int) -> None:
@@ -306,6 +350,9 @@ def _delete(conn: sqlite3.Connection, keys: List[str]) -> None:
 
 def _is_answer(body: bytes) -> bool:
     """True for a JSON object that is no error (LM Studio may send an error with a 200)."""
+    whole = body.strip()
+    if whole[:1] == b"{" and whole[-1:] == b"}" and b'"error"' not in whole:
+        return True  # an object with no "error" anywhere: no need to parse it here
     try:
         parsed = json.loads(body)
     except ValueError:

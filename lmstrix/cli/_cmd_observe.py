@@ -206,6 +206,7 @@ def cached(session: Session, path: Optional[str]) -> Iterator[Optional[ResponseC
     try:
         yield cache
     finally:
+        cache.flush()
         stats = cache.stats
         if session.verbosity > 0:
             session._err(

@@ -3,9 +3,16 @@
 Every chat, completion, embedding, stream, load and unload of a
 :class:`~lmstrix.Client` ends in exactly one :class:`CallEvent`, given to each of the
 client's observers (``Client(observers=[...])``): a stream's event comes when it ends
-(its last chunk, an error, or ``close()``). Events carry the request's parameters but
-never the messages, the prompt, the input texts or the API token. An observer that
-raises is logged and skipped; it never breaks the call.
+(its last chunk, an error, or ``close()``). Events carry the request's parameters,
+never the API token, and the content (messages, prompt, input texts, answer) only when
+an observer asks for it with a true ``capture_content`` attribute (``AuditLog(...,
+content=True)``, ``OpenTelemetry(capture_content=True)``). An observer that raises is
+logged and skipped; it never breaks the call.
+
+A long operation made of calls, a context search, is reported the same way by
+:func:`run_operation`: one event at its end (operation ``context_search``), and before
+its calls, to observers with an ``operation_started(scope)`` method (OpenTelemetry
+opens the span its calls' spans nest in).
 """
 
 from __future__ import annotations
@@ -37,7 +44,16 @@ if TYPE_CHECKING:
     from ._replies import Messages
     from ._stream import ChatStream
 
-__all__ = ["CallEvent", "CallScope", "ChatClient", "Observer", "call_parameters", "run_observed"]
+__all__ = [
+    "CallContent",
+    "CallEvent",
+    "CallScope",
+    "ChatClient",
+    "Observer",
+    "call_parameters",
+    "run_observed",
+    "run_operation",
+]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
@@ -98,6 +114,21 @@ class ChatClient(Protocol):
 
 
 @dataclass(frozen=True)
+class CallContent:
+    """What a call sent and got back, for observers that ask for it (``capture_content``).
+
+    ``input`` is a chat's messages (a list of ``{"role", "content"}`` dicts), a
+    completion's prompt or an embedding's texts; ``output`` the answer's text and
+    ``reasoning`` its separated reasoning (``None`` when there is no answer: an
+    embedding, an error, a stream closed early).
+    """
+
+    input: Any = None
+    output: Optional[str] = None
+    reasoning: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class CallEvent:
     """What one model call did: given to observers when the call ends.
 
@@ -109,7 +140,9 @@ class CallEvent:
     seconds; ``time_to_first_token_s`` and the token rates are ``None`` where unknown:
     ``prefill_tokens_per_s`` is prompt tokens over the time to the first token,
     ``decode_tokens_per_s`` the generation rate. ``finish_reason`` is the answer's
-    (``stop``, ``length``...).
+    (``stop``, ``length``...). ``content`` is a :class:`CallContent` when an observer asked
+    for it, else ``None``. ``result`` holds what an operation found (a context search: its
+    limits, loads and requests).
     """
 
     server: str
@@ -127,6 +160,8 @@ class CallEvent:
     prefill_tokens_per_s: Optional[float] = None
     decode_tokens_per_s: Optional[float] = None
     finish_reason: Optional[str] = None
+    content: Optional[CallContent] = field(default=None, repr=False, compare=False)
+    result: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -149,6 +184,7 @@ class CallScope:
     __slots__ = (
         "_lock",
         "_observers",
+        "content",
         "done",
         "model",
         "operation",
@@ -168,8 +204,10 @@ class CallScope:
         parameters: Mapping[str, Any],
         *,
         stream: bool = False,
+        content: Any = None,
     ) -> None:
         self._observers = observers
+        self.content = content  # the input, when an observer captures content
         self._lock = threading.Lock()
         self.server, self.operation, self.model = server, operation, model
         self.parameters, self.stream = parameters, stream
@@ -191,19 +229,22 @@ class CallScope:
             self.done = True
         total = time.perf_counter() - self.started
         outcome = "error" if error is not None else ("closed" if closed else "ok")
-        event = CallEvent(
-            self.server,
-            self.operation,
-            self.model,
-            self.parameters,
-            self.stream,
-            outcome,
-            error,
-            started_at=self.started_at,
-            total_s=total,
-        )
         if isinstance(result, Completion):
-            event = _with_completion(event, result)
+            event = _completed_event(self, outcome, error, total, result)
+        else:
+            event = CallEvent(
+                self.server,
+                self.operation,
+                self.model,
+                self.parameters,
+                self.stream,
+                outcome,
+                error,
+                started_at=self.started_at,
+                total_s=total,
+                content=None if self.content is None else CallContent(self.content),
+                result=result if isinstance(result, Mapping) else {},
+            )
         for observer in self._observers:
             try:
                 observer(event)
@@ -220,7 +261,10 @@ def run_observed(
     """Run one call in a :class:`CallScope` made of ``(observers, server, operation,
     model, body or parameters)`` and report it (a stream reports itself at its end)."""
     observers, server, operation, model, body = scope_of
-    scope = CallScope(observers, server, operation, model, call_parameters(body), stream=stream)
+    content = _content_of(body) if captures_content(observers) else None
+    scope = CallScope(
+        observers, server, operation, model, call_parameters(body), stream=stream, content=content
+    )
     try:
         result = run(scope)
     except Exception as exc:
@@ -231,19 +275,76 @@ def run_observed(
     return result
 
 
-def _with_completion(event: CallEvent, done: Completion) -> CallEvent:
-    from dataclasses import replace
-
+def _completed_event(
+    scope: CallScope,
+    outcome: str,
+    error: Optional[BaseException],
+    total: float,
+    done: Completion,
+) -> CallEvent:
     stats, usage = done.stats, done.usage
     ttft = stats.time_to_first_token_s
     prompt = usage.prompt_tokens
-    prefill = prompt / ttft if prompt and ttft else None
-    return replace(
-        event,
+    return CallEvent(
+        scope.server,
+        scope.operation,
+        scope.model,
+        scope.parameters,
+        scope.stream,
+        outcome,
+        error,
         served_model=done.model,
         usage=usage,
+        started_at=scope.started_at,
+        total_s=total,
         time_to_first_token_s=ttft,
-        prefill_tokens_per_s=prefill,
+        prefill_tokens_per_s=prompt / ttft if prompt and ttft else None,
         decode_tokens_per_s=stats.tokens_per_second,
         finish_reason=done.finish_reason,
+        content=None
+        if scope.content is None
+        else CallContent(scope.content, done.text, done.reasoning or None),
     )
+
+
+def captures_content(observers: Sequence[Observer]) -> bool:
+    """True when one of ``observers`` asks for calls' content (``capture_content``)."""
+    return any(getattr(observer, "capture_content", False) is True for observer in observers)
+
+
+def _content_of(body: Mapping[str, Any]) -> Any:
+    """A request body's content: a chat's messages, a prompt, an embedding's texts."""
+    for name in ("messages", "prompt", "input"):
+        if name in body:
+            return body[name]
+    return None
+
+
+def run_operation(
+    observers: Sequence[Observer],
+    scope_of: Tuple[str, str, Optional[str], Mapping[str, Any]],
+    run: Callable[[], T],
+    result_of: Callable[[T], Mapping[str, Any]],
+) -> T:
+    """Run a long operation made of calls, ``(server, operation, model, parameters)``,
+    and report it as one event whose ``result`` is ``result_of(its return value)``.
+
+    Observers with an ``operation_started(scope)`` method hear of it first, in this
+    thread, before any of its calls.
+    """
+    server, operation, model, parameters = scope_of
+    scope = CallScope(observers, server, operation, model, parameters)
+    for observer in observers:
+        started = getattr(observer, "operation_started", None)
+        if callable(started):
+            try:
+                started(scope)
+            except Exception:  # an observer never breaks the operation
+                log.exception("observer %r failed on the start of a %s", observer, operation)
+    try:
+        value = run()
+    except BaseException as exc:
+        scope.finish(error=exc)
+        raise
+    scope.finish(result_of(value))
+    return value

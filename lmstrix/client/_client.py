@@ -16,18 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import (
-    TYPE_CHECKING,
-    Any,
-    Callable,
-    Dict,
-    List,
-    Mapping,
-    Optional,
-    Sequence,
-    Tuple,
-    Union,
-)
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import Timeout, resolve_base_url, resolve_token
 from ..errors import APIError, APIStatusError, ModelNotFoundError
@@ -42,7 +31,7 @@ from ._stream import ChatStream, whole_answer
 
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Type, TypeVar
+    from typing import Type, TypeVar, Union
 
     from ..middleware import Middleware
     from ..registry import Registry
@@ -139,6 +128,7 @@ class Client:
         # The chain is built once: with no middleware of yours and retries on, a request
         # costs one extra function call.
         chain = list(middleware)
+        self._flushed = tuple(chain)
         if self.retry_policy.total > 0:
             chain.insert(0, RetryMiddleware(self.retry_policy))
         self._handler = build_chain(chain, self._transport.send)
@@ -149,6 +139,11 @@ class Client:
         )
         self._api: Optional[str] = None
         self._lock = threading.Lock()
+
+    @property
+    def observers(self) -> Tuple[Observer, ...]:
+        """The observers each call of this client is reported to."""
+        return self._observers
 
     def __repr__(self) -> str:
         auth = ", api_token='***'" if "Authorization" in self._headers else ""
@@ -172,7 +167,10 @@ class Client:
         self.close()
 
     def close(self) -> None:
-        """Close pooled connections. The client may not be used afterwards."""
+        """Close pooled connections; the client may not be used afterwards. Observers and
+        middleware with a ``flush()`` (``AuditLog``, ``ResponseCache``) are flushed, not closed."""
+        for part in (*self._observers, *self._flushed):
+            getattr(part, "flush", _no_flush)()
         self._transport.close()
 
     # ------------------------------------------------------------------ detection
@@ -353,9 +351,8 @@ class Client:
     def embed(self, model: str, texts: Union[str, Sequence[str]]) -> List[List[float]]:
         """Embedding vectors for ``texts``, in the same order."""
         items = [texts] if isinstance(texts, str) else list(texts)
-        return self._observed(
-            "embedding", model, {"inputs": len(items)}, lambda _: self._embed(model, items)
-        )
+        body = {"inputs": len(items), "input": items}  # the texts are content, not parameters
+        return self._observed("embedding", model, body, lambda _: self._embed(model, items))
 
     def _embed(self, model: str, items: List[str]) -> List[List[float]]:
         body = {"model": model, "input": items}
@@ -491,3 +488,7 @@ class Client:
         )
         log.debug("%s %s", method, request.url)
         return self._handler(request)
+
+
+def _no_flush() -> None:
+    """What ``close()`` calls for an observer or middleware without ``flush()``."""

@@ -29,6 +29,7 @@ from ..errors import (
 from ..registry._records import ModelRecord, ProbeRecord
 from . import _probe, _transient
 from ._conditions import TestConditions
+from ._observed import check_bounds, observed_search
 from ._report import ContextReport, SearchProgress, fresh_record, progress_step
 from ._strategy import Bounds, LoadOutcome, ProbeOutcome, after_load, after_probe, run_search
 from ._transient import RETRY_DELAYS, load_failure_is_measurement, overflow_tokens, retrying
@@ -81,14 +82,7 @@ def find_context_limit(
             bounds, so the next search resumes).
         ModelNotFoundError, APIConnectionError: the server says so or is unreachable.
     """
-    if resolution < 1 or trials < 1 or min_context < 1:
-        raise ContextSearchError("resolution, trials and min_context must be at least 1")
-    if max_context is not None and max_context < 1:
-        raise ContextSearchError("max_context must be at least 1")
-    if max_context is not None and min_context > max_context:
-        raise ContextSearchError(
-            f"min_context ({min_context}) is above max_context ({max_context})"
-        )
+    check_bounds(resolution, trials, min_context, max_context)
     delays = tuple(retry_delays)
     models = _transient.list_models(client, delays)  # the neighbours too
     info = next((m for m in models if m.key == model), None) or _transient.get_model(
@@ -101,7 +95,10 @@ def find_context_limit(
     runner = _Runner(client, info, registry, trials, on_progress, seed)
     runner.conditions.models = models
     runner.retry_delays = delays
-    return runner.run(min_context, max_context, resolution, reset, keep_loaded)
+    settings = {"min_context": min_context, "max_context": max_context}
+    settings.update(resolution=resolution, trials=trials)
+    run = lambda: runner.run(min_context, max_context, resolution, reset, keep_loaded)  # noqa: E731
+    return observed_search(client, model, settings, run)
 
 
 class _Runner:

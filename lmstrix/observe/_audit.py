@@ -8,13 +8,20 @@ Cutting lines off the end leaves a valid, shorter chain: keep the last ``head`` 
 :func:`verify_audit_log` reports somewhere else and pass it as ``expected_head`` to catch
 that too.
 
-Appending takes the cross-process :class:`~lmstrix.registry._filelock.FileLock` on
-``<path>.lock`` (and a thread lock), reads the last line's hash, appends the new line and
-fsyncs, so processes and threads sharing one file keep one unbroken chain.
+Appending takes a thread lock and a cross-process lock on ``<path>.lock`` (the same lock
+the registry's :class:`~lmstrix.registry._filelock.FileLock` takes), chains to the last
+line's hash and appends the new line with one ``write``, so processes and threads sharing
+one file keep one unbroken chain. The file and the lock file stay open between appends,
+and the last hash is read from the file again only when another writer appended since
+(the file's size tells). A line is written before the call returns, so a killed process
+loses nothing; ``fsync=True`` also flushes each line to the disk (a power cut then loses
+nothing either), at the cost of a disk flush per call.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -26,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
-from ..registry._filelock import FileLock
+from ..registry._filelock import hold_lock, release_lock
 
 if TYPE_CHECKING:
     from ..client._calls import CallEvent
@@ -48,21 +55,42 @@ _TAIL_CHUNK = 4096
 _LINES_TRIED = 16  # lines without a hash skipped, at most, to find the last hash
 
 
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def _canonical(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
-        "utf-8"
-    )
+    return _ENCODER.encode(record).encode("utf-8")
 
 
 def _digest(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(_canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
 
 
+def _sealed(line: Mapping[str, Any]) -> Tuple[str, bytes]:
+    """``line``'s hash and its canonical bytes with the hash in: one serialisation.
+
+    Canonical JSON sorts the keys, so ``hash`` sits between the keys that sort before it
+    and those after: the two halves are serialised once and joined both ways.
+    """
+    head = _canonical({k: v for k, v in line.items() if k < "hash"})[:-1]  # b'{...'
+    tail = _canonical({k: v for k, v in line.items() if k > "hash"})[1:]  # b'...}'
+    comma_head = b"," if len(head) > 1 else b""
+    comma_tail = b"," if len(tail) > 1 else b""
+    digest = hashlib.sha256(head + (comma_head and comma_tail) + tail).hexdigest()
+    return digest, head + comma_head + b'"hash":"' + digest.encode(
+        "ascii"
+    ) + b'"' + comma_tail + tail
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_secret(name: str) -> bool:
+    return _SECRET.search(name) is not None
+
+
 def _redacted(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            str(k): "[redacted]" if _SECRET.search(str(k)) else _redacted(v)
-            for k, v in value.items()
+            str(k): "[redacted]" if _is_secret(str(k)) else _redacted(v) for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):
         return [_redacted(v) for v in value]
@@ -82,10 +110,9 @@ class AuditLog:
     then ``prev`` and ``hash``. The API token is never in a :class:`CallEvent`, so it
     never reaches the file.
 
-    ``content=True`` asks for message content, but a :class:`CallEvent` carries none (no
-    messages, prompt, answer or inputs), so today it only marks each line
-    ``"content": null``; the flag is kept so logs written now read the same once events
-    carry content.
+    ``content=True`` adds ``content``: ``input`` (a chat's messages, a completion's
+    prompt, an embedding's texts), ``output`` (the answer) and ``reasoning``. A context
+    search's line has ``result`` (its limits, loads and requests).
     """
 
     def __init__(
@@ -94,18 +121,38 @@ class AuditLog:
         content: bool = False,
         label: Optional[str] = None,
         *,
+        fsync: bool = False,
         lock_timeout_s: float = 30.0,
     ) -> None:
         self.path = Path(path)
         self.content = content
         self.label = label
+        self.fsync = fsync
+        self.lock_timeout_s = lock_timeout_s
         self._lock = threading.Lock()
-        self._file_lock = FileLock(
-            self.path.with_name(self.path.name + ".lock"), timeout_s=lock_timeout_s
-        )
+        self._files: Optional[_OpenFiles] = None
+        self._tail: Optional[Tuple[int, str]] = None  # (file size, last hash) after our write
 
     def __repr__(self) -> str:
         return f"AuditLog({str(self.path)!r}, content={self.content}, label={self.label!r})"
+
+    @property
+    def capture_content(self) -> bool:
+        """Whether calls should hand this observer their content (``content=True``)."""
+        return self.content
+
+    def close(self) -> None:
+        """Close the file (the next line opens it again)."""
+        with self._lock:
+            files, self._files, self._tail = self._files, None, None
+        if files is not None:
+            files.close()
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def __call__(self, event: CallEvent) -> None:
         """Append the line of one finished call."""
@@ -136,29 +183,98 @@ class AuditLog:
             "duration_s": round(event.total_s, 6),
             "time_to_first_token_s": event.time_to_first_token_s,
         }
+        if event.result:
+            record["result"] = _redacted(dict(event.result))
         if self.content:
-            record["content"] = None  # a CallEvent carries no content (see the class notes)
+            found = event.content
+            record["content"] = (
+                None
+                if found is None
+                else {
+                    "input": _redacted(found.input),
+                    "output": found.output,
+                    "reasoning": found.reasoning,
+                }
+            )
         return record
 
     def append(self, record: Mapping[str, Any]) -> str:
         """Chain ``record`` to the file's last line and append it; returns its hash."""
-        with self._lock, self._file_lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(str(self.path), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        line = {k: v for k, v in record.items() if k != "hash"}
+        with self._lock:
+            files = self._open()
+            hold_lock(files.lock_fd, files.lock_path, self.lock_timeout_s)
             try:
-                prev, torn = _last_hash(fd)
-                line = dict(record)
-                line.pop("hash", None)
-                line["prev"] = prev
-                line["hash"] = _digest(line)
-                data = _canonical(line) + b"\n"
-                if torn:  # a line cut by a crash: end it, verification will name it
-                    data = b"\n" + data
-                os.write(fd, data)
-                os.fsync(fd)
+                end = os.fstat(files.fd).st_size
+                tail = self._tail
+                if tail is not None and tail[0] == end:
+                    line["prev"], torn = tail[1], False  # nobody appended since our line
+                else:
+                    line["prev"], torn = _last_hash(files.fd)
+                digest, data = _sealed(line)
+                # A line cut by a crash: end it (verification will name it).
+                data = (b"\n" if torn else b"") + data + b"\n"
+                _write_all(files.fd, data)
+                if self.fsync:
+                    os.fsync(files.fd)
+                self._tail = (end + len(data), digest)
+            except BaseException:
+                self._tail = None
+                raise
             finally:
+                release_lock(files.lock_fd)
+        return digest
+
+    def _open(self) -> _OpenFiles:
+        """The open file and lock file, opened again after a fork or when the file at
+        ``path`` was moved away or removed (log rotation)."""
+        files = self._files
+        if files is not None and not files.current(self.path):
+            files.close()
+            files = self._files = self._tail = None
+        if files is None:
+            files = self._files = _OpenFiles(self.path)
+        return files
+
+
+class _OpenFiles:
+    """The audit file (append mode) and its lock file, held open by one process."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.pid = os.getpid()
+        self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            self.lock_fd = os.open(str(self.lock_path), os.O_RDWR | os.O_CREAT, 0o644)
+        except BaseException:
+            os.close(self.fd)
+            raise
+        self.inode = os.fstat(self.fd).st_ino
+
+    def current(self, path: Path) -> bool:
+        """True while this process opened them and ``path`` is still the open file.
+
+        A forked child must open its own: a lock taken through an inherited descriptor
+        would be the parent's lock too.
+        """
+        if self.pid != os.getpid():
+            return False
+        try:
+            return os.stat(str(path)).st_ino == self.inode
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        for fd in (self.fd, self.lock_fd):
+            with contextlib.suppress(OSError):  # closed already (after a fork, say)
                 os.close(fd)
-        return str(line["hash"])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
 
 
 def _last_hash(fd: int) -> Tuple[str, bool]:

@@ -7,24 +7,30 @@ CLIENT named ``{operation} {model}`` (``chat``, ``text_completion``, ``embedding
 ``load`` and ``unload`` for model loads), recorded when the call ends with its real start
 and end times, plus the metrics ``gen_ai.client.operation.duration``,
 ``gen_ai.client.token.usage`` and (streams) ``gen_ai.client.operation.time_to_first_chunk``.
+
+A context search becomes a span of kind INTERNAL named ``context_search {model}``, opened
+when the search starts, so the spans of its loads and chats nest in it. With
+``capture_content``, chat and completion spans carry ``gen_ai.input.messages`` and
+``gen_ai.output.messages`` (JSON, in the conventions' role-and-parts shape).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import urlsplit
 
-from opentelemetry import metrics, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from .._version import __version__
 
 if TYPE_CHECKING:
     from ..client import Client
-    from ..client._calls import CallEvent
+    from ..client._calls import CallContent, CallEvent, CallScope
 
 __all__ = ["CAPTURE_CONTENT_ENV", "OpenTelemetry"]
 
@@ -70,9 +76,9 @@ class OpenTelemetry:
     :meth:`add_client`) and ``openai`` (an OpenAI-compatible server) for the rest.
 
     ``capture_content`` (default: ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
-    is ``true``) asks for message content. A :class:`~lmstrix.CallEvent` carries no
-    content, so none is recorded yet: the spans hold what the event holds (parameters,
-    token counts, timings, served model, finish reason, error type).
+    is ``true``) records the messages and the answer on chat and completion spans
+    (``gen_ai.input.messages``, ``gen_ai.output.messages``); without it no content is
+    recorded. A context search is a span of its own, the parent of its calls' spans.
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class OpenTelemetry:
         self.provider_name = provider_name
         self._providers: Dict[str, str] = {}
         self._lock = threading.Lock()
+        self._open = threading.local()  # this thread's open operation spans (a stack)
         self._tracer = trace.get_tracer("lmstrix", __version__, tracer_provider=tracer_provider)
         meter = metrics.get_meter("lmstrix", __version__, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
@@ -128,8 +135,51 @@ class OpenTelemetry:
         with self._lock:
             return self._providers.get(server, "openai")
 
+    def operation_started(self, scope: CallScope) -> None:
+        """Open the span of a long operation (a context search) in this thread, so the
+        spans of its calls nest in it; it ends with the operation's event."""
+        address, port = _address(scope.server)
+        attributes: Attributes = {"gen_ai.request.model": scope.model or ""}
+        if address:
+            attributes["server.address"] = address
+        if port is not None:
+            attributes["server.port"] = port
+        for name, value in scope.parameters.items():
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                attributes[f"lmstrix.search.{name}"] = value
+        span = self._tracer.start_span(
+            f"{scope.operation} {scope.model or ''}".rstrip(),
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=int(scope.started_at * 1e9),
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        stack = getattr(self._open, "spans", None)
+        if stack is None:
+            stack = self._open.spans = []
+        stack.append((scope.operation, span, token))
+
+    def _end_operation(self, event: CallEvent) -> bool:
+        """End the span :meth:`operation_started` opened for ``event``; False if none."""
+        stack = getattr(self._open, "spans", None)
+        if not stack or stack[-1][0] != event.operation:
+            return False
+        _, span, token = stack.pop()
+        context.detach(token)
+        for name, value in event.result.items():
+            if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+                span.set_attribute(f"lmstrix.search.{name}", value)
+        if event.error is not None:
+            kind = type(event.error)
+            span.set_attribute("error.type", f"{kind.__module__}.{kind.__qualname__}")
+            span.set_status(Status(StatusCode.ERROR, kind.__name__))
+        span.end(end_time=int((event.started_at + event.total_s) * 1e9))
+        return True
+
     def __call__(self, event: CallEvent) -> None:
         """Record one finished call as a span and as metrics."""
+        if event.operation == "context_search" and self._end_operation(event):
+            return
         if event.operation in ("load", "unload") and event.ok:
             with self._lock:  # only LM Studio loads models over HTTP
                 self._providers.setdefault(event.server, "lmstudio")
@@ -137,6 +187,8 @@ class OpenTelemetry:
         attributes: Attributes = dict(common)
         attributes.update(_request_attributes(event.parameters))
         attributes.update(_result_attributes(event))
+        if self.capture_content and event.content is not None:
+            attributes.update(_content_attributes(event.content, event.finish_reason))
         start = int(event.started_at * 1e9)
         span = self._tracer.start_span(
             f"{common['gen_ai.operation.name']} {event.model or ''}".rstrip(),
@@ -233,3 +285,35 @@ def _result_attributes(event: CallEvent) -> Attributes:
         if rate is not None:
             out[name] = rate
     return out
+
+
+def _content_attributes(content: CallContent, finish_reason: Optional[str]) -> Attributes:
+    """``gen_ai.input.messages`` / ``gen_ai.output.messages`` of a chat or completion."""
+    out: Attributes = {}
+    sent = content.input
+    if isinstance(sent, str):  # a completion's prompt
+        messages: List[Dict[str, Any]] = [_message("user", sent)]
+    elif isinstance(sent, list) and all(isinstance(m, Mapping) for m in sent):
+        messages = [_message(str(m.get("role", "user")), m.get("content")) for m in sent]
+    else:
+        return out  # an embedding's texts: no messages
+    out["gen_ai.input.messages"] = json.dumps(messages, ensure_ascii=False)
+    if content.output is not None:
+        answer = _message("assistant", content.output)
+        if content.reasoning:
+            answer["parts"].insert(0, {"type": "reasoning", "content": content.reasoning})
+        answer["finish_reason"] = finish_reason or "stop"
+        out["gen_ai.output.messages"] = json.dumps([answer], ensure_ascii=False)
+    return out
+
+
+def _message(role: str, text: Any) -> Dict[str, Any]:
+    if isinstance(text, list):  # OpenAI content parts: keep the text ones
+        parts = [
+            {"type": "text", "content": str(p.get("text", ""))}
+            for p in text
+            if isinstance(p, Mapping) and p.get("type") == "text"
+        ]
+    else:
+        parts = [{"type": "text", "content": "" if text is None else str(text)}]
+    return {"role": role, "parts": parts}

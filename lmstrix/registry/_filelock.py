@@ -29,7 +29,7 @@ from typing import Callable, Optional, Tuple, Type
 
 from ..errors import RegistryError
 
-__all__ = ["FileLock"]
+__all__ = ["FileLock", "hold_lock", "release_lock"]
 
 _WINDOWS = sys.platform == "win32"
 
@@ -69,6 +69,35 @@ else:
 # leave the lock idle while the next in line dozes.
 _MAX_POLL_S = 0.005
 _COUNTER = "next"
+
+
+def hold_lock(fd: int, path: Path, timeout_s: float) -> None:
+    """Take the plain (unqueued) exclusive lock of the open lock file ``fd``.
+
+    For holders that keep the lock file open and hold the lock for microseconds (the
+    audit log): no queue, a short backoff. It is the same lock :class:`FileLock` takes.
+
+    Raises:
+        RegistryError: the lock was not free within ``timeout_s``.
+    """
+    if _try_lock(fd):
+        return
+    deadline = time.monotonic() + timeout_s
+    delay = 0.0002
+    while not _try_lock(fd):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise RegistryError(
+                f"timed out after {timeout_s:g} s waiting for the lock file {path}: "
+                "another process holds it. Retry, or raise the lock timeout."
+            )
+        time.sleep(min(delay, remaining))
+        delay = min(delay * 2, _MAX_POLL_S)
+
+
+def release_lock(fd: int) -> None:
+    """Let go of the lock :func:`hold_lock` took."""
+    _unlock(fd)
 
 
 def _discard(fd: int, path: Path) -> None:

@@ -1,0 +1,146 @@
+"""Write-behind: hand items to a background thread that writes them in batches.
+
+A cache miss should not wait for a SQLite commit, nor an audited call for its line:
+:meth:`WriteBehind.submit` queues the item and returns, and one thread per object writes
+whatever has queued up in one go, ``linger_s`` after the first item of a batch came (so
+a busy client pays for one commit or one write per batch, not one per call). The thread
+starts on the first item and ends after a second with nothing to do, so an idle object
+holds no thread. :meth:`flush` waits until everything queued so far
+is written; queued items are also written when the interpreter exits normally (a killed
+process loses what it had not written yet).
+A forked child starts with an empty queue and its own thread: the parent writes its own.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+import weakref
+from typing import Any, Callable, Generic, List, Optional, TypeVar
+
+__all__ = ["WriteBehind"]
+
+log = logging.getLogger(__name__)
+log.addHandler(logging.NullHandler())
+
+T = TypeVar("T")
+
+_IDLE_S = 1.0
+
+
+class WriteBehind(Generic[T]):
+    """Queue items for ``write(batch)``, called in a background thread."""
+
+    def __init__(
+        self, write: Callable[[List[T]], None], *, name: str, linger_s: float = 0.05
+    ) -> None:
+        self._write = write
+        self._linger_s = linger_s
+        self._hurry = False  # a flush is waiting: write now
+        self._name = name
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: List[T] = []
+        self._busy = False
+        self._thread: Optional[threading.Thread] = None
+        self._pid = os.getpid()
+        self._at_exit = False
+        _watch_forks(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the parent's queue is not ours, its thread is not here, and
+        its lock may have been held at the fork."""
+        self._cond = threading.Condition(threading.Lock())
+        self._queue, self._busy, self._thread, self._hurry = [], False, None, False
+        self._pid = os.getpid()
+
+    def submit(self, item: T) -> None:
+        """Queue ``item``; the background thread writes it soon."""
+        if self._pid != os.getpid():  # forked without the hook (not POSIX fork)
+            self._forked()
+        with self._cond:
+            self._queue.append(item)
+            if self._thread is None:
+                self._start()
+            elif len(self._queue) == 1:
+                self._cond.notify()  # wake an idle writer; a lingering one waits on
+
+    def flush(self) -> None:
+        """Wait until every item queued so far is written (or its write failed)."""
+        if self._pid != os.getpid():
+            self._forked()
+        with self._cond:
+            while self._queue or self._busy:
+                if self._thread is None:
+                    self._start()
+                self._hurry = True
+                self._cond.notify_all()
+                self._cond.wait()
+
+    def _start(self) -> None:
+        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+        self._thread = thread
+        if not self._at_exit:
+            self._at_exit = True
+            atexit.register(_flush_at_exit, weakref.ref(self))
+        thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._queue:
+                    self._cond.wait(_IDLE_S)
+                if not self._queue:
+                    self._thread = None  # idle: a later submit starts a new thread
+                    self._cond.notify_all()
+                    return
+                deadline = time.monotonic() + self._linger_s
+                while not self._hurry:  # let more items come: one commit for all of them
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
+                batch, self._queue, self._hurry = self._queue, [], False
+                self._busy = True
+            try:
+                self._write(batch)
+            except Exception:  # the writer reports its own errors; never kill the thread
+                log.exception("%s: a batch of %d could not be written", self._name, len(batch))
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
+def _flush_at_exit(ref: weakref.ref[WriteBehind[Any]]) -> None:
+    writer = ref()
+    if writer is not None:
+        writer.flush()
+
+
+class _Forks:
+    """The live writers of this process, reset in a forked child (the hook is installed
+    on the first writer, not on import)."""
+
+    def __init__(self) -> None:
+        self.live: weakref.WeakSet[WriteBehind[Any]] = weakref.WeakSet()
+        self.lock = threading.Lock()
+        self.hooked = False
+
+    def watch(self, writer: WriteBehind[Any]) -> None:
+        with self.lock:
+            self.live.add(writer)
+            if not self.hooked and hasattr(os, "register_at_fork"):
+                os.register_at_fork(after_in_child=self.after_fork)
+                self.hooked = True
+
+    def after_fork(self) -> None:
+        self.lock = threading.Lock()
+        for writer in list(self.live):
+            writer._forked()
+
+
+_FORKS = _Forks()
+_watch_forks = _FORKS.watch
