@@ -6,6 +6,11 @@ parsing differs between the click front end (``click_app``, used by the ``lmstri
 console script when click is installed) and the argparse one (``_lite``, used by
 ``python -m lmstrix`` and by the console script without click). Importing this package
 imports nothing outside the standard library.
+
+Plugins add commands with :class:`Command`, :class:`Argument` and :class:`Option` (see
+``docs/user-guide/plugins.md``): the command function is
+``function(session, **arguments) -> int``, where ``session`` has ``as_json``,
+``emit(document)``, ``echo(text)``, ``note(text)`` and ``client()``.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ from __future__ import annotations
 import sys
 from typing import List, Optional
 
-__all__ = ["main", "run"]
+from ._params import Argument, Command, Option
+
+__all__ = ["Argument", "Command", "Option", "main", "run"]
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -135,8 +135,8 @@ def _subcommands(parser: argparse.ArgumentParser, dest: str, metavar: str) -> _C
     return action
 
 
-def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
-    """The argument parser of the lite CLI.
+def build_parser(*, lazy: bool = False, extra: Sequence[Command] = ()) -> argparse.ArgumentParser:
+    """The argument parser of the lite CLI, with the plugins' commands ``extra``.
 
     With ``lazy``, a command's arguments are added when the command is parsed (what
     :func:`main` uses); otherwise every parser is complete (for inspection).
@@ -151,7 +151,7 @@ def build_parser(*, lazy: bool = False) -> argparse.ArgumentParser:
     _add_globals(parser, top=True)
     top = _subcommands(parser, "command", "COMMAND")
     groups: Dict[str, _Commands] = {}
-    for command in TABLE:
+    for command in (*TABLE, *extra):
         words = command.name.split()
         owner = top
         if len(words) == 2:
@@ -184,7 +184,11 @@ def _arguments(args: argparse.Namespace) -> Dict[str, Any]:
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
-    parser = build_parser(lazy=True)
+    from ._plugins import load_plugins, plugin_commands, use_plugins
+
+    plugins = load_plugins()
+    extra = plugin_commands(plugins, list(_BY_NAME))
+    parser = build_parser(lazy=True, extra=extra)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
@@ -206,4 +210,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     for dest in _MULTIPLE:  # before the command name, then after it
         options[dest] = list(options[dest] or []) + list(getattr(args, dest + _LATER, None) or [])
     session = Session.from_options(options)
-    return run_command(session, *_BY_NAME[name].target, **_arguments(args))
+    use_plugins(session, plugins)
+    command = _BY_NAME.get(name) or next(c for c in extra if c.name == name)
+    return run_command(session, *command.target, **_arguments(args))

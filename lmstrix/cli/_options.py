@@ -365,4 +365,10 @@ COMMANDS: Tuple[Command, ...] = (
             ),
         ),
     ),
+    Command(
+        "plugins",
+        "installed plugins: which loaded, what each adds (set LMSTRIX_NO_PLUGINS=1 to load none)",
+        "_plugins",
+        "cmd_plugins",
+    ),
 )

@@ -107,6 +107,7 @@ class Session(Output):
         self._pool: Optional[Pool] = None
         self._registry: Optional[Registry] = None
         self.label = label or None
+        self.plugins: Any = None  # lmstrix.plugins.Plugins when the CLI loaded them
         self._observers: List[Any] = []
         self._middleware: List[Any] = []
         self._attached: Dict[str, Callable[[], Any]] = {}
@@ -308,6 +309,8 @@ def _log_level(verbosity: int) -> int:
 def run_command(session: Session, module: str, function: str, **arguments: Any) -> int:
     """Run ``lmstrix.cli.<module>.<function>(session, **arguments)``; return the exit code.
 
+    A ``module`` not starting with ``_`` is a full module path (a plugin's command).
+
     This is the one place where errors become CLI messages: a failure is one line on
     stderr (a traceback too with ``-v``), never a secret.
     """
@@ -317,7 +320,8 @@ def run_command(session: Session, module: str, function: str, **arguments: Any) 
     logger.addHandler(handler)
     logger.setLevel(_log_level(session.verbosity))
     try:
-        command = getattr(importlib.import_module(f"{__package__}.{module}"), function)
+        path = f"{__package__}.{module}" if module.startswith("_") else module
+        command = getattr(importlib.import_module(path), function)
         return int(command(session, **arguments))
     except KeyboardInterrupt:
         session.error("interrupted")

@@ -134,9 +134,11 @@ def _global_options(hidden: bool) -> Callable[[F], F]:
 
 
 def _run(command: str, **arguments: Any) -> int:
+    from ._plugins import use_plugins
     from ._session import Session, run_command
 
     session = Session.from_options(_settings(click.get_current_context()))
+    use_plugins(session, _PLUGINS.get("loaded"))
     module, function = COMMANDS[command]
     return run_command(session, module, function, **arguments)
 
@@ -194,10 +196,28 @@ def _register(command: Command) -> None:
 for _command in TABLE:
     _register(_command)
 
+_PLUGINS: Dict[str, Any] = {"commands": []}  # what main() loaded for this run
+
+
+def _add_plugins() -> None:
+    """Load the plugins and register their commands (those of an earlier run go first)."""
+    from ._plugins import load_plugins, plugin_commands
+
+    for name in _PLUGINS["commands"]:
+        cli.commands.pop(name, None)
+        COMMANDS.pop(name, None)
+    plugins = _PLUGINS["loaded"] = load_plugins()
+    added = plugin_commands(plugins, list(COMMANDS))
+    _PLUGINS["commands"] = [command.name for command in added]
+    for command in added:
+        COMMANDS[command.name] = command.target
+        _register(command)
+
 
 def main(argv: Optional[List[str]] = None) -> int:
     """Run the click CLI; return the exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
     args = sys.argv[1:] if argv is None else list(argv)
+    _add_plugins()
     if not args and not os.environ.get("_LMSTRIX_COMPLETE"):  # completion runs with no args
         context = click.Context(cli, info_name="lmstrix", **cli.context_settings)
         click.echo(cli.get_help(context), err=True)

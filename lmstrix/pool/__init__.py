@@ -4,5 +4,6 @@ from __future__ import annotations
 
 from ._ensemble import EnsembleAnswer, EnsembleResult, ensemble
 from ._pool import Pool
+from ._routing import Candidate
 
-__all__ = ["EnsembleAnswer", "EnsembleResult", "Pool", "ensemble"]
+__all__ = ["Candidate", "EnsembleAnswer", "EnsembleResult", "Pool", "ensemble"]

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, FrozenSet, List, Optional, Sequence, Tupl
 
 from ..errors import APIError
 from ..registry._fit import fit_problem
-from ._routing import capability_problem, measured_speed
+from ._routing import Candidate, Preference, capability_problem, measured_speed
 
 if TYPE_CHECKING:
     from ..registry import Registry
@@ -70,13 +70,27 @@ def rank(
     *,
     turn: int,
     members: Sequence[Member],
-    prefer: str,
+    prefer: Preference,
     registry: Optional[Registry],
 ) -> Tuple[Any, ...]:
     """Sort key: loaded first; the fastest measured (``prefer="speed"``); the most free
-    slots; the fewest calls in flight; then round robin."""
+    slots; the fewest calls in flight; then round robin. A router function decides
+    alone (round robin breaks its ties)."""
     member, info = offer
     slots, busy = member.slots(info)
-    speed = measured_speed(registry, info.key, member.url) if prefer == "speed" else 0.0
     position = (members.index(member) - turn) % len(members)
+    if callable(prefer):
+        speed = measured_speed(registry, info.key, member.url)
+        seen = Candidate(
+            member.url,
+            info.key,
+            slots > 0,
+            slots,
+            slots - busy,
+            member.in_flight(),
+            speed,
+            position,
+        )
+        return (prefer(seen), position)
+    speed = measured_speed(registry, info.key, member.url) if prefer == "speed" else 0.0
     return (slots == 0, -speed, -(slots - busy), member.in_flight(), position)

@@ -45,7 +45,7 @@ from ..errors import (
 )
 from ._choice import offers, rank, suitable
 from ._member import Member
-from ._routing import PREFERENCES, required
+from ._routing import Preference, check_prefer, required
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -85,8 +85,9 @@ class Pool:
         requires: capabilities a model must list to get a call (``vision``,
             ``tool_use``, ``reasoning``); in a fallback chain, models without them are
             skipped.
-        prefer: ``"slots"`` (most free slots first) or ``"speed"`` (the server where
-            the model was measured fastest first; the registry's speed profile).
+        prefer: ``"slots"`` (most free slots first), ``"speed"`` (the server where the
+            model was measured fastest first; the registry's speed profile), or a router
+            function given a ``Candidate`` per server, returning a sort key.
         client_options: passed to each :class:`~lmstrix.Client` made from a URL.
     """
 
@@ -101,13 +102,12 @@ class Pool:
         refresh_s: float = REFRESH_S,
         slot_wait_s: float = SLOT_WAIT_S,
         requires: Iterable[str] = (),
-        prefer: str = "slots",
+        prefer: Preference = "slots",
         **client_options: Any,
     ) -> None:
         if isinstance(servers, (str, Client)) or not servers:
             raise ValueError("Pool needs a list of one or more servers (URLs or Clients)")
-        if prefer not in PREFERENCES:
-            raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
+        check_prefer(prefer)
         tokens = tokens or {}
         self.registry = registry
         self.requires = required(requires)
@@ -154,7 +154,7 @@ class Pool:
         self.close()
 
     def routed(
-        self, *, requires: Optional[Iterable[str]] = None, prefer: Optional[str] = None
+        self, *, requires: Optional[Iterable[str]] = None, prefer: Optional[Preference] = None
     ) -> Pool:
         """A view of this pool (same servers, slots and health) with other routing options.
 
@@ -165,9 +165,7 @@ class Pool:
         if requires is not None:
             view.requires = required(requires)
         if prefer is not None:
-            if prefer not in PREFERENCES:
-                raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
-            view.prefer = prefer
+            view.prefer = check_prefer(prefer)
         return view
 
     @property

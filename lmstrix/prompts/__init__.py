@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._files import PromptFormat
 from ._render import (
     ESCAPE,
     PromptLibrary,
@@ -13,6 +14,7 @@ from ._render import (
 
 __all__ = [
     "ESCAPE",
+    "PromptFormat",
     "PromptLibrary",
     "TemplateSyntaxError",
     "escape",

@@ -1,4 +1,5 @@
-"""Reading prompt-library files: JSON everywhere, TOML with ``tomllib`` or ``tomli``.
+"""Reading prompt-library files: JSON everywhere, TOML with ``tomllib`` or ``tomli``, and
+the formats plugins bring (:class:`PromptFormat`).
 
 Private: :meth:`lmstrix.prompts.PromptLibrary.from_file` is the public face. Every
 problem becomes a :class:`~lmstrix.errors.TemplateError`; a file that does not parse
@@ -11,13 +12,14 @@ import importlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
 from ..errors import TemplateError
 from ._parse import TemplateSyntaxError
 
-__all__ = ["TOML_MISSING", "TOML_MODULES", "load_library_file", "toml_module"]
+__all__ = ["TOML_MISSING", "TOML_MODULES", "PromptFormat", "load_library_file", "toml_module"]
 
 #: Modules tried in order for TOML; tests swap this tuple to simulate their absence.
 TOML_MODULES: Tuple[str, ...] = ("tomllib", "tomli")
@@ -37,22 +39,41 @@ def toml_module() -> Optional[ModuleType]:
     return None
 
 
-def load_library_file(path: str) -> Dict[str, Any]:
-    """Read and parse a ``.json`` or ``.toml`` prompt library into nested dicts.
+@dataclass(frozen=True)
+class PromptFormat:
+    """Another prompt-library file format, or template syntax (a plugin brings these).
+
+    ``suffixes`` are the file suffixes it reads (``".yaml"``); ``load(text)`` turns a
+    file's text into nested dicts (``None``: the text is JSON). ``convert(template)``,
+    when given, rewrites each template of such a file from its own syntax into lmstrix's
+    ``{{name}}`` placeholders (``None``: the templates are already in it).
+    """
+
+    name: str
+    suffixes: Tuple[str, ...]
+    load: Optional[Callable[[str], Any]] = None
+    convert: Optional[Callable[[str], str]] = None
+
+
+def load_library_file(path: str, formats: Sequence[PromptFormat] = ()) -> Dict[str, Any]:
+    """Read and parse a ``.json`` or ``.toml`` prompt library into nested dicts, or a
+    file of one of ``formats`` by its suffix.
 
     Raises:
         TemplateSyntaxError: the file is not valid UTF-8, JSON or TOML (file, line, column).
         TemplateError: the file cannot be read, its suffix is unknown, TOML is not
-            available, or the top level is not a table.
+            available, the format's reader failed, or the top level is not a table.
     """
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in (".json", ".toml"):
+    extra = next((f for f in formats if suffix in (s.lower() for s in f.suffixes)), None)
+    if extra is None and suffix not in (".json", ".toml"):
+        known = ", ".join([".toml", ".json", *(s for f in formats for s in f.suffixes)])
         raise TemplateError(
             f"{path}: unsupported prompt library format {suffix or '(no suffix)'!r};"
-            " use a .toml or .json file"
+            f" use a file ending in one of {known}"
         )
-    module = toml_module() if suffix == ".toml" else None
-    if suffix == ".toml" and module is None:
+    module = toml_module() if suffix == ".toml" and extra is None else None
+    if suffix == ".toml" and extra is None and module is None:
         raise TemplateError(f"{path}: {TOML_MISSING}")
     try:
         with open(path, "rb") as handle:
@@ -60,13 +81,39 @@ def load_library_file(path: str) -> Dict[str, Any]:
     except OSError as exc:
         raise TemplateError(f"cannot read prompt library {path}: {exc.strerror or exc}") from exc
     text = _decode(path, data)
-    loaded = _load_json(path, text) if module is None else _load_toml(path, text, module)
+    if extra is not None:
+        loaded = _load_other(path, text, extra)
+    else:
+        loaded = _load_json(path, text) if module is None else _load_toml(path, text, module)
     if not isinstance(loaded, dict):
         raise TemplateError(
             f"{path}: a prompt library must be a table of entries at the top level,"
             f" not {type(loaded).__name__}"
         )
     return loaded
+
+
+def _load_other(path: str, text: str, fmt: PromptFormat) -> Any:
+    if fmt.load is None:
+        loaded = _load_json(path, text)
+    else:
+        try:
+            loaded = fmt.load(text)
+        except Exception as exc:  # a plugin's reader: any failure is the file's
+            raise TemplateError(
+                f"{path}: the {fmt.name} prompt format could not read it: {exc}"
+            ) from exc
+    return loaded if fmt.convert is None else _converted(loaded, fmt.convert)
+
+
+def _converted(value: Any, convert: Callable[[str], str]) -> Any:
+    if isinstance(value, str):
+        return convert(value)
+    if isinstance(value, dict):
+        return {k: _converted(v, convert) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_converted(v, convert) for v in value]
+    return value
 
 
 def _decode(path: str, data: bytes) -> str:

@@ -20,7 +20,7 @@ import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from ..errors import MissingVariableError, TemplateCycleError, TemplateError
-from ._files import load_library_file
+from ._files import PromptFormat, load_library_file
 from ._parse import (
     ESCAPE,
     NAME_RE,
@@ -80,8 +80,11 @@ class PromptLibrary:
         return cls(data)
 
     @classmethod
-    def from_file(cls, path: Union[str, os.PathLike[str]]) -> PromptLibrary:
-        """Load a ``.json`` or ``.toml`` library (TOML needs Python 3.11+ or ``tomli``).
+    def from_file(
+        cls, path: Union[str, os.PathLike[str]], *, formats: Sequence[PromptFormat] = ()
+    ) -> PromptLibrary:
+        """Load a ``.json`` or ``.toml`` library (TOML needs Python 3.11+ or ``tomli``), or
+        one in a plugin's format: ``formats`` (``lmstrix.plugins.load().prompt_formats``).
 
         Raises:
             TemplateSyntaxError: the file is not valid JSON/TOML/UTF-8; the message and
@@ -90,7 +93,7 @@ class PromptLibrary:
                 not a valid library.
         """
         text_path = str(path)
-        return cls(load_library_file(text_path), path=text_path)
+        return cls(load_library_file(text_path, formats), path=text_path)
 
     def names(self) -> List[str]:
         """Return the sorted dotted names of all string entries (list items included)."""
