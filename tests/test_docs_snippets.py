@@ -60,7 +60,7 @@ EXPECTED: Dict[str, List[str]] = {
         "Simulated answer from lmstrix-demo/qwen-like-4b to: Tell me a story",
     ],
     "docs/index.md": ["\n5\n", "Simulated answer from lmstrix-demo/qwen-like-4b to: Tell me"],
-    "docs/user-guide/batch.md": ["2 0 0 ", "\n2\n", "\n8\n"],
+    "docs/user-guide/batch.md": ["2 0 0 ", "\n2\n", "\n3\n", "\n8\n"],
     "docs/user-guide/context-search.md": [
         "lmstrix-demo/qwen-like-4b: load at 65,536 tokens: failed (auto_fit)",
         "131072 49920 ",

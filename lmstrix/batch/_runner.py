@@ -142,7 +142,7 @@ def run_batch(
     client: Client,
     model: str,
     *,
-    output: Union[str, os.PathLike[str]],
+    output: Union[str, os.PathLike[str], Any],
     workers: Optional[int] = None,
     template: Optional[str] = None,
     library: Union[PromptLibrary, str, os.PathLike[str], None] = None,
@@ -171,6 +171,10 @@ def run_batch(
     their lines, so the one crash-safe writer stays here. With a process or cluster
     executor (``lmstrix.integrations.dask.executor``) the client travels as its settings
     and each worker process opens its own connections.
+
+    ``output`` is a JSON Lines path, or an object with a ``journal`` path and a
+    ``finish()`` run when the batch ends (``lmstrix.integrations.datasets.ColumnarOutput``:
+    Parquet or a dataset written from the journal).
 
     Items whose id is already in ``output`` are skipped; a repeated id in the input is
     processed once and its repeats are skipped (logged as a warning). A failed item
@@ -201,7 +205,7 @@ def run_batch(
         raise ConfigError(f"params must not set {', '.join(sorted(clash))}: pass them otherwise")
     prompter = Prompter(template, library)
     count = int(workers) if workers is not None else default_workers(client, model)
-    out = OutputFile(output)
+    out = OutputFile(getattr(output, "journal", output))  # a ColumnarOutput: its journal
     written = out.open()
     try:
         run = _Run(client, model, body, prompter, out, written, count, retries, rpm, on_progress)
@@ -209,6 +213,8 @@ def run_batch(
         return run.go(items)
     finally:
         out.close()
+        if hasattr(output, "finish"):  # Parquet or a dataset, written from the journal
+            output.finish()
 
 
 class _Job:

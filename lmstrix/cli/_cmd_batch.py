@@ -85,16 +85,25 @@ def cmd_batch(
     from ._cmd_observe import cached, watched
 
     answers = Answers()
+    columnar = _columnar(input, output)
+    if columnar is not None and columnar.is_columnar(input):
+        items = columnar.read_items(input)
+    else:
+        items = batch.read_items(input)
+    target: Any = output
+    if columnar is not None and columnar.is_columnar(output):
+        target = columnar.ColumnarOutput(output)
+        session.note(f"batch: journal {target.journal} (resumes from it); {output} at the end")
     try:
         with watched(session, metrics_out), cached(session, cache):
             client = chain_client(session, keys, answers)
             if workers is None and len(keys) > 1:  # the slots of the chain's first choice
                 workers = batch.default_workers(client, keys[0])
             summary = batch.run_batch(
-                batch.read_items(input),
+                items,
                 client,
                 choice(keys),
-                output=output,
+                output=target,
                 workers=workers,
                 template=template,
                 library=library,
@@ -112,6 +121,21 @@ def cmd_batch(
         ) from None
     except ModelNotFoundError as exc:
         raise session.unknown_model(keys[0], exc) from exc
+
+
+def _columnar(input: str, output: str) -> Any:
+    """``lmstrix.integrations.datasets`` when the input or output is a Parquet file or an
+    ``hf:`` dataset (imported by name: the one place the CLI reaches an integration),
+    else ``None``."""
+    names = (input, output)
+    if not any(n.lower().endswith(".parquet") or n.startswith("hf:") for n in names):
+        return None
+    try:
+        return importlib.import_module("lmstrix.integrations.datasets")
+    except ImportError:
+        raise UsageError(
+            "Parquet files and datasets need the [datasets] extra: pip install 'lmstrix[datasets]'"
+        ) from None
 
 
 def _report(
