@@ -56,12 +56,12 @@ def records(path: Path) -> List[Dict[str, Any]]:
 
 
 def test_prefix_order_puts_shared_prefixes_next_to_each_other() -> None:
-    texts = ["sys A|q1", "sys B|q1", "sys A|q2", "sys B|q2", "sys A|q3"]
+    texts = ["alpha|q1", "beta|q1", "alpha|q2", "beta|q2", "alpha|q3"]
     order = prefix_order(texts)
-    assert [texts[i] for i in order] == ["sys A|q1", "sys A|q2", "sys A|q3", "sys B|q1", "sys B|q2"]
-    ordered, before, after = order_jobs(list("abcde"), texts)
-    assert ordered == ["a", "c", "e", "b", "d"]
-    assert after > before > 0
+    assert [texts[i] for i in order] == ["alpha|q1", "alpha|q2", "alpha|q3", "beta|q1", "beta|q2"]
+    runs, before, after = order_jobs(list("abcde"), texts, 1)
+    assert runs == [["a", "c"], ["e"], ["b", "d"]]  # runs of 2 at most, cut at a group end
+    assert after > before == 0
     assert shared_prefix_share([]) == 0.0
     assert shared_prefix_share(["same", "same"]) == pytest.approx(0.5)
 
@@ -73,6 +73,8 @@ def test_blocks_are_contiguous_runs_covering_everything() -> None:
     assert all(run == list(range(run[0], run[0] + len(run))) for run in runs)
     assert len(runs) == 14 and max(len(r) for r in runs) == 3
     assert blocks([1, 2], 8) == [[1], [2]]
+    texts = ["xx1", "xx2", "xx3", "yy1", "yy2"]
+    assert blocks(list("abcde"), 1, texts) == [["a", "b"], ["c"], ["d", "e"]]
 
 
 def test_prompt_text_covers_roles_and_contents() -> None:

@@ -64,6 +64,10 @@ def prefix_order(texts: Sequence[str]) -> List[int]:
     return sorted(range(len(texts)), key=texts.__getitem__)
 
 
+def _shared(a: str, b: str) -> int:
+    return len(os.path.commonprefix([a, b]))  # noqa: RUF071 (text, not paths)
+
+
 def shared_prefix_share(texts: Sequence[str]) -> float:
     """The share (0 to 1) of the prompts' characters that repeat the previous prompt's head.
 
@@ -73,29 +77,42 @@ def shared_prefix_share(texts: Sequence[str]) -> float:
     total = sum(len(t) for t in texts)
     if not total:
         return 0.0
-    pairs = zip(texts, texts[1:])
-    shared = sum(len(os.path.commonprefix([a, b])) for a, b in pairs)  # noqa: RUF071 (text)
-    return shared / total
+    return sum(_shared(a, b) for a, b in zip(texts, texts[1:])) / total
 
 
-def blocks(ordered: Sequence[T], workers: int) -> List[List[T]]:
+def blocks(
+    ordered: Sequence[T], workers: int, texts: Optional[Sequence[str]] = None
+) -> List[List[T]]:
     """``ordered`` cut into contiguous runs, about :data:`_RUNS_PER_WORKER` per worker.
 
     A worker takes a whole run at a time, so neighbours in the order (which share the
-    most prefix) go to the same worker one after the other.
+    most prefix) go to the same worker one after the other. With ``texts`` (the prompts,
+    in the same order) a run also ends where a group ends: where a prompt shares less
+    than half of itself with the one before.
     """
-    if not ordered:
-        return []
     size = max(1, math.ceil(len(ordered) / (max(1, workers) * _RUNS_PER_WORKER)))
-    return [list(ordered[i : i + size]) for i in range(0, len(ordered), size)]
+    runs: List[List[T]] = []
+    run: List[T] = []
+    for i, item in enumerate(ordered):
+        new_group = False
+        if texts is not None and i:
+            a, b = texts[i - 1], texts[i]
+            new_group = 2 * _shared(a, b) < min(len(a), len(b))
+        if run and (len(run) >= size or new_group):
+            runs.append(run)
+            run = []
+        run.append(item)
+    if run:
+        runs.append(run)
+    return runs
 
 
-def order_jobs(jobs: Sequence[T], texts: Sequence[str]) -> Tuple[List[T], float, float]:
-    """``jobs`` in prefix order, with the shared-prefix share before and after ordering."""
+def order_jobs(
+    jobs: Sequence[T], texts: Sequence[str], workers: int
+) -> Tuple[List[List[T]], float, float]:
+    """``jobs`` in prefix order, cut into runs (:func:`blocks`), with the shared-prefix
+    share (:func:`shared_prefix_share`) before and after ordering."""
     order = prefix_order(texts)
     sorted_texts = [texts[i] for i in order]
-    return (
-        [jobs[i] for i in order],
-        shared_prefix_share(texts),
-        shared_prefix_share(sorted_texts),
-    )
+    runs = blocks([jobs[i] for i in order], workers, sorted_texts)
+    return runs, shared_prefix_share(texts), shared_prefix_share(sorted_texts)

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ._calls import RateLimiter, chat, error_dict, is_fatal, now, retryable
 from ._io import OutputFile, Prompter, item_key, read_items, valid_id
-from ._order import blocks, order_jobs, prompt_text, resolve_order
+from ._order import order_jobs, prompt_text, resolve_order
 from ._summary import BatchSummary
 
 if TYPE_CHECKING:
@@ -312,14 +312,14 @@ class _Run:
             return
         jobs = [job for job in map(self._take, items) if job is not None]
         texts = [prompt_text(job.messages) for job in jobs]
-        ordered, before, after = order_jobs(jobs, texts)
+        runs, before, after = order_jobs(jobs, texts, self.workers)
         self.shares = [before, after]
         log.info(
             "prefix order: %.0f%% of prompt text shared (input order %.0f%%)",
             after * 100,
             before * 100,
         )
-        yield from blocks(ordered, self.workers)
+        yield from runs
 
     def _take(self, item: Mapping[str, Any]) -> Optional[_Job]:
         self.read += 1
