@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+import lmstrix
 from lmstrix import Client, ConfigError, StreamError
 from lmstrix.client._continue import (
     CONTINUE_PROMPT,
@@ -170,3 +171,16 @@ def test_simulator_helpers() -> None:
     assert answer_pieces(("a", "b", "c")) == ["a", " b", " c"]
     assert answer_pieces(("a", "b", "c"), "a b") == [" c"]
     assert answer_pieces(("a", "b"), "x") == ["a", " b"]
+
+
+def test_closing_inside_the_loop_ends_it_without_a_completion(
+    sim: FakeLMStudio, client: Client
+) -> None:
+    stream = client.stream_chat(MODEL, QUESTION, continue_on_cut=True)
+    seen = []
+    for chunk in stream:
+        seen.append(chunk.text)
+        stream.close()
+    assert len(seen) == 1
+    with pytest.raises(lmstrix.LMStrixError, match="closed before its end"):
+        stream.text()
