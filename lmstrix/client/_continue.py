@@ -152,15 +152,8 @@ class ContinuedStream(ChatStream):
         """Continuation requests sent so far."""
         return self._continued
 
-    def _release(self) -> None:
-        if not self._closed:
-            self._closed = True
-            try:
-                self._current.close()
-            finally:
-                for callback in self._on_release:
-                    callback()
-                self._on_release.clear()
+    def _close_source(self) -> None:
+        self._current.close()
 
     def _run(self) -> Iterator[Chunk]:
         original: Optional[StreamError] = None
