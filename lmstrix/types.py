@@ -342,7 +342,9 @@ class Completion:
     """A whole answer: ``text``, ``finish_reason``, ``usage``, ``stats`` and the ``raw`` body.
 
     ``model`` is the model the server says answered, which may differ from the one
-    asked for (see :class:`lmstrix.Client` ``strict_model``).
+    asked for (see :class:`lmstrix.Client` ``strict_model``). ``continued`` counts the
+    requests that continued a stream cut mid-answer (``stream_chat(...,
+    continue_on_cut=True)``); 0 for an answer received in one piece.
     """
 
     text: str
@@ -352,6 +354,7 @@ class Completion:
     stats: Stats = field(default_factory=Stats)
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    continued: int = 0
 
     @classmethod
     def from_wire(cls, answer: Mapping[str, Any], *, chat: bool, elapsed_s: float) -> Completion:
@@ -393,4 +396,5 @@ class Completion:
             "usage": self.usage.to_dict(),
             "stats": self.stats.to_dict(),
             "reasoning": self.reasoning,
+            "continued": self.continued,
         }

@@ -56,6 +56,11 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
     "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
     "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
     "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
+    "stream_continuation.py": (
+        r"^Simulated answer from lmstrix-demo/solid-3b to: Tell me a long story",
+        r"^continued: 1 time\(s\); \d+ characters$",
+        r"^finish_reason: stop$",
+    ),
 }
 
 

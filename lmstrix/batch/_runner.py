@@ -26,6 +26,7 @@ from typing import (
     Callable,
     Dict,
     Iterable,
+    Iterator,
     List,
     Mapping,
     Optional,
@@ -38,6 +39,8 @@ from ..errors import (
 )
 from ._calls import RateLimiter, chat, error_dict, is_fatal, now, retryable
 from ._io import OutputFile, Prompter, item_key, read_items, valid_id
+from ._order import order_jobs, prompt_text, resolve_order
+from ._summary import BatchSummary
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -85,39 +88,6 @@ class BatchProgress:
     seconds: float = 0.0
 
 
-@dataclass(frozen=True)
-class BatchSummary:
-    """The outcome of :func:`run_batch`.
-
-    ``total`` items were read; ``done`` of them were written in this run (``failed`` of
-    those with an error) and ``skipped`` were already in ``output``.
-    """
-
-    total: int
-    done: int
-    skipped: int
-    failed: int
-    seconds: float
-    output: str
-
-    @property
-    def succeeded(self) -> int:
-        """Items answered without error in this run."""
-        return self.done - self.failed
-
-    def to_dict(self) -> Dict[str, Any]:
-        """A JSON-ready dictionary (``seconds`` rounded to milliseconds)."""
-        return {
-            "total": self.total,
-            "done": self.done,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "succeeded": self.succeeded,
-            "seconds": round(self.seconds, 3),
-            "output": self.output,
-        }
-
-
 def default_workers(client: Client, model: str) -> int:
     """The parallel slots of ``model``'s loaded instances, all together, else 4.
 
@@ -151,6 +121,7 @@ def run_batch(
     rpm: Optional[float] = None,
     on_progress: Optional[Callable[[BatchProgress], None]] = None,
     executor: Optional[Executor] = None,
+    order: Optional[str] = None,
 ) -> BatchSummary:
     """Send every item to ``model`` with ``client.chat`` and append one line per item to ``output``.
 
@@ -175,6 +146,12 @@ def run_batch(
     ``output`` is a JSON Lines path, or an object with a ``journal`` path and a
     ``finish()`` run when the batch ends (``lmstrix.integrations.datasets.ColumnarOutput``:
     Parquet or a dataset written from the journal).
+
+    ``order="prefix"`` (the default with ``template``; ``"input"`` otherwise) reads the
+    whole input first, then runs the items sorted by their rendered prompt, in
+    contiguous runs per worker, so prompts sharing a prefix (a system prompt, a template
+    head, a document) follow each other and the server reuses its prompt cache; the
+    output is keyed by id as always. ``order="input"`` runs them as they come.
 
     Items whose id is already in ``output`` are skipped; a repeated id in the input is
     processed once and its repeats are skipped (logged as a warning). A failed item
@@ -204,12 +181,14 @@ def run_batch(
     if clash:
         raise ConfigError(f"params must not set {', '.join(sorted(clash))}: pass them otherwise")
     prompter = Prompter(template, library)
+    chosen = resolve_order(order, templated=template is not None)
     count = int(workers) if workers is not None else default_workers(client, model)
     out = OutputFile(getattr(output, "journal", output))  # a ColumnarOutput: its journal
     written = out.open()
     try:
         run = _Run(client, model, body, prompter, out, written, count, retries, rpm, on_progress)
         run.executor = executor
+        run.order = chosen
         return run.go(items)
     finally:
         out.close()
@@ -265,7 +244,10 @@ class _Run:
         # waits first is the client's retry policy (one backoff formula).
         self.policy = client.retry_policy
         self.stop = threading.Event()
-        self.jobs: queue.Queue[Optional[_Job]] = queue.Queue()
+        self.jobs: queue.Queue[Optional[List[_Job]]] = queue.Queue()
+        self.order = "input"
+        self.shares: List[Optional[float]] = [None, None]  # input order, run order
+        self.ttfts: List[float] = []
         self.results: queue.Queue[Union[_Result, _Fatal]] = queue.Queue()
         self.total: Optional[int] = None
         self.done = self.failed = self.skipped = self.read = self.outstanding = 0
@@ -285,19 +267,20 @@ class _Run:
         # Enough queued work to keep every worker busy, and no more: memory stays
         # bounded however long the input is.
         capacity = 2 * self.workers
-        source = iter(items)
+        source = self._blocks(items)
         exhausted = False
         try:
             while True:
                 self._collect(block=False)
                 if not exhausted and self.outstanding < capacity:
                     try:
-                        item = next(source)
+                        run = next(source)
                     except StopIteration:
                         exhausted = True
                         self.total = self.read
                         continue
-                    self._take(item)
+                    self.outstanding += len(run)
+                    self.jobs.put(run)
                 elif exhausted and self.outstanding == 0:
                     break
                 else:
@@ -311,11 +294,40 @@ class _Run:
                 self.jobs.put(None)
         for thread in threads:
             thread.join()
+        ttft = sum(self.ttfts) / len(self.ttfts) if self.ttfts else None
         return BatchSummary(
-            self.read, self.done, self.skipped, self.failed, self._elapsed(), self.out.path
+            self.read,
+            self.done,
+            self.skipped,
+            self.failed,
+            self._elapsed(),
+            self.out.path,
+            self.order,
+            self.shares[1],
+            self.shares[0],
+            ttft,
         )
 
-    def _take(self, item: Mapping[str, Any]) -> None:
+    def _blocks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[List[_Job]]:
+        """The jobs to hand out, one run at a time (one job each in input order)."""
+        if self.order == "input":
+            for item in items:
+                job = self._take(item)
+                if job is not None:
+                    yield [job]
+            return
+        jobs = [job for job in map(self._take, items) if job is not None]
+        texts = [prompt_text(job.messages) for job in jobs]
+        runs, before, after = order_jobs(jobs, texts, self.workers)
+        self.shares = [before, after]
+        log.info(
+            "prefix order: %.0f%% of prompt text shared (input order %.0f%%)",
+            after * 100,
+            before * 100,
+        )
+        yield from runs
+
+    def _take(self, item: Mapping[str, Any]) -> Optional[_Job]:
         self.read += 1
         where = f"batch item #{self.read}"
         if not isinstance(item, Mapping):
@@ -329,11 +341,10 @@ class _Run:
                 log.warning("%s: id %r appeared before in the input; skipped", where, item_id)
             self.skipped += 1
             self._report(item_id, None, "skipped")
-            return
+            return None
         messages = self.prompter.messages(item, f"{where} (id {item_id!r})")
         self.handed.add(key)
-        self.outstanding += 1
-        self.jobs.put(_Job(item_id, key, messages))
+        return _Job(item_id, key, messages)
 
     def _collect(self, *, block: bool) -> None:
         """Write every answer that is ready (waiting a little for one when ``block``)."""
@@ -360,6 +371,9 @@ class _Run:
         for result in ready:
             self.done += 1
             self.failed += result.error is not None
+            ttft = (result.record.get("stats") or {}).get("time_to_first_token_s")
+            if isinstance(ttft, (int, float)):
+                self.ttfts.append(float(ttft))
             self._report(result.item_id, result.error, "failed" if result.error else "ok")
 
     def _report(self, item_id: Any, error: Optional[str], status: str) -> None:
@@ -399,14 +413,15 @@ class _Run:
 
     def _work(self) -> None:
         while True:
-            job = self.jobs.get()
-            if job is None:
+            run = self.jobs.get()
+            if run is None:
                 return
-            if self.stop.is_set():
-                continue
-            result = self._attempt(job)
-            if result is not None:
-                self.results.put(result)
+            for job in run:  # a run of neighbours in prefix order, back to back
+                if self.stop.is_set():
+                    break
+                result = self._attempt(job)
+                if result is not None:
+                    self.results.put(result)
 
     def _attempt(self, job: _Job) -> Union[_Result, _Fatal, None]:
         started_at, started = "", 0.0

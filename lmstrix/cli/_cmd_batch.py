@@ -27,6 +27,7 @@ def cmd_batch(
     template: Optional[str] = None,
     retries: Optional[int] = None,
     rpm: Optional[float] = None,
+    order: Optional[str] = None,
     temperature: Optional[float] = None,
     max_tokens: Optional[int] = None,
     cache: Optional[str] = None,
@@ -38,7 +39,9 @@ def cmd_batch(
     line); ``template`` names an entry of the ``prompts`` library, or is the template
     text itself without one. Exit 1 when an item failed; a run interrupted (130) or
     failed resumes when the same command runs again (items already in ``output`` are
-    skipped). ``retries`` left ``None`` takes :func:`lmstrix.batch.run_batch`'s default.
+    skipped). ``order`` is the order items run in (``prefix`` by default with a template:
+    see :func:`lmstrix.batch.run_batch`). ``retries`` left ``None`` takes
+    :func:`lmstrix.batch.run_batch`'s default.
     ``model`` given several times is a fallback chain; over several servers a Pool
     answers, and ``workers`` defaults to the parallel slots of all its loaded instances.
     ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests;
@@ -109,7 +112,7 @@ def cmd_batch(
                 library=library,
                 params=params or None,
                 rpm=rpm,
-                **given(retries=retries),
+                **given(retries=retries, order=order),
                 on_progress=progress,
             )
             return _report(session, summary, answers, keys, output)
@@ -158,4 +161,16 @@ def _report(
             f"{doc.get('failed')} failed of {doc.get('total')} "
             f"in {float(doc.get('seconds') or 0):.1f} s; results in {output}"
         )
+        if doc.get("prefix_share") is not None:
+            session.echo(_prefix_line(doc))
     return EXIT_FAILURE if doc.get("failed") else EXIT_OK
+
+
+def _prefix_line(doc: Dict[str, Any]) -> str:
+    """What prefix ordering did: the prompt text that the server's cache can reuse."""
+    ttft = doc.get("mean_ttft_s")
+    return (
+        f"batch: prefix order: {doc['prefix_share']:.0%} of prompt text repeats the "
+        f"previous prompt's head (input order: {doc['input_prefix_share']:.0%})"
+        + ("" if ttft is None else f"; mean time to first token {ttft:.3f} s")
+    )

@@ -320,6 +320,13 @@ COMMANDS: Tuple[Command, ...] = (
                 metavar="N",
             ),
             Option("rpm", ("--rpm",), "requests per minute, at most", type=float, metavar="N"),
+            Option(
+                "order",
+                ("--order",),
+                "prefix: run items sharing a prompt prefix back to back, for the server's "
+                "prompt cache (default with --template); input: as they come",
+                choices=("prefix", "input"),
+            ),
             _TEMPERATURE,
             _MAX_TOKENS,
             CACHE,

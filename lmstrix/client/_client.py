@@ -24,6 +24,7 @@ from ..middleware import RetryMiddleware, RetryPolicy, build_chain
 from ..transport._request import LABEL, OPERATION, READ_TIMEOUT, RETRY_IF_SENT, Request, frozen_map
 from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
+from ._continue import continuing_stream
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
 from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
@@ -338,6 +339,8 @@ class Client:
         are raised here, not at the first chunk (and a fallback chain moves on).
         """
         assert isinstance(model, str)  # @chainable hands a chain one key at a time
+        if "continue_on_cut" in params:  # a cut answer is continued (client/_continue.py)
+            return continuing_stream(self, model, messages, params)
         body = {"model": model, "messages": messages_of(messages), **params}
         return self._stream("/v1/chat/completions", body, model, "chat")
 

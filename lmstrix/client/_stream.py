@@ -134,11 +134,14 @@ class ChatStream(Iterator[Chunk]):
         if not self._closed:
             self._closed = True
             try:
-                self._response.close()
+                self._close_source()
             finally:
                 for callback in self._on_release:
                     callback()
                 self._on_release.clear()
+
+    def _close_source(self) -> None:
+        self._response.close()
 
     def text(self) -> str:
         """Read the rest of the stream and return the whole answer text.

@@ -77,6 +77,15 @@ class Fault:
         fields.setdefault("path", "*")
         return cls(kind=kind, skip=position, **fields)
 
+    @classmethod
+    def drop_stream_after_chunks(cls, chunks: int, **fields: Any) -> Fault:
+        """Cut the next streamed chat answer after ``chunks`` deltas (``drop_mid_stream``).
+
+        The socket is closed abruptly, as when a server restarts or a proxy drops the
+        connection; ``fields`` sets the other fields (``times``, ``skip``, ``path``).
+        """
+        return cls(kind="drop_mid_stream", after_chunks=chunks, **fields)
+
     @property
     def error_message(self) -> str:
         """The message put in the error body or event."""

@@ -12,6 +12,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Protocol, Seq
 from urllib.parse import unquote
 
 from . import _shapes as shapes
+from ._continue import answer_pieces, continued_from
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
 
@@ -222,6 +223,8 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
     inst = _resolve(ex, body, "llm")
     model = inst.model
     cache_text, user_text, prompt_tokens = _prompt(model, body, chat)
+    cut = continued_from(body.get("messages")) if chat else None  # continue a cut answer
+    user_text, partial = cut or (user_text, "")
     stream = body.get("stream") is True
     options = body.get("stream_options")
     include_usage = isinstance(options, dict) and options.get("include_usage") is True
@@ -251,7 +254,7 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
         )
         prefill_s = engine.process_prompt(inst, cache_text, prompt_tokens)
         limit = _max_tokens(body)
-        words: List[str] = list(answer.words)
+        words: List[str] = answer_pieces(answer.words, partial)
         finish = "stop"
         if limit is not None and len(words) > limit:
             words, finish = words[:limit], "length"
@@ -264,7 +267,7 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
             chat=chat,
             request_id=request_id,
             model_id=inst.id,
-            text=" ".join(words),
+            text="".join(words),
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=len(words),
@@ -312,8 +315,7 @@ def _stream_answer(
 ) -> None:
     sink = ex.open_stream()
     sent = 0
-    for i, word in enumerate(words):
-        piece = word if i == 0 else " " + word
+    for i, piece in enumerate(words):  # pieces, each with the space before it
         if not sink.content(_chunk(chat, request_id, inst.id, piece, None, first=i == 0)):
             return
         sent += 1
