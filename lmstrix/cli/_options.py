@@ -68,7 +68,8 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
         "server",
         ("--server",),
         "LM Studio server; repeat it for several (a pool) (default $LMSTRIX_SERVER, "
-        "commas between several, or {default})",
+        "commas between several, else the port the local LM Studio wrote to "
+        "~/.lmstudio/.internal/http-server.json, else {default})",
         type=server_url,
         default=FromLibrary("config", "DEFAULT_BASE_URL"),
         metavar="URL",
