@@ -15,13 +15,16 @@ from ..errors import APIError, APIStatusError, APITimeoutError, ModelNotFoundErr
 from ._download_job import DownloadJob
 from ._errormap import error_message
 
-__all__ = ["DownloadsMixin", "ProgressCallback"]
+__all__ = ["DEFAULT_POLL_S", "DownloadsMixin", "ProgressCallback"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 ProgressCallback = Callable[[DownloadJob], None]
 """Called with each new state of a followed download."""
+
+DEFAULT_POLL_S = 1.0
+"""Seconds between two status requests while following a download."""
 
 _DOWNLOAD = "/api/v1/models/download"
 _STATUS = "/api/v1/models/download/status/"
@@ -105,7 +108,7 @@ class DownloadsMixin:
         job: DownloadJob,
         *,
         on_progress: Optional[ProgressCallback] = None,
-        poll_s: float = 1.0,
+        poll_s: float = DEFAULT_POLL_S,
         timeout: Optional[float] = None,
     ) -> DownloadJob:
         """Follow ``job`` until it ends; return its final state.
