@@ -56,6 +56,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
     "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
     "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
     "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
+    "download_model.py": (
+        r"^download of lmstrix-demo/fresh-chat-2b: downloading$",
+        r"^completed: 1,000,000,000 bytes$",
+        r"^listed by the server: yes\nanswer: 5$",
+        r"^asked again: already_downloaded$",
+    ),
 }
 
 
