@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, Mapping, Optional
 
+from .._coerce import float_or_none, int_or_none, str_or_none
+
 __all__ = ["DOWNLOAD_STATUSES", "FINAL_STATUSES", "DownloadJob"]
 
 DOWNLOAD_STATUSES = ("downloading", "paused", "completed", "failed", "already_downloaded")
@@ -17,19 +19,8 @@ FINAL_STATUSES = frozenset(("completed", "failed", "already_downloaded"))
 """The statuses after which a job changes no more."""
 
 
-def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _whole(value: Any) -> Optional[int]:
-    number = _number(value)
-    return None if number is None else int(number)
-
-
 def _text(value: Any) -> Optional[str]:
-    return value if isinstance(value, str) and value else None
+    return str_or_none(value) or None
 
 
 @dataclass(frozen=True)
@@ -62,9 +53,9 @@ class DownloadJob:
             model=_text(body.get("model")) or model,
             status=str(body.get("status") or "unknown"),
             job_id=_text(body.get("job_id")),
-            total_size_bytes=_whole(body.get("total_size_bytes")),
-            downloaded_bytes=_whole(body.get("downloaded_bytes")),
-            bytes_per_second=_number(body.get("bytes_per_second")),
+            total_size_bytes=int_or_none(body.get("total_size_bytes")),
+            downloaded_bytes=int_or_none(body.get("downloaded_bytes")),
+            bytes_per_second=float_or_none(body.get("bytes_per_second")),
             started_at=_text(body.get("started_at")),
             estimated_completion=_text(body.get("estimated_completion")),
             completed_at=_text(body.get("completed_at")),
