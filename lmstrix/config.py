@@ -1,7 +1,9 @@
 """Settings: arguments win over environment variables, which win over defaults.
 
 Everything here is a pure function of its inputs (the environment is passed in or
-read at call time, never at import), so it is easy to test and safe to embed.
+read at call time, never at import), so it is easy to test and safe to embed; the one
+exception is the default server, which may come from the port file LM Studio writes
+(:mod:`lmstrix._discovery`).
 """
 
 from __future__ import annotations
@@ -132,7 +134,9 @@ def _good_host(host: str, *, bracketed: bool) -> bool:
 
 
 def resolve_base_url(url: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> str:
-    """Pick the server URL: the argument, else ``$LMSTRIX_SERVER``, else the default.
+    """Pick the server URL: the argument, else ``$LMSTRIX_SERVER``, else the local LM
+    Studio's port as LM Studio wrote it down (``~/.lmstudio/.internal/http-server.json``,
+    see :mod:`lmstrix._discovery`; logged at INFO), else the default.
 
     ``$LMSTRIX_SERVER`` may list several servers, comma-separated (for the command line
     and :func:`servers_from_env`); a single :class:`~lmstrix.Client` then takes the first.
@@ -144,7 +148,8 @@ def resolve_base_url(url: Optional[str] = None, environ: Optional[Mapping[str, s
 
 
 def servers_from_env(environ: Optional[Mapping[str, str]] = None) -> List[str]:
-    """The servers ``$LMSTRIX_SERVER`` lists (comma-separated), or the default one.
+    """The servers ``$LMSTRIX_SERVER`` lists (comma-separated), or the one found on disk
+    (see :func:`resolve_base_url`), or the default one.
 
     ``lmstrix.Pool(servers_from_env())`` is a pool over them.
 
@@ -153,7 +158,12 @@ def servers_from_env(environ: Optional[Mapping[str, str]] = None) -> List[str]:
     """
     env = os.environ if environ is None else environ
     listed = [part.strip() for part in (env.get(ENV_SERVER) or "").split(",") if part.strip()]
-    return [normalize_base_url(url) for url in listed] or [normalize_base_url(DEFAULT_BASE_URL)]
+    if listed:
+        return [normalize_base_url(url) for url in listed]
+    from ._discovery import discover_server  # reads a file or two: only when needed
+
+    found = discover_server(env)
+    return [found.url if found else normalize_base_url(DEFAULT_BASE_URL)]
 
 
 def resolve_token(

@@ -18,6 +18,7 @@ _LMSTRIX_VARS = (
     "LMSTRIX_HOME",
     "LM_API_TOKEN",
     "LMSTUDIO_API_TOKEN",
+    "LMS_API_SERVER_INFO_PATH",
 )
 
 
@@ -30,6 +31,8 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     for name in _LMSTRIX_VARS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("LMSTRIX_HOME", str(tmp_path_factory.mktemp("lmstrix-home")))
+    # No LM Studio of the developer's machine is found by server discovery.
+    monkeypatch.setenv("LMSTUDIO_HOME", str(tmp_path_factory.mktemp("lmstudio-home")))
 
 
 @pytest.fixture

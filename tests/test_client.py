@@ -147,7 +147,7 @@ def test_load_refused_and_unknown(client: Client) -> None:
         client.load("nope/none", context_length=4096)
     assert nf.value.status_code == 404
     with pytest.raises(TypeError):
-        client.load("acme/chat-7b", ttl=5)
+        client.load("acme/chat-7b", parallel=2)
 
 
 def test_load_needs_v1(make_client: MakeClient) -> None:

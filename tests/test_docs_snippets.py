@@ -61,6 +61,13 @@ EXPECTED: Dict[str, List[str]] = {
     ],
     "docs/index.md": ["\n5\n", "Simulated answer from lmstrix-demo/qwen-like-4b to: Tell me"],
     "docs/user-guide/batch.md": ["2 0 0 ", "\n2\n", "\n3\n", "\n8\n"],
+    "docs/user-guide/model-management.md": [
+        "downloading 1000000000\n",
+        "\n50% 2.0\n75% 1.0\n100% None\n",
+        "completed 2026-01-01T00:00:04.000Z\nTrue\nalready_downloaded\n",
+        "\n1\n0\n",
+        "http://localhost:41343\nhttp://localhost:1234\n",
+    ],
     "docs/user-guide/context-search.md": [
         "lmstrix-demo/qwen-like-4b: load at 65,536 tokens: failed (auto_fit)",
         "131072 49920 ",

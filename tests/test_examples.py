@@ -61,6 +61,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^continued: 1 time\(s\); \d+ characters$",
         r"^finish_reason: stop$",
     ),
+    "download_model.py": (
+        r"^download of lmstrix-demo/fresh-chat-2b: downloading$",
+        r"^completed: 1,000,000,000 bytes$",
+        r"^listed by the server: yes\nanswer: 5$",
+        r"^asked again: already_downloaded$",
+    ),
 }
 
 

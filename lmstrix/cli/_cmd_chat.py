@@ -87,6 +87,7 @@ def cmd_chat(
     system: Optional[str] = None,
     temperature: Optional[float] = None,
     max_tokens: Optional[int] = None,
+    ttl: Optional[int] = None,
     stream: Optional[bool] = None,
     stats: bool = False,
     prompts: Optional[str] = None,
@@ -121,6 +122,10 @@ def cmd_chat(
         params["temperature"] = temperature
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
+    if ttl is not None:
+        if ttl < 1:
+            raise UsageError(f"--ttl takes a number of seconds of at least 1, not {ttl}")
+        params["ttl"] = ttl
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )

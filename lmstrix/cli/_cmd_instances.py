@@ -43,14 +43,31 @@ def _context_size(session: Session, model: str, context: Optional[str]) -> Optio
     return size
 
 
-def cmd_load(session: Session, model: str, *, context: Optional[str] = None) -> int:
-    """Load ``model`` (LM Studio 0.4+) and show the context asked for and the one applied."""
+def cmd_load(
+    session: Session,
+    model: str,
+    *,
+    context: Optional[str] = None,
+    ttl: Optional[int] = None,
+    estimate: bool = False,
+) -> int:
+    """Load ``model`` (LM Studio 0.4+) and show the context asked for and the one applied.
+
+    ``ttl``: idle seconds before the server unloads it. ``estimate``: load nothing, show
+    LM Studio's memory estimate (through the ``lms`` command) instead.
+    """
     from ..errors import ModelNotFoundError
 
     size = _context_size(session, model, context)
+    if estimate:
+        from ._cmd_manage import show_estimate
+
+        return show_estimate(session, model, size)
+    if ttl is not None and ttl < 1:
+        raise UsageError(f"--ttl takes a number of seconds of at least 1, not {ttl}")
     client = session.client()
     try:
-        instance = client.load(model, context_length=size)
+        instance = client.load(model, context_length=size, **({} if ttl is None else {"ttl": ttl}))
     except ModelNotFoundError as exc:
         raise session.unknown_model(model, exc) from exc
     doc = {
@@ -61,6 +78,7 @@ def cmd_load(session: Session, model: str, *, context: Optional[str] = None) -> 
         "auto_fitted": instance.auto_fitted,
         "parallel": instance.parallel,
         "load_time_s": None if instance.load_time_s is None else round(instance.load_time_s, 3),
+        "ttl": ttl,
     }
     if session.as_json:
         session.emit(doc)

@@ -68,7 +68,8 @@ GLOBAL_OPTIONS: Tuple[Option, ...] = (
         "server",
         ("--server",),
         "LM Studio server; repeat it for several (a pool) (default $LMSTRIX_SERVER, "
-        "commas between several, or {default})",
+        "commas between several, else the port the local LM Studio wrote to "
+        "~/.lmstudio/.internal/http-server.json, else {default})",
         type=server_url,
         default=FromLibrary("config", "DEFAULT_BASE_URL"),
         metavar="URL",
@@ -117,6 +118,13 @@ _TEMPERATURE = Option("temperature", ("--temperature",), type=float, metavar="T"
 _MAX_TOKENS = Option("max_tokens", ("--max-tokens",), type=int, metavar="N")
 _PROMPTS = Option("prompts", ("--prompts",), "prompt library (JSON or TOML)", metavar="FILE")
 _MODEL = Argument("model", "MODEL")
+_TTL = Option(
+    "ttl",
+    ("--ttl",),
+    "unload the model after this many idle seconds",
+    type=int,
+    metavar="SECONDS",
+)
 
 GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS}
 
@@ -204,6 +212,37 @@ COMMANDS: Tuple[Command, ...] = (
                 metavar="N|tested",
                 aliases=("context_length",),
             ),
+            _TTL,
+            Option(
+                "estimate",
+                ("--estimate",),
+                "do not load: print LM Studio's memory estimate (runs `lms load "
+                "--estimate-only`; needs the lms command)",
+                kind="flag",
+            ),
+        ),
+    ),
+    Command(
+        "get",
+        "download a model into LM Studio (0.4+), showing progress",
+        "_cmd_manage",
+        "cmd_get",
+        (Argument("model", "MODEL", help="catalog id (publisher/name) or Hugging Face URL"),),
+        (
+            Option(
+                "quantization",
+                ("--quantization",),
+                "the variant to get, like Q4_K_M (Hugging Face URLs only)",
+                metavar="Q",
+            ),
+            Option(
+                "poll",
+                ("--poll",),
+                "seconds between two progress checks (default {default})",
+                type=positive_seconds,
+                default=FromLibrary("client._downloads", "DEFAULT_POLL_S"),
+                metavar="SECONDS",
+            ),
         ),
     ),
     Command(
@@ -241,6 +280,13 @@ COMMANDS: Tuple[Command, ...] = (
             Option("system", ("--system",), "system message", metavar="TEXT"),
             _TEMPERATURE,
             _MAX_TOKENS,
+            Option(
+                "ttl",
+                ("--ttl",),
+                "idle seconds before the server unloads the model, when this request loads it",
+                type=int,
+                metavar="SECONDS",
+            ),
             Option(
                 "stream",
                 ("--stream", "--no-stream"),

@@ -103,6 +103,7 @@ class Session(Output):
         self.registry_path = registry_path or None
         self.timeout_s = timeout_s
         self._client: Optional[Client] = None
+        self._found: Optional[str] = None  # the server found on disk ("" for none)
         self._clients: Optional[List[Client]] = None
         self._pool: Optional[Pool] = None
         self._registry: Optional[Registry] = None
@@ -124,7 +125,8 @@ class Session(Output):
         """The server URLs of this run (normalised, in order, each once).
 
         ``--server`` given several times, else ``$LMSTRIX_SERVER`` (commas between
-        several), else the default server. A bad URL is a usage error naming it.
+        several), else the local LM Studio found on disk (said once on stderr), else the
+        default server. A bad URL is a usage error naming it.
         """
         from ..config import ENV_SERVER, normalize_base_url, resolve_base_url
         from ._checks import server_url
@@ -136,7 +138,7 @@ class Session(Output):
             raw = [part.strip() for part in os.environ.get(ENV_SERVER, "").split(",")]
             raw = [part for part in raw if part]
         if not raw:
-            return [resolve_base_url(None, {})]
+            return [self._found_server() or resolve_base_url(None, {})]
         urls: List[str] = []
         for text in raw:
             try:
@@ -147,6 +149,17 @@ class Session(Output):
             if url not in urls:
                 urls.append(url)
         return urls
+
+    def _found_server(self) -> Optional[str]:
+        """The server LM Studio's port file names (looked up once per run), or None."""
+        if self._found is None:
+            from .._discovery import discover_server
+
+            found = discover_server()
+            self._found = found.url if found else ""
+            if found:
+                self.note(f"using the LM Studio server found in {found.path}: {found.url}")
+        return self._found or None
 
     @property
     def several(self) -> bool:

@@ -26,6 +26,7 @@ from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
 from ._continue import continuing_stream
 from ._detect import detect_api, model_not_found
+from ._downloads import DownloadsMixin
 from ._errormap import checked_json, empty_answer_error, parse_json
 from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
 from ._stream import ChatStream, whole_answer
@@ -48,11 +49,11 @@ log.addHandler(logging.NullHandler())
 
 _OPERATIONS = ("models", "chat", "completion", "embedding", "unload")
 _LOAD_KEYS = frozenset(
-    ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu")
+    ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu", "ttl")
 )
 
 
-class Client:
+class Client(DownloadsMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -244,7 +245,8 @@ class Client:
         """Load a model (LM Studio 0.4+) and report the context that was really applied.
 
         ``options`` are further load settings the server knows (``flash_attention``,
-        ``eval_batch_size``, ``num_experts``, ``offload_kv_cache_to_gpu``). The result's
+        ``eval_batch_size``, ``num_experts``, ``offload_kv_cache_to_gpu``; ``ttl``: idle
+        seconds before the server unloads it, where the server takes it). The result's
         ``context_length`` is read back from the server; when it differs from
         ``requested_context_length`` the server "auto-fitted" the load
         (``result.auto_fitted``).

@@ -168,6 +168,12 @@ def _load_advice(status: int, lowered: str) -> str:
     """
     if any(word in lowered for word in _MEMORY_WORDS):
         return "Try a smaller context length or free memory"
+    if "unrecognized key" in lowered and "'ttl'" in lowered:
+        return (
+            "This server takes no ttl on a load: load without it and give ttl per request "
+            "(chat(..., ttl=N), which applies when the request loads the model), or use "
+            "`lms load --ttl`"
+        )
     if status >= 500:
         return (
             f"HTTP {status} is an error of the server itself, not a refusal of this "

@@ -10,9 +10,12 @@ import contextlib
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Sequence
 
 from ._models import SimModel, auto_fit_context
+
+if TYPE_CHECKING:
+    from ._downloads import DownloadDesk
 
 __all__ = ["Counters", "Engine", "InstanceInfo", "LoadResult", "SimError", "common_prefix_len"]
 
@@ -78,13 +81,15 @@ class Counters:
 
 @dataclass(frozen=True)
 class InstanceInfo:
-    """A loaded instance as the simulator holds it."""
+    """A loaded instance as the simulator holds it (``ttl_s``: idle seconds before it is
+    unloaded, ``None`` for never)."""
 
     id: str
     key: str
     context_length: int
     parallel: int
     config: Dict[str, Any]
+    ttl_s: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -108,10 +113,17 @@ class _Instance:
     slots: threading.BoundedSemaphore
     cache_text: str = ""
     in_flight: int = 0
+    ttl_s: Optional[float] = None
+    last_used: float = 0.0
 
     def info(self) -> InstanceInfo:
         return InstanceInfo(
-            self.id, self.model.key, self.context_length, self.model.parallel, dict(self.config)
+            self.id,
+            self.model.key,
+            self.context_length,
+            self.model.parallel,
+            dict(self.config),
+            self.ttl_s,
         )
 
 
@@ -143,6 +155,8 @@ class Engine:
         self._lock = threading.RLock()
         self._instances: Dict[str, _Instance] = {}
         self._mut: Dict[str, Any] = {}
+        self._clock = 0.0  # simulated seconds since start: work and idle time
+        self.downloads: Optional[DownloadDesk] = None  # set by FakeLMStudio
         self.reset_counters()
 
     # -- counters ---------------------------------------------------------------------
@@ -200,8 +214,35 @@ class Engine:
     def charge(self, seconds: float, *, sleep: bool = True) -> None:
         """Add simulated ``seconds``; sleep ``seconds * time_scale`` for real when asked."""
         self._bump("simulated_seconds", seconds)
+        self.advance(seconds)
         if sleep:
             self.sleep(seconds)
+
+    def advance(self, seconds: float) -> None:
+        """Move the simulated clock on by ``seconds`` (idle time: no work is counted)."""
+        with self._lock:
+            self._clock += max(0.0, seconds)
+
+    @property
+    def clock(self) -> float:
+        """Simulated seconds since the start (TTLs and downloads run on this clock)."""
+        with self._lock:
+            return self._clock
+
+    def expire_idle(self) -> List[str]:
+        """Unload the instances idle for their TTL or longer; return their ids."""
+        with self._lock:
+            gone = [
+                inst
+                for inst in self._instances.values()
+                if inst.ttl_s is not None
+                and inst.in_flight == 0
+                and self._clock - inst.last_used >= inst.ttl_s
+            ]
+            for inst in gone:
+                del self._instances[inst.id]
+                self._mut["unloads"] += 1
+        return [inst.id for inst in gone]
 
     def sleep(self, seconds: float) -> None:
         """Sleep the real-time equivalent of simulated ``seconds`` (nothing at scale 0)."""
@@ -240,6 +281,7 @@ class Engine:
                 config["num_experts"] = options["num_experts"]
         else:
             config = {"context_length": context_length}
+        ttl = options.get("ttl")
         with self._lock:
             instance_id = self._new_id(model.key)
             self._instances[instance_id] = _Instance(
@@ -248,6 +290,8 @@ class Engine:
                 context_length,
                 config,
                 threading.BoundedSemaphore(model.parallel),
+                ttl_s=float(ttl) if ttl else None,
+                last_used=self._clock,
             )
         return instance_id
 
@@ -340,12 +384,22 @@ class Engine:
         self._bump("unloads")
         self.charge(inst.model.unload_s)
 
-    def resolve(self, ref: Any, *, jit: bool, lenient: bool) -> _Instance:
-        """Find the instance that answers a request naming ``ref`` (id or key), JIT-loading it.
+    def resolve(
+        self, ref: Any, *, jit: bool, lenient: bool, ttl: Optional[float] = None
+    ) -> _Instance:
+        """Find the instance that answers a request naming ``ref`` (id or key), JIT-loading it
+        (with ``ttl``, the request's idle TTL, which applies only to a load it causes).
+        Each use restarts the instance's idle time.
 
         Raises:
             SimError: unknown model (404) or a failed JIT load.
         """
+        inst = self._find(ref, jit=jit, lenient=lenient, ttl=ttl)
+        with self._lock:
+            inst.last_used = self._clock
+        return inst
+
+    def _find(self, ref: Any, *, jit: bool, lenient: bool, ttl: Optional[float]) -> _Instance:
         with self._lock:
             if isinstance(ref, str) and ref in self._instances:
                 return self._instances[ref]
@@ -373,7 +427,7 @@ class Engine:
                 param="model",
                 code="model_not_found",
             )
-        result = self.load(key, jit=True)
+        result = self.load(key, options={"ttl": ttl} if ttl else None, jit=True)
         with self._lock:
             return self._instances[result.instance_id]
 

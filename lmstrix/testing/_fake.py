@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any, Callable, List, Optional, Sequence
 
+from ._downloads import DownloadDesk, demo_catalog
 from ._engine import Counters, Engine, InstanceInfo
 from ._faults import Fault, FaultBook
 from ._fleet import demo_fleet
@@ -26,7 +27,13 @@ class FakeLMStudio:
     only, every model loaded at its default context, like llama.cpp's server).
     ``time_scale`` turns simulated seconds into real sleeps (0 = never sleep); ``seed``
     drives the noisy models. ``overflow_stream`` picks how a streamed prompt that
-    overflows the context is answered: ``"error_event"`` or ``"empty"``.
+    overflows the context is answered: ``"error_event"`` or ``"empty"``. ``catalog``
+    lists the models ``/api/v1/models/download`` offers (default: two small ones),
+    downloaded at ``download_bytes_per_s`` of simulated time; a model named in
+    ``failing_downloads`` fails half-way. ``load_ttl`` makes ``/api/v1/models/load`` take
+    a ``ttl`` (LM Studio documents none there and rejects unknown keys); a ``ttl`` on an
+    inference request that JIT-loads the model is always honoured. An instance with a TTL
+    is unloaded once idle that long on the simulated clock (see :meth:`advance`).
     """
 
     def __init__(
@@ -42,6 +49,10 @@ class FakeLMStudio:
         unknown_path_status: Optional[int] = None,
         overflow_stream: str = "error_event",
         keep_received: int = 1000,
+        catalog: Optional[Sequence[SimModel]] = None,
+        download_bytes_per_s: float = 250e6,
+        failing_downloads: Sequence[str] = (),
+        load_ttl: bool = False,
     ) -> None:
         if api not in API_MODES:
             raise ValueError(f"api must be one of {API_MODES}, got {api!r}")
@@ -54,12 +65,19 @@ class FakeLMStudio:
         self._engine = Engine(
             list(demo_fleet() if models is None else models), seed=seed, time_scale=time_scale
         )
+        self._engine.downloads = DownloadDesk(
+            self._engine,
+            demo_catalog() if catalog is None else catalog,
+            bytes_per_second=download_bytes_per_s,
+            failing=failing_downloads,
+        )
         self._settings = Settings(
             api=api,
             api_token=api_token,
             lenient_model_names=lenient_model_names,
             unknown_path_status=unknown_path_status,
             overflow_stream=overflow_stream,
+            load_ttl=load_ttl,
         )
         self._port = port
         self._faults = FaultBook()
@@ -186,6 +204,16 @@ class FakeLMStudio:
     def clear_faults(self) -> None:
         """Disarm every fault."""
         self._faults.clear()
+
+    @property
+    def clock(self) -> float:
+        """Simulated seconds since the start: work (loads, prompts, answers) and idle time."""
+        return self._engine.clock
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` of simulated idle time pass: TTLs run out (checked at the next
+        request) and downloads move on. Nothing sleeps."""
+        self._engine.advance(seconds)
 
     def loaded(self) -> List[InstanceInfo]:
         """The loaded instances, oldest first."""

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from . import _shapes as shapes
 from ._continue import answer_pieces, continued_from
+from ._downloads import download_route
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
 
@@ -46,6 +47,7 @@ class Settings:
     lenient_model_names: bool = False
     unknown_path_status: Optional[int] = None
     overflow_stream: str = "error_event"
+    load_ttl: bool = False
 
 
 class StreamSink(Protocol):
@@ -141,11 +143,12 @@ def _positive_int(body: Dict[str, Any], name: str) -> Optional[int]:
 
 def _load(ex: Exchange, body: Any) -> None:
     body = _require_object(body)
-    _check_keys(body, LOAD_KEYS)
+    _check_keys(body, LOAD_KEYS | {"ttl"} if ex.settings.load_ttl else LOAD_KEYS)
     key = body.get("model")
     if not isinstance(key, str) or not key:
         raise SimError(400, '"model" is required', code="missing_required_parameter", param="model")
     context_length = _positive_int(body, "context_length")
+    _positive_int(body, "ttl")
     options = {
         k: v for k, v in body.items() if k not in ("model", "context_length", "echo_load_config")
     }
@@ -181,6 +184,7 @@ def _resolve(ex: Exchange, body: Dict[str, Any], want: str) -> _Instance:
         body.get("model"),
         jit=ex.settings.api != "openai",
         lenient=ex.settings.lenient_model_names,
+        ttl=_positive_int(body, "ttl"),
     )
     if inst.model.type != want:
         kind = "an embedding model" if want == "llm" else "not an embedding model"
@@ -391,6 +395,8 @@ def route(api: str, method: str, path: str) -> Optional[Endpoint]:
     if api == "v1":
         routes.update(_V1_ROUTES)
     found = routes.get((method, path))
+    if found is None and api == "v1":
+        found = download_route(method, path)
     if found is None and api != "openai" and method == "GET" and path.startswith(_V0_MODEL_PREFIX):
         key = unquote(path[len(_V0_MODEL_PREFIX) :])
         if key:

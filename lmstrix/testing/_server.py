@@ -285,6 +285,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path
         raw = self._read_body()
         self.engine.count_request(path)
+        self.engine.expire_idle()  # TTLs run out between requests, on the simulated clock
         body: Any = None
         bad_json = False
         if raw.strip():
