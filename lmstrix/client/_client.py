@@ -28,7 +28,7 @@ from ._continue import continuing_stream
 from ._detect import detect_api, model_not_found
 from ._downloads import DownloadsMixin
 from ._errormap import checked_json, empty_answer_error, parse_json
-from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
+from ._replies import Messages, check_served, embedding_rows, merge_rows, messages_of
 from ._stream import ChatStream, whole_answer
 
 if TYPE_CHECKING:
@@ -430,15 +430,7 @@ class Client(DownloadsMixin):
         return run_observed(scope_of, run, stream=stream)
 
     def _check_model(self, asked: str, served: str) -> None:
-        if same_model(asked, served):
-            return
-        message = (
-            f"asked {self.base_url} for model {asked!r} but {served!r} answered; "
-            "the server may serve whatever is loaded when a name is unknown"
-        )
-        if self.strict_model:
-            raise ModelNotFoundError(message, url=self.base_url, status_code=200, model=asked)
-        log.warning("%s", message)
+        check_served(self.base_url, asked, served, strict=self.strict_model)
 
     # ------------------------------------------------------------------ plumbing
 

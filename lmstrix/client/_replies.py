@@ -6,12 +6,22 @@ themselves are decoded in :mod:`lmstrix.types` (``Completion.from_wire``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
-from ..errors import APIStatusError
+from ..errors import APIStatusError, ModelNotFoundError
 from ..types import ModelInfo
 
-__all__ = ["Messages", "embedding_rows", "merge_rows", "messages_of", "same_model"]
+__all__ = [
+    "Messages",
+    "check_served",
+    "embedding_rows",
+    "merge_rows",
+    "messages_of",
+    "same_model",
+]
+
+log = logging.getLogger("lmstrix.client._client")  # where users have always seen it
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
 
@@ -32,6 +42,19 @@ def same_model(asked: str, served: str) -> bool:
     # LM Studio may answer with the key without the "@quant" variant, or a file path.
     base = asked.split("@", 1)[0]
     return served == base or served.endswith("/" + asked) or asked.endswith("/" + served)
+
+
+def check_served(server: str, asked: str, served: str, *, strict: bool) -> None:
+    """Warn (or raise, when ``strict``) when the model that answered is not the one asked."""
+    if same_model(asked, served):
+        return
+    message = (
+        f"asked {server} for model {asked!r} but {served!r} answered; "
+        "the server may serve whatever is loaded when a name is unknown"
+    )
+    if strict:
+        raise ModelNotFoundError(message, url=server, status_code=200, model=asked)
+    log.warning("%s", message)
 
 
 def merge_rows(rows: List[Mapping[str, Any]]) -> List[ModelInfo]:
