@@ -166,7 +166,10 @@ def test_nothing_imports_integrations() -> None:
 
 
 # Where the CLI may reach an integration by name (the user asked for its feature).
-BY_NAME_IMPORTS = {"lmstrix.cli._cmd_batch": ["lmstrix.integrations.datasets"]}
+BY_NAME_IMPORTS = {
+    "lmstrix.cli._cmd_batch": ["lmstrix.integrations.datasets"],
+    "lmstrix.cli._cmd_models": ["lmstrix.integrations.plot"],
+}
 
 
 def test_integrations_are_reached_by_name_only_where_documented() -> None:

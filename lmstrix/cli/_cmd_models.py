@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from ._output import EXIT_FAILURE, EXIT_OK, table
-from ._session import Session
+from ._session import CliError, Session, UsageError
 
 if TYPE_CHECKING:
     from ..registry._records import ModelRecord
@@ -292,8 +292,9 @@ def _status(row: Dict[str, Any]) -> str:
     return status
 
 
-def cmd_show(session: Session, model: str) -> int:
-    """One model's record with its probe history (from the registry; else the server's view)."""
+def cmd_show(session: Session, model: str, plot: Optional[str] = None) -> int:
+    """One model's record with its probe history (from the registry; else the server's view);
+    ``plot``: also draw its probes and speed profile to that file."""
     from ..errors import ModelNotFoundError
     from ..registry._records import ModelRecord
     from ..registry._speed import speed_summary
@@ -309,6 +310,8 @@ def cmd_show(session: Session, model: str) -> int:
     doc = record.to_dict()
     doc["loads"] = sum(1 for p in record.probes if p.kind == "load")
     doc["speed_profile"] = speed_summary(record.speed)
+    if plot is not None:
+        _plot(session, doc, plot)
     if session.as_json:
         session.emit(doc)
         return EXIT_OK
@@ -395,3 +398,21 @@ def _when(stamp: Optional[float]) -> Optional[str]:
     if stamp is None:
         return None
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
+
+
+def _plot(session: Session, doc: Dict[str, Any], path: str) -> None:
+    """Draw ``doc``'s probes and speed profile to ``path`` (``lmstrix.integrations.plot``,
+    imported by name: the [plot] extra is needed only here)."""
+    import importlib
+
+    try:
+        plotting = importlib.import_module("lmstrix.integrations.plot")
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'lmstrix[plot]'") from None
+    try:
+        plotting.plot_limits(doc, path)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"cannot write the plot {path}: {exc.strerror or exc}") from None
+    session.note(f"plot: {path}")

@@ -154,6 +154,15 @@ COMMANDS: Tuple[Command, ...] = (
         "_cmd_models",
         "cmd_show",
         (_MODEL,),
+        (
+            Option(
+                "plot",
+                ("--plot",),
+                "also draw the probes and the speed profile to FILE (.png, .svg, .pdf; "
+                "needs the [plot] extra)",
+                metavar="FILE",
+            ),
+        ),
     ),
     Command(
         "test",
