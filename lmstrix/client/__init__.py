@@ -3,6 +3,32 @@
 from __future__ import annotations
 
 from ._client import Client, Messages
+from ._conversation import Conversation
+from ._native_stream import NativeChatStream
+from ._native_types import (
+    InvalidToolCallItem,
+    MessageItem,
+    NativeChatResult,
+    NativeEvent,
+    NativeStats,
+    ReasoningItem,
+    ToolCallItem,
+    UnknownItem,
+)
 from ._stream import ChatStream
 
-__all__ = ["ChatStream", "Client", "Messages"]
+__all__ = [
+    "ChatStream",
+    "Client",
+    "Conversation",
+    "InvalidToolCallItem",
+    "MessageItem",
+    "Messages",
+    "NativeChatResult",
+    "NativeChatStream",
+    "NativeEvent",
+    "NativeStats",
+    "ReasoningItem",
+    "ToolCallItem",
+    "UnknownItem",
+]

@@ -37,6 +37,7 @@ from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
+from ._native import NativeChatMixin
 from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
 from ._stream import ChatStream, whole_answer
 
@@ -56,13 +57,13 @@ __all__ = ["Client", "Messages"]
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_OPERATIONS = ("models", "chat", "completion", "embedding", "unload")
+_OPERATIONS = ("models", "chat", "completion", "embedding", "unload", "respond")
 _LOAD_KEYS = frozenset(
     ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu")
 )
 
 
-class Client:
+class Client(NativeChatMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
