@@ -47,6 +47,13 @@ NOT_RUN: Dict[str, List[str]] = {
         "needs the [dask] extra and starts a Dask cluster "
         "(tests/test_integrations_dask.py runs the same)"
     ],
+    "docs/user-guide/native-chat.md": [
+        "\n42\n['message']\n",
+        "True\nTrue\n",
+        "prompt_processing: 100%\n5\n1\n",
+        "model_load: 25%\n",
+        "True\nTrue 2\n",
+    ],
     "docs/user-guide/observability.md": [
         "needs opentelemetry-exporter-otlp-proto-http, an MLflow server and a W&B account"
     ],
@@ -116,7 +123,7 @@ EXPECTED: Dict[str, List[str]] = {
         "no/such-model -> ModelNotFoundError\n",
     ],
     "docs/user-guide/registry.md": ["lmstrix-demo/tiny-chat-1b untested None\n"],
-    "docs/user-guide/simulator.md": ["42\n"],
+    "docs/user-guide/simulator.md": ["42\n", "['reasoning', 'message'] 42\n"],
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 
