@@ -33,20 +33,23 @@ def _text(value: Any) -> str:
 
 
 @dataclass(frozen=True)
-class MessageItem:
-    """Answer text (``type: "message"``)."""
-
+class _TextItem:
     content: str
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    type: str = ""
+
+
+@dataclass(frozen=True)
+class MessageItem(_TextItem):
+    """Answer text (``type: "message"``): ``content``."""
+
     type: str = "message"
 
 
 @dataclass(frozen=True)
-class ReasoningItem:
-    """The model's reasoning before its answer (``type: "reasoning"``)."""
+class ReasoningItem(_TextItem):
+    """The model's reasoning before its answer (``type: "reasoning"``): ``content``."""
 
-    content: str
-    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     type: str = "reasoning"
 
 

@@ -18,6 +18,7 @@ import uuid
 import weakref
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from ..client._native import OPTIONS
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt
 
@@ -26,25 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["native_chat"]
 
-KEYS = frozenset(
-    (
-        "model",
-        "input",
-        "system_prompt",
-        "integrations",
-        "stream",
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "repeat_penalty",
-        "max_output_tokens",
-        "reasoning",
-        "context_length",
-        "store",
-        "previous_response_id",
-    )
-)
+KEYS = OPTIONS | {"model", "input", "stream"}
+"""The request fields the endpoint takes (the reference's table); others are refused."""
 REASONING = ("off", "low", "medium", "high", "on")
 _LOAD_STEPS = (0.25, 0.5, 0.75, 1.0)
 _PROMPT_STEPS = (0.5, 1.0)
