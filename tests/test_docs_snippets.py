@@ -47,13 +47,6 @@ NOT_RUN: Dict[str, List[str]] = {
         "needs the [dask] extra and starts a Dask cluster "
         "(tests/test_integrations_dask.py runs the same)"
     ],
-    "docs/user-guide/native-chat.md": [
-        "\n42\n['message']\n",
-        "True\nTrue\n",
-        "prompt_processing: 100%\n5\n1\n",
-        "model_load: 25%\n",
-        "True\nTrue 2\n",
-    ],
     "docs/user-guide/observability.md": [
         "needs opentelemetry-exporter-otlp-proto-http, an MLflow server and a W&B account"
     ],
@@ -78,6 +71,11 @@ EXPECTED: Dict[str, List[str]] = {
         "chat True closed {} NoneType",
         "chat False error {} ModelNotFoundError",
         "True True",
+    ],
+    "docs/user-guide/native-chat.md": [
+        "42\n['message']\n",
+        "\nTrue\nTrue\nmodel_load: 25%\n",
+        "prompt_processing: 100%\n5\n1\nTrue\nTrue 2\n",
     ],
     "docs/user-guide/observability.md": [
         "5 1\n",
