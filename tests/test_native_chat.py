@@ -296,7 +296,7 @@ def test_close_mid_stream_stops_and_reports_closed(sim: FakeLMStudio) -> None:
 def test_call_events_carry_usage_and_ttft(sim: FakeLMStudio) -> None:
     seen: List[CallEvent] = []
     with Client(sim.base_url, observers=[seen.append]) as client:
-        result = client.respond(PLAIN, "What is 2 + 2?", temperature=0)
+        result = client.respond(PLAIN, "What is 2 + 2?", temperature=0, system_prompt="Secret.")
         streamed = client.stream_respond(PLAIN, "What is 3 + 3?").result
         with pytest.raises(ModelNotFoundError):
             client.respond("nope/missing", "hi")
@@ -311,7 +311,7 @@ def test_call_events_carry_usage_and_ttft(sim: FakeLMStudio) -> None:
     assert first.time_to_first_token_s == result.stats.time_to_first_token_seconds
     assert first.decode_tokens_per_s == result.stats.tokens_per_second
     assert first.served_model == PLAIN
-    assert first.parameters == {"temperature": 0}  # never the input
+    assert first.parameters == {"temperature": 0}  # never the input or the system prompt
     assert second.usage is not None
     assert second.usage.prompt_tokens == streamed.stats.input_tokens
     assert second.time_to_first_token_s == streamed.stats.time_to_first_token_seconds

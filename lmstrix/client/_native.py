@@ -50,6 +50,12 @@ OPTIONS = frozenset(
     )
 )
 """The request fields :meth:`NativeChatMixin.respond` takes as keyword options."""
+_CONTENT = ("system_prompt", "integrations")
+"""Options that are content (or may hold an MCP server's headers): never in a CallEvent."""
+
+
+def _settings(body: Mapping[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in body.items() if k not in _CONTENT}
 
 
 def native_body(model: str, input: NativeInput, options: Mapping[str, Any]) -> Dict[str, Any]:
@@ -140,7 +146,8 @@ class NativeChatMixin:
             APIStatusError: the server refused the request (its subclasses say why).
         """
         body = native_body(model, input, options)
-        return self._observed("respond", model, body, lambda scope: self._respond(body, scope))
+        run = lambda scope: self._respond(body, scope)  # noqa: E731
+        return self._observed("respond", model, _settings(body), run)
 
     def stream_respond(
         self,
@@ -163,7 +170,7 @@ class NativeChatMixin:
         def opened(scope: Optional[CallScope]) -> NativeChatStream:
             return self._open_native(body, scope, on_progress)
 
-        return self._observed("respond", model, body, opened, stream=True)
+        return self._observed("respond", model, _settings(body), opened, stream=True)
 
     def conversation(self, model: str, **options: Any) -> Conversation:
         """A stored conversation with ``model``: ``say(text)`` continues it on the server
