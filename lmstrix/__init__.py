@@ -38,6 +38,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .client._calls import CallEvent, ChatClient
     from .client._client import Client
+    from .client._native_types import NativeChatResult
     from .client._stream import ChatStream
     from .config import Timeout
     from .context._recheck import RecheckResult, recheck_limits
@@ -77,6 +78,7 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "ModelRecord",
+    "NativeChatResult",
     "PermissionDeniedError",
     "Pool",
     "ProbeRecord",
@@ -119,6 +121,7 @@ _LAZY: Dict[str, str] = {
     "LoadedInstance": "types",
     "ModelInfo": "types",
     "ModelRecord": "registry._registry",
+    "NativeChatResult": "client._native_types",
     "Pool": "pool._pool",
     "ProbeRecord": "registry._registry",
     "PromptLibrary": "prompts._render",

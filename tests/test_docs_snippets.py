@@ -79,6 +79,11 @@ EXPECTED: Dict[str, List[str]] = {
         "chat False error {} ModelNotFoundError",
         "True True",
     ],
+    "docs/user-guide/native-chat.md": [
+        "42\n['message']\n",
+        "\nTrue\nTrue\nmodel_load: 25%\n",
+        "prompt_processing: 100%\n5\n1\nTrue\nTrue 2\n",
+    ],
     "docs/user-guide/observability.md": [
         "5 1\n",
         "# TYPE lmstrix_calls_total counter\n",
@@ -123,7 +128,7 @@ EXPECTED: Dict[str, List[str]] = {
         "no/such-model -> ModelNotFoundError\n",
     ],
     "docs/user-guide/registry.md": ["lmstrix-demo/tiny-chat-1b untested None\n"],
-    "docs/user-guide/simulator.md": ["42\n"],
+    "docs/user-guide/simulator.md": ["42\n", "['reasoning', 'message'] 42\n"],
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 

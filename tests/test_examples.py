@@ -53,6 +53,13 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^example/slow-8b ",
         r"^fastest: example/",
     ),
+    "native_chat.py": (
+        r"^\(thinking\.\.\.\)\nSimulated answer from example/thinker-4b to: Explain",
+        r"^items: reasoning, message$",
+        r"^this request loaded the model in \d+\.\d\d s$",
+        r"^42  \[\d+ input tokens\]$",
+        r"^conversation: 3 turns, last response resp_",
+    ),
     "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
     "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
     "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
@@ -137,6 +144,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("basic_chat.py", [], r"^model: lmstrix-demo/tiny-chat-1b\nQ: .*\nA: 42$"),
         ("basic_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^A: 42$"),
         ("streaming_chat.py", [], r"^stream closed early: yes$"),
+        ("native_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^items: message$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
         (
             "compare_models.py",

@@ -95,12 +95,14 @@ def cmd_chat(
     variables: Sequence[str] = (),
     models: Sequence[str] = (),
     cache: Optional[str] = None,
+    native: bool = False,
 ) -> int:
     """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
     ``models`` (``--model`` repeated) is a fallback chain, given instead of ``model``
     (the first argument is then the prompt). Over several servers a Pool answers.
     ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests.
+    ``native`` asks through LM Studio 0.4's native chat (see ``_cmd_respond``).
     """
     from ._chains import model_keys
     from ._cmd_observe import cached
@@ -129,6 +131,19 @@ def cmd_chat(
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
+    if native:
+        from ._cmd_respond import native_chat
+
+        return native_chat(
+            session,
+            keys,
+            text,
+            params,
+            system=system,
+            streaming=streaming,
+            stats=stats,
+            cache=cache,
+        )
     with cached(session, cache):
         completion = _ask(session, keys, messages, params, streaming)
     if stats:

@@ -308,6 +308,13 @@ COMMANDS: Tuple[Command, ...] = (
                 "time to first token, tokens/s and usage, on stderr",
                 kind="flag",
             ),
+            Option(
+                "native",
+                ("--native",),
+                "ask through LM Studio 0.4's native chat, with model-load and prompt "
+                "progress on stderr",
+                kind="flag",
+            ),
             _PROMPTS,
             Option(
                 "template",

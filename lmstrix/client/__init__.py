@@ -3,7 +3,34 @@
 from __future__ import annotations
 
 from ._client import Client, Messages
+from ._conversation import Conversation
 from ._download_job import DownloadJob
+from ._native_stream import NativeChatStream
+from ._native_types import (
+    InvalidToolCallItem,
+    MessageItem,
+    NativeChatResult,
+    NativeEvent,
+    NativeStats,
+    ReasoningItem,
+    ToolCallItem,
+    UnknownItem,
+)
 from ._stream import ChatStream
 
-__all__ = ["ChatStream", "Client", "DownloadJob", "Messages"]
+__all__ = [
+    "ChatStream",
+    "Client",
+    "Conversation",
+    "DownloadJob",
+    "InvalidToolCallItem",
+    "MessageItem",
+    "Messages",
+    "NativeChatResult",
+    "NativeChatStream",
+    "NativeEvent",
+    "NativeStats",
+    "ReasoningItem",
+    "ToolCallItem",
+    "UnknownItem",
+]

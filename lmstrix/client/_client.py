@@ -28,6 +28,7 @@ from ._continue import continuing_stream
 from ._detect import detect_api, model_not_found
 from ._downloads import DownloadsMixin
 from ._errormap import checked_json, empty_answer_error, parse_json
+from ._native import NativeChatMixin
 from ._replies import Messages, check_served, embedding_rows, merge_rows, messages_of
 from ._stream import ChatStream, whole_answer
 
@@ -47,13 +48,13 @@ __all__ = ["Client", "Messages"]
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_OPERATIONS = ("models", "chat", "completion", "embedding", "unload")
+_OPERATIONS = ("models", "chat", "completion", "embedding", "unload", "respond")
 _LOAD_KEYS = frozenset(
     ("eval_batch_size", "flash_attention", "num_experts", "offload_kv_cache_to_gpu", "ttl")
 )
 
 
-class Client(DownloadsMixin):
+class Client(NativeChatMixin, DownloadsMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:

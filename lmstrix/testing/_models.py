@@ -39,7 +39,8 @@ class SimModel:
     ``chars_per_token`` characters per token on prose) or ``"chars"`` (exactly
     ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
     :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``). ``vision`` and
-    ``trained_for_tool_use`` are the capabilities the model lists report.
+    ``trained_for_tool_use`` are the capabilities the model lists report; a ``reasoning``
+    model thinks before it answers (native chat gives reasoning items).
     """
 
     key: str
@@ -74,6 +75,7 @@ class SimModel:
     unload_s: float = 0.2
     tokenizer: str = "words"
     vision: bool = False
+    reasoning: bool = False
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -16,6 +16,7 @@ from ._continue import answer_pieces, continued_from
 from ._downloads import download_route
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
+from ._native import native_chat
 
 __all__ = ["API_MODES", "Exchange", "OVERFLOW_STREAM_MODES", "Settings", "StreamSink", "route"]
 
@@ -53,8 +54,9 @@ class Settings:
 class StreamSink(Protocol):
     """Where a streamed reply goes; it applies stream faults on its own."""
 
-    def content(self, event: Dict[str, Any]) -> bool:
-        """Send one content event; False means a fault ended the stream (stop sending)."""
+    def content(self, event: Dict[str, Any], name: Optional[str] = None) -> bool:
+        """Send one content event (named ``name`` when given); False means a fault ended
+        the stream (stop sending)."""
         ...
 
     def finish(self, tail: Sequence[Dict[str, Any]], *, done: bool) -> None:
@@ -383,6 +385,7 @@ _V1_ROUTES: Dict[Tuple[str, str], Endpoint] = {
     ("GET", "/api/v1/models"): _v1_models,
     ("POST", "/api/v1/models/load"): _load,
     ("POST", "/api/v1/models/unload"): _unload,
+    ("POST", "/api/v1/chat"): native_chat,
 }
 _V0_MODEL_PREFIX = "/api/v0/models/"
 

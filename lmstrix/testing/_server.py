@@ -137,14 +137,16 @@ class _StreamWriter:
         fault = self._fault
         return fault if fault is not None and fault.kind in _CUTTING_KINDS else None
 
-    def content(self, event: Dict[str, Any]) -> bool:
-        """Send one content event; False when a fault has just ended the stream."""
+    def content(self, event: Dict[str, Any], name: Optional[str] = None) -> bool:
+        """Send one content event (named ``name``: an ``event:`` line first); False when
+        a fault has just ended the stream."""
         fault = self._cutting()
         if fault is not None and self._sent >= fault.after_chunks:
             self._cut(fault)
             return False
         self._ping()
-        self._write(f"data: {json.dumps(event)}\n\n")
+        named = "" if name is None else f"event: {name}\n"
+        self._write(f"{named}data: {json.dumps(event)}\n\n")
         self._sent += 1
         return True
 
