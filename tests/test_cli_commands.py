@@ -384,7 +384,7 @@ def test_chat_prompt_from_a_template(cli: Cli, tmp_path: Path, sim: FakeLMStudio
 @pytest.mark.parametrize(
     "args",
     [
-        ["chat", "acme/small-8k"],  # no prompt at all (stdin is a terminal)
+        ["--json", "chat", "acme/small-8k"],  # no prompt, stdin a terminal: no JSON chat
         ["chat", "acme/small-8k", "hi", "-f", "x.txt"],
         ["chat", "acme/small-8k", "-f", "/no/such/file.txt"],
         ["chat", "acme/small-8k", "hi", "--template", "t"],

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from ._checks import positive_seconds, server_url
+from ._options_config import CONFIG_COMMANDS, CONFIG_GROUPS
 from ._options_observe import AUDIT_OPTIONS, CACHE, METRICS_OUT, OBSERVE_COMMANDS, OBSERVE_GROUPS
 from ._params import Argument, Command, FromLibrary, Option
 
@@ -118,7 +119,7 @@ _MAX_TOKENS = Option("max_tokens", ("--max-tokens",), type=int, metavar="N")
 _PROMPTS = Option("prompts", ("--prompts",), "prompt library (JSON or TOML)", metavar="FILE")
 _MODEL = Argument("model", "MODEL")
 
-GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS}
+GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS, **CONFIG_GROUPS}
 
 COMMANDS: Tuple[Command, ...] = (
     Command(
@@ -327,6 +328,7 @@ COMMANDS: Tuple[Command, ...] = (
         ),
     ),
     *OBSERVE_COMMANDS,
+    *CONFIG_COMMANDS,
     Command(
         "demo",
         "run the whole job on the built-in simulator",
