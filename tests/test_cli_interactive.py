@@ -34,17 +34,18 @@ def sim() -> Iterator[FakeLMStudio]:
 
 
 class Screen(io.StringIO):
-    """stdout; raises ``KeyboardInterrupt`` once when ``stop_at`` is written (Ctrl-C)."""
+    """stdout; raises ``KeyboardInterrupt`` once ``stop_at`` is shown (Ctrl-C on seeing it)."""
 
     def __init__(self, stop_at: Optional[str] = None) -> None:
         super().__init__()
         self.stop_at = stop_at
 
     def write(self, text: str) -> int:
+        written = super().write(text)
         if self.stop_at is not None and self.stop_at in text:
             self.stop_at = None
             raise KeyboardInterrupt
-        return super().write(text)
+        return written
 
 
 class Chat:
@@ -203,7 +204,8 @@ def test_ctrl_c_mid_answer_keeps_the_part_shown(sim: FakeLMStudio, tmp_path: Pat
     doc = json.loads(saved.read_text(encoding="utf-8"))
     cut = doc["messages"][1]
     assert cut["cut"] is True and cut["role"] == "assistant"
-    assert cut["content"].startswith("Simulated answer") and "from" not in cut["content"]
+    assert cut["content"] == "Simulated answer from"  # what was shown, not the rest
+    assert chat.out.getvalue().startswith("Simulated answer from\n")
     sent = chat.bodies()[-1]["messages"]
     assert sent[1] == {"role": "assistant", "content": cut["content"]}  # no "cut" key sent
     assert sent[-1] == {"role": "user", "content": "and then?"}

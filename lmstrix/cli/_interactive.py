@@ -275,8 +275,8 @@ class ChatRepl:
         try:
             with self.client.stream_chat(choice(self.keys), messages, **self.params) as stream:
                 for chunk in stream:
+                    parts.append(chunk.text)  # first: Ctrl-C comes just after it shows
                     self.session.write(chunk.text)
-                    parts.append(chunk.text)
                 completion = stream.completion
         except KeyboardInterrupt:
             pass
