@@ -341,3 +341,13 @@ def test_lines_from_a_given_stdin_when_not_the_process_terminal(
         session.close()
     assert out.getvalue() == "> 4\n> > \n"
     assert "history forgotten (2 messages)" in err.getvalue()
+
+
+def test_an_unknown_model_while_the_server_stops_answering(
+    sim: FakeLMStudio, tmp_path: Path
+) -> None:
+    chat = Chat(sim, tmp_path)
+    sim.inject(Fault(path="*", kind="status", status=400, skip=1, times=10))
+    assert chat.run("/model acme/nope", "/model acme/b") == EXIT_OK  # listing, then failures
+    err = chat.err.getvalue()
+    assert err.count("error:") == 2 and chat.repl.keys == ["acme/a"]

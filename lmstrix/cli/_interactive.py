@@ -195,11 +195,20 @@ class ChatRepl:
             return
         known = {m.key for m in models} | {i.id for m in models for i in m.loaded_instances}
         if name not in known:
-            self.session.error(str(self.session.unknown_model(name)))
+            self.session.error(self._unknown(name))
             return
         self.keys = [name]
         self.last = None
         self.session.note(f"now chatting with {name} (the history is kept)")
+
+    def _unknown(self, key: str, cause: Optional[Exception] = None) -> str:
+        """The message for an unknown model, with close matches when the server answers."""
+        from ..errors import LMStrixError
+
+        try:
+            return str(self.session.unknown_model(key, cause))
+        except LMStrixError as exc:  # the server went away meanwhile: say what is known
+            return str(cause or exc)
 
     def _save(self, path: str) -> None:
         if not path:
@@ -281,7 +290,7 @@ class ChatRepl:
         except KeyboardInterrupt:
             pass
         except ModelNotFoundError as exc:
-            error = str(self.session.unknown_model(self.keys[0], exc))
+            error = self._unknown(self.keys[0], exc)
         except LMStrixError as exc:
             error = _message(exc, ("_cmd_chat", "cmd_chat"))
         text = completion.text if completion is not None else "".join(parts)
