@@ -310,6 +310,9 @@ def test_chat_with_no_prompt_on_a_terminal_is_interactive(
     monkeypatch.setattr("sys.stdin", _Terminal(""))
     code = main(["--server", sim.base_url, "--json", "chat", "acme/a"])
     assert code == 2 and "no prompt" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", _Terminal(""))
+    code = main(["--server", sim.base_url, "chat", "acme/a", "--var", "a=1"])
+    assert code == 2 and "need --template" in capsys.readouterr().err
 
 
 def test_one_shot_chat_warns_before_an_overflow(

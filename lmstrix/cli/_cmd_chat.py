@@ -94,11 +94,10 @@ def _model_keys(session: Session, models: Union[str, List[str], None]) -> List[s
     return [default]
 
 
-def _interactive(
-    session: Session, prompt: Optional[str], file: Optional[str], template: Optional[str]
-) -> bool:
-    """True for an interactive chat: no prompt, no ``-f``, stdin a terminal, no ``--json``."""
-    if prompt is not None or file is not None or template is not None:
+def _interactive(session: Session, *given: Any) -> bool:
+    """True for an interactive chat: no prompt, ``-f`` or template option given, stdin a
+    terminal, no ``--json``."""
+    if any(value is not None and value != [] for value in given):
         return False
     return not session.as_json and session.is_tty(session.stdin)
 
@@ -142,7 +141,7 @@ def cmd_chat(
         params["temperature"] = temperature
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
-    if _interactive(session, prompt, file, template):
+    if _interactive(session, prompt, file, template, prompts, list(variables)):
         from ._interactive import run_interactive
 
         with cached(session, cache):
