@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Union
 
 from ._output import EXIT_OK
 from ._session import Session, UsageError
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from ..prompts._render import PromptLibrary
     from ..types import Completion
 
-__all__ = ["cmd_chat", "cmd_prompt_render", "read_text"]
+__all__ = ["cmd_chat", "cmd_prompt_render", "read_text", "stats_line"]
 
 
 def read_text(session: Session, path: str) -> str:
@@ -63,7 +63,7 @@ def _prompt(
     return _library(prompts).render(template, values)
 
 
-def _stats_line(completion: Completion) -> str:
+def stats_line(completion: Completion) -> str:
     stats, usage = completion.stats, completion.usage
 
     def num(value: Optional[float], fmt: str) -> str:
@@ -76,6 +76,30 @@ def _stats_line(completion: Completion) -> str:
         f"usage: {num(usage.prompt_tokens, 'd')} prompt + {num(usage.completion_tokens, 'd')} "
         f"completion = {num(usage.total_tokens, 'd')} tokens"
     )
+
+
+def _model_keys(session: Session, models: Union[str, List[str], None]) -> List[str]:
+    """The model keys given, else the ``default-model`` setting (a usage error if unset)."""
+    from ._chains import model_keys
+
+    if models:
+        return model_keys(models)
+    from ._cmd_config import default_model
+
+    default = default_model(session)
+    if default is None:
+        raise UsageError("no model: give a model or run lmstrix config set default-model KEY")
+    if session.verbosity > 0:
+        session.note(f"using the default model {default} (lmstrix config get default-model)")
+    return [default]
+
+
+def _interactive(session: Session, *given: Any) -> bool:
+    """True for an interactive chat: no prompt, ``-f`` or template option given, stdin a
+    terminal, no ``--json``."""
+    if any(value is not None and value != [] for value in given):
+        return False
+    return not session.as_json and session.is_tty(session.stdin)
 
 
 def cmd_chat(
@@ -103,22 +127,18 @@ def cmd_chat(
     (the first argument is then the prompt). Over several servers a Pool answers.
     ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests.
     ``native`` asks through LM Studio 0.4's native chat (see ``_cmd_respond``).
+    No model: the ``default-model`` setting. No prompt and stdin a terminal: an
+    interactive chat (:mod:`lmstrix.cli._interactive`).
     """
-    from ._chains import model_keys
     from ._cmd_observe import cached
 
     if models:
         if prompt is not None:
             raise UsageError("with -m/--model, give at most one argument: the prompt")
         model, prompt = None, model
-    keys = model_keys(list(models) or model)
-    text = _prompt(session, prompt, file, prompts, template, variables)
+    keys = _model_keys(session, list(models) or model)
     if max_tokens is not None and max_tokens < 1:
         raise UsageError(f"--max-tokens must be at least 1, not {max_tokens}")
-    messages: List[Dict[str, str]] = []
-    if system:
-        messages.append({"role": "system", "content": system})
-    messages.append({"role": "user", "content": text})
     params: Dict[str, Any] = {}
     if temperature is not None:
         params["temperature"] = temperature
@@ -128,6 +148,20 @@ def cmd_chat(
         if ttl < 1:
             raise UsageError(f"--ttl takes a number of seconds of at least 1, not {ttl}")
         params["ttl"] = ttl
+    if _interactive(session, prompt, file, template, prompts, list(variables)):
+        from ._interactive import run_interactive
+
+        with cached(session, cache):
+            return run_interactive(session, keys, system=system, params=params, show_stats=stats)
+    text = _prompt(session, prompt, file, prompts, template, variables)
+    messages: List[Dict[str, str]] = []
+    if system:
+        messages.append({"role": "system", "content": system})
+    messages.append({"role": "user", "content": text})
+    if len(keys) == 1:
+        from ._overflow import OverflowCheck
+
+        OverflowCheck(session).warn(keys[0], messages, max_tokens)
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
@@ -147,7 +181,7 @@ def cmd_chat(
     with cached(session, cache):
         completion = _ask(session, keys, messages, params, streaming)
     if stats:
-        session._err(_stats_line(completion))
+        session._err(stats_line(completion))
     return EXIT_OK
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Dict, Tuple
 
 from ._checks import positive_seconds, server_url
+from ._options_config import CONFIG_COMMANDS, CONFIG_GROUPS
 from ._options_observe import AUDIT_OPTIONS, CACHE, METRICS_OUT, OBSERVE_COMMANDS, OBSERVE_GROUPS
 from ._params import Argument, Command, FromLibrary, Option
 
@@ -126,7 +127,7 @@ _TTL = Option(
     metavar="SECONDS",
 )
 
-GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS}
+GROUPS: Dict[str, str] = {"prompt": "prompt templates", **OBSERVE_GROUPS, **CONFIG_GROUPS}
 
 COMMANDS: Tuple[Command, ...] = (
     Command(
@@ -396,6 +397,7 @@ COMMANDS: Tuple[Command, ...] = (
         ),
     ),
     *OBSERVE_COMMANDS,
+    *CONFIG_COMMANDS,
     Command(
         "demo",
         "run the whole job on the built-in simulator",

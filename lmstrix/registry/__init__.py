@@ -16,6 +16,7 @@ from ._registry import (
     SyncResult,
     normalize_server,
 )
+from ._settings import UserSettings
 
 __all__ = [
     "DEFAULT_SERVER",
@@ -28,5 +29,6 @@ __all__ = [
     "RecordFieldError",
     "Registry",
     "SyncResult",
+    "UserSettings",
     "normalize_server",
 ]
