@@ -1,11 +1,14 @@
 """Write docs/notebooks/*.ipynb from the cells below (no outputs: CI executes them).
 
 Each code cell may carry ``expect``: texts its output must contain, checked by
-tests/test_notebooks.py. Run ``python scripts/make_notebooks.py`` after editing.
+tests/test_notebooks.py. Run ``python scripts/make_notebooks.py`` after editing (it runs
+``ruff format`` over the notebooks at the end).
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import List, Tuple, Union
 
@@ -59,7 +62,7 @@ NOTEBOOKS = {
         "(the largest that loads) and hides needles in growing prompts (the largest it still "
         "answers correctly), and keeps the findings in a registry.",
         (
-            "import tempfile, os\n\n"
+            "import os\nimport tempfile\n\n"
             "registry = lmstrix.Registry(os.path.join(tempfile.mkdtemp(), 'registry.json'))\n"
             "report = lmstrix.find_context_limit(client, MODEL, registry=registry, seed=1)\n"
             "print('declared:', report.declared_context)\n"
@@ -85,7 +88,7 @@ NOTEBOOKS = {
         "the speed profile it measured on the way.",
         (START, ["serving on"]),
         (
-            "import os, tempfile\nimport lmstrix\n\n"
+            "import os\nimport tempfile\n\nimport lmstrix\n\n"
             "MODEL = 'lmstrix-demo/qwen-like-4b'\n"
             "client = lmstrix.Client(SERVER)\n"
             "registry = lmstrix.Registry(os.path.join(tempfile.mkdtemp(), 'registry.json'))\n"
@@ -169,7 +172,7 @@ NOTEBOOKS = {
         "Many prompts, a pool of threads, one crash-safe JSON Lines output: a run stopped "
         "at any moment resumes where it stopped.",
         (
-            "import json, os, tempfile\n"
+            "import os\nimport tempfile\n\n"
             "from lmstrix.batch import run_batch\n\n"
             "items = [{'id': f'q{i}', 'topic': topic, 'words': 10}\n"
             "         for i, topic in enumerate(['rivers', 'tides', 'clouds', 'sand'])]\n"
@@ -212,7 +215,7 @@ NOTEBOOKS = {
         "Deterministic requests (temperature 0 or a fixed seed) are answered from a SQLite "
         "file the second time; a temperature-0.7 request never is.",
         (
-            "import os, tempfile\nfrom lmstrix.cache import ResponseCache\n\n"
+            "import os\nimport tempfile\n\nfrom lmstrix.cache import ResponseCache\n\n"
             "cache = ResponseCache(os.path.join(tempfile.mkdtemp(), 'cache.sqlite'))\n"
             "cached = lmstrix.Client(SERVER, middleware=[cache])\n"
             "fake.reset_counters()\n"
@@ -276,6 +279,8 @@ def main() -> None:
     for name, cells in NOTEBOOKS.items():
         nbformat.write(build(cells), str(OUT / f"{name}.ipynb"))
         print("wrote", OUT / f"{name}.ipynb")
+    # The project's formatter has the last word on the cells' code (ruff formats notebooks).
+    subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(OUT)], check=True)
 
 
 if __name__ == "__main__":
