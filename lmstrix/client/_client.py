@@ -37,8 +37,9 @@ from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
-from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
+from ._replies import Messages, chat_body, embedding_rows, merge_rows, same_model
 from ._stream import ChatStream, whole_answer
+from ._tools import ToolsMixin
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -62,7 +63,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client:
+class Client(ToolsMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -322,7 +323,7 @@ class Client:
         keys is a fallback chain (see :func:`~lmstrix.client._chain.run_chain`).
         """
         assert isinstance(model, str)  # @chainable hands a chain one key at a time
-        body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
+        body = {**chat_body(model, messages, params), "stream": False}
         return self._complete_once("/v1/chat/completions", body, model, "chat")
 
     @chainable
@@ -340,7 +341,7 @@ class Client:
         are raised here, not at the first chunk (and a fallback chain moves on).
         """
         assert isinstance(model, str)  # @chainable hands a chain one key at a time
-        body = {"model": model, "messages": messages_of(messages), **params}
+        body = chat_body(model, messages, params)
         return self._stream("/v1/chat/completions", body, model, "chat")
 
     @chainable

@@ -11,9 +11,19 @@ from typing import Any, Dict, List, Mapping, Sequence, Union
 from ..errors import APIStatusError
 from ..types import ModelInfo
 
-__all__ = ["Messages", "embedding_rows", "merge_rows", "messages_of", "same_model"]
+__all__ = ["Messages", "chat_body", "embedding_rows", "merge_rows", "messages_of", "same_model"]
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
+
+
+def chat_body(model: str, messages: Messages, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The body of a chat request: ``tools=`` (definitions or functions) made wire-ready."""
+    body = {"model": model, "messages": messages_of(messages), **params}
+    if body.get("tools") is not None:
+        from ._toolcalls import wire_tools  # only requests with tools load it
+
+        body["tools"] = wire_tools(body["tools"], body.get("tool_choice"))
+    return body
 
 
 def messages_of(messages: Messages) -> List[Mapping[str, Any]]:

@@ -10,10 +10,13 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
 from ._tokenizer import TOKENIZERS, count_tokens
+
+if TYPE_CHECKING:
+    from ._tools import ToolScript
 
 __all__ = [
     "Answer",
@@ -39,7 +42,8 @@ class SimModel:
     ``chars_per_token`` characters per token on prose) or ``"chars"`` (exactly
     ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
     :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``). ``vision`` and
-    ``trained_for_tool_use`` are the capabilities the model lists report.
+    ``trained_for_tool_use`` are the capabilities the model lists report. ``tool_script``
+    (a :class:`~lmstrix.testing.ToolScript`) says which tools it calls when offered some.
     """
 
     key: str
@@ -74,6 +78,7 @@ class SimModel:
     unload_s: float = 0.2
     tokenizer: str = "words"
     vision: bool = False
+    tool_script: Optional[ToolScript] = None
 
     def __post_init__(self) -> None:
         if not self.key:

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 from . import _shapes as shapes
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
+from ._tools import answer_tool_calls, tool_turn
 
 __all__ = ["API_MODES", "Exchange", "OVERFLOW_STREAM_MODES", "Settings", "StreamSink", "route"]
 
@@ -250,8 +251,20 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
             model, user_text, prompt_tokens, seed=engine.seed, truncated=truncated
         )
         prefill_s = engine.process_prompt(inst, cache_text, prompt_tokens)
+        turn = tool_turn(model, body) if chat else None
+        if turn is not None and turn.calls:
+            answer_tool_calls(
+                ex,
+                inst,
+                turn.calls,
+                request_id,
+                prompt_tokens,
+                stream=stream,
+                include_usage=include_usage,
+            )
+            return
         limit = _max_tokens(body)
-        words: List[str] = list(answer.words)
+        words: List[str] = list(answer.words if turn is None else turn.words)
         finish = "stop"
         if limit is not None and len(words) > limit:
             words, finish = words[:limit], "length"
