@@ -56,6 +56,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
     "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
     "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
     "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
+    "tool_loop.py": (
+        r"^call get_weather \{\"city\": \"Par -> error: the arguments of tool call 'get_weather' ",
+        r"^call get_weather \{\"city\": \"Rome\"\} -> \{\"city\": \"Rome\", \"sky\": \"cloudy\"",
+        r"^answer: Tool results: get_weather: .*; get_weather: ",
+        r"^steps: 3, tool calls run: 3$",
+    ),
 }
 
 
@@ -127,6 +133,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("basic_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^A: 42$"),
         ("streaming_chat.py", [], r"^stream closed early: yes$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
+        ("tool_loop.py", [], r"^call get_weather .*\n.*\nsteps: 2, tool calls run: 1$"),
         (
             "compare_models.py",
             ["--model", "lmstrix-demo/solid-3b", "--model", "lmstrix-demo/noisy-2b"],
