@@ -178,7 +178,7 @@ def test_annotations_map_to_json_schema_types() -> None:
         e: Dict[str, Any],
         f: Optional[str] = None,
         g: Any = None,
-        h: "Optional[int | str]" = None,  # noqa: UP037 (an annotation that does not resolve)
+        h: NoSuchType = None,  # type: ignore[name-defined]  # noqa: F821
         *args: Any,
         **kwargs: Any,
     ) -> None:

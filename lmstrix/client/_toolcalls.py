@@ -94,10 +94,7 @@ def tool_definition(function: Callable[..., Any], name: Optional[str] = None) ->
     tool_name = name or getattr(function, "__name__", "")
     if not tool_name or tool_name == "<lambda>":
         raise ValueError(f"give {function!r} a name: tools={{'name': function}}")
-    try:
-        hints = typing.get_type_hints(function)
-    except Exception:  # an annotation that does not resolve: describe without types
-        hints = {}
+    hints = _type_hints(function)
     summary, arg_help = _docstring_parts(inspect.getdoc(function) or "")
     properties: Dict[str, Any] = {}
     required: List[str] = []
@@ -115,6 +112,24 @@ def tool_definition(function: Callable[..., Any], name: Optional[str] = None) ->
         described["description"] = summary
     described["parameters"] = {"type": "object", "properties": properties, "required": required}
     return {"type": "function", "function": described}
+
+
+def _type_hints(function: Callable[..., Any]) -> Dict[str, Any]:
+    """The parameters' annotations, resolved; one by one when some do not resolve (a
+    name that is not defined, ``int | str`` before Python 3.10): those are left out."""
+    try:
+        return typing.get_type_hints(function)
+    except Exception:
+        pass
+    namespace = getattr(function, "__globals__", {})
+    hints: Dict[str, Any] = {}
+    for name, annotation in getattr(function, "__annotations__", {}).items():
+        try:
+            # What get_type_hints does for each string annotation, one at a time.
+            hints[name] = eval(annotation, namespace) if isinstance(annotation, str) else annotation
+        except Exception:
+            continue
+    return hints
 
 
 def _schema_of(annotation: Any) -> Dict[str, Any]:

@@ -190,25 +190,8 @@ def _as_text(result: Any) -> str:
 class ToolsMixin:
     """Adds :meth:`run_tools` to a client with a ``chat`` method."""
 
-    def run_tools(
-        self,
-        model: str,
-        messages: Messages,
-        tools: Tools,
-        *,
-        max_steps: int = 8,
-        parallel: bool = True,
-        **params: Any,
-    ) -> ToolRun:
-        """Chat with tools until the model answers without calling one
-        (see :func:`~lmstrix.client.run_tools`)."""
-        chat_client = cast("ChatClient", self)
-        return run_tools(
-            chat_client,
-            model,
-            messages,
-            tools,
-            max_steps=max_steps,
-            parallel=parallel,
-            **params,
-        )
+    def run_tools(self, model: str, messages: Messages, tools: Tools, **options: Any) -> ToolRun:
+        """Chat with tools until the model answers without calling one; ``options`` are
+        ``max_steps``, ``parallel`` and chat parameters (see
+        :func:`~lmstrix.client.run_tools`)."""
+        return run_tools(cast("ChatClient", self), model, messages, tools, **options)
