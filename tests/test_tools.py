@@ -96,6 +96,7 @@ def test_streamed_fragments_are_joined_by_index(scripted: FakeLMStudio) -> None:
         (heads[1].id, "get_time", '{"zone": "Europe/Paris"}'),
     ]
     assert done.usage.completion_tokens  # the usage event still counts
+    assert done.stats.time_to_first_token_s is not None  # the first fragment counts as output
 
 
 def test_unparseable_tool_call_text_comes_back_as_content() -> None:

@@ -299,6 +299,8 @@ class ChatStream(Iterator[Chunk]):
         elif not (chunk.text or chunk.reasoning or chunk.tool_calls):
             return None
         if chunk.tool_calls:
+            if self._first_token_at is None:
+                self._first_token_at = time.perf_counter()
             self._tool_calls.add(chunk.tool_calls)
         if chunk.text:
             if self._first_token_at is None:
