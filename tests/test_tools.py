@@ -7,9 +7,10 @@ the pure parts (schemas from functions, fragment joining, wire decoding) without
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+from test_stream_contract import Canned, _completion, _json, canned  # noqa: F401 (a fixture)
 
 import lmstrix
 from lmstrix.client._toolcalls import ToolCallJoiner, tool_definition, wire_tools
@@ -97,6 +98,22 @@ def test_streamed_fragments_are_joined_by_index(scripted: FakeLMStudio) -> None:
     ]
     assert done.usage.completion_tokens  # the usage event still counts
     assert done.stats.time_to_first_token_s is not None  # the first fragment counts as output
+
+
+def test_a_json_answer_with_tool_calls_to_a_stream_request_keeps_them(
+    canned: Tuple[str, Canned],  # noqa: F811 (the fixture)
+) -> None:
+    url, answers = canned
+    whole = _completion("", "tool_calls")
+    whole["choices"][0]["message"]["tool_calls"] = [
+        {"id": "1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    ]
+    answers[("/v1/chat/completions", True)] = _json(whole)
+    with lmstrix.Client(url) as client:
+        stream = client.stream_chat("acme/chat-7b", "Call f", tools=[WEATHER])
+        chunks = list(stream)
+    assert [c.tool_calls for c in chunks] == [(ToolCall("1", "f", "{}", 0),)]
+    assert stream.completion.tool_calls == (ToolCall("1", "f", "{}", 0),)
 
 
 def test_unparseable_tool_call_text_comes_back_as_content() -> None:
