@@ -332,7 +332,8 @@ class Chunk:
         text, reasoning = _text_of(choice, "delta" if chat else None)
         finish = choice.get("finish_reason")
         delta = choice.get("delta") if chat else None
-        calls = tool_calls_of(delta) if isinstance(delta, dict) else ()
+        # Most chunks carry no tool call: a key test before any call.
+        calls = tool_calls_of(delta) if type(delta) is dict and "tool_calls" in delta else ()
         # One call per streamed token: filled in directly, skipping the frozen
         # dataclass __init__ (four object.__setattr__ calls).
         chunk = object.__new__(cls)
