@@ -268,6 +268,7 @@ def test_wire_decoding_is_tolerant() -> None:
     delta = {"choices": [{"delta": {"tool_calls": [{"index": 3, "function": {"arguments": "x"}}]}}]}
     assert Chunk.from_wire(delta, chat=True).tool_calls == (ToolCall("", "", "x", 3),)
     assert Chunk.from_wire({"choices": [{"delta": {"content": "hi"}}]}, chat=True).tool_calls == ()
+    assert Chunk.from_wire({"choices": [{"delta": "tool_calls"}]}, chat=True).tool_calls == ()
 
 
 def test_the_joiner_joins_interleaved_fragments_by_index() -> None:
