@@ -33,6 +33,8 @@ from .errors import (
     TemplateCycleError,
     TemplateError,
     TemplateSyntaxError,
+    ToolCallError,
+    ToolLoopError,
 )
 
 if TYPE_CHECKING:
@@ -99,6 +101,8 @@ __all__ = [
     "TemplateError",
     "TemplateSyntaxError",
     "Timeout",
+    "ToolCallError",
+    "ToolLoopError",
     "Transport",
     "StdlibTransport",
     "Usage",

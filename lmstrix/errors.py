@@ -33,6 +33,8 @@ __all__ = [
     "TemplateCycleError",
     "TemplateError",
     "TemplateSyntaxError",
+    "ToolCallError",
+    "ToolLoopError",
 ]
 
 
@@ -266,3 +268,26 @@ class PermissionDeniedError(LMStrixError, PermissionError):
         self.label = label
         self.model = model
         self.operation = operation
+
+
+class ToolCallError(LMStrixError, ValueError):
+    """A tool call cannot be used as it is: its arguments are not a JSON object.
+
+    ``call`` is the :class:`~lmstrix.types.ToolCall` at fault.
+    """
+
+    def __init__(self, message: str, *, call: Any = None) -> None:
+        super().__init__(message)
+        self.call = call
+
+
+class ToolLoopError(LMStrixError):
+    """A tool loop reached its step limit while the model still asked for tools.
+
+    ``run`` is the :class:`~lmstrix.client.ToolRun` so far (its ``messages`` hold the whole
+    exchange, its ``completion`` the last answer, whose ``tool_calls`` were not run).
+    """
+
+    def __init__(self, message: str, *, run: Any = None) -> None:
+        super().__init__(message)
+        self.run = run

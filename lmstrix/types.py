@@ -15,6 +15,7 @@ from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 from ._coerce import float_or_none as _float_or_none
 from ._coerce import int_or_none as _int_or_none
 from ._coerce import str_or_none as _str_or_none
+from ._toolcall import ToolCall, message_tool_calls, tool_calls_of
 
 __all__ = [
     "Chunk",
@@ -22,6 +23,7 @@ __all__ = [
     "LoadedInstance",
     "ModelInfo",
     "Stats",
+    "ToolCall",
     "Usage",
 ]
 
@@ -306,12 +308,16 @@ def _instances_from(data: Mapping[str, Any], key: str) -> Tuple[LoadedInstance, 
 
 @dataclass(frozen=True)
 class Chunk:
-    """One piece of a streamed answer: new ``text`` and, on the last piece, ``finish_reason``."""
+    """One piece of a streamed answer: new ``text`` and, on the last piece, ``finish_reason``.
+
+    ``tool_calls`` holds the tool-call fragments of this piece (see :class:`ToolCall`).
+    """
 
     text: str = ""
     finish_reason: Optional[str] = None
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    tool_calls: Tuple[ToolCall, ...] = ()
 
     @classmethod
     def from_wire(cls, payload: Mapping[str, Any], *, chat: bool) -> Chunk:
@@ -325,6 +331,9 @@ class Chunk:
         choice: Mapping[str, Any] = choices[0]
         text, reasoning = _text_of(choice, "delta" if chat else None)
         finish = choice.get("finish_reason")
+        delta = choice.get("delta") if chat else None
+        # Most chunks carry no tool call: a key test before any call.
+        calls = tool_calls_of(delta) if type(delta) is dict and "tool_calls" in delta else ()
         # One call per streamed token: filled in directly, skipping the frozen
         # dataclass __init__ (four object.__setattr__ calls).
         chunk = object.__new__(cls)
@@ -333,6 +342,7 @@ class Chunk:
             finish_reason=str(finish) if finish else None,
             reasoning=reasoning if type(reasoning) is str else str(reasoning),
             raw=payload,
+            tool_calls=calls,
         )
         return chunk
 
@@ -355,6 +365,7 @@ class Completion:
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     continued: int = 0
+    tool_calls: Tuple[ToolCall, ...] = ()
 
     @classmethod
     def from_wire(cls, answer: Mapping[str, Any], *, chat: bool, elapsed_s: float) -> Completion:
@@ -375,17 +386,15 @@ class Completion:
             stats=Stats.from_wire(answer.get("stats"), elapsed_s, usage),
             reasoning=str(reasoning),
             raw=answer,
+            tool_calls=message_tool_calls(choice) if chat else (),
         )
 
     @property
     def is_empty(self) -> bool:
         """True for an answer with no text, no reasoning and no tool call: nothing at all."""
-        if self.text or self.reasoning or self.finish_reason == "tool_calls":
-            return False
-        choices = self.raw.get("choices")
-        choice = choices[0] if isinstance(choices, list) and choices else {}
-        message = choice.get("message") if isinstance(choice, dict) else None
-        return not (isinstance(message, dict) and message.get("tool_calls"))
+        return not (
+            self.text or self.reasoning or self.tool_calls or self.finish_reason == "tool_calls"
+        )
 
     def to_dict(self) -> Dict[str, Any]:
         """Return a plain dictionary (``raw`` left out)."""
@@ -397,4 +406,5 @@ class Completion:
             "stats": self.stats.to_dict(),
             "reasoning": self.reasoning,
             "continued": self.continued,
+            "tool_calls": [call.to_dict() for call in self.tool_calls],
         }

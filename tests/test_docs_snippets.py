@@ -128,7 +128,18 @@ EXPECTED: Dict[str, List[str]] = {
         "no/such-model -> ModelNotFoundError\n",
     ],
     "docs/user-guide/registry.md": ["lmstrix-demo/tiny-chat-1b untested None\n"],
-    "docs/user-guide/simulator.md": ["42\n", "['reasoning', 'message'] 42\n"],
+    "docs/user-guide/simulator.md": [
+        "42\n",
+        "['reasoning', 'message'] 42\n",
+        "3 Tool results: get_weather: sunny in Paris; get_weather: sunny in Rome\n",
+    ],
+    "docs/user-guide/tools.md": [
+        "tool_calls\nget_weather {'city': 'Paris'}\n",
+        '{"city": "Oslo"}\n',
+        'get_weather True True\n{"city": "Rome"}\n',
+        '2\nTool results: get_weather: {"city": "Paris", "sky": "sunny", "temperature": 21, '
+        '"unit": "celsius"}\n',
+    ],
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 

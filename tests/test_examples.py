@@ -74,6 +74,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^listed by the server: yes\nanswer: 5$",
         r"^asked again: already_downloaded$",
     ),
+    "tool_loop.py": (
+        r"^call get_weather \{\"city\": \"Par -> error: the arguments of tool call 'get_weather' ",
+        r"^call get_weather \{\"city\": \"Rome\"\} -> \{\"city\": \"Rome\", \"sky\": \"cloudy\"",
+        r"^answer: Tool results: get_weather: .*; get_weather: ",
+        r"^steps: 3, tool calls run: 3$",
+    ),
 }
 
 
@@ -146,6 +152,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("streaming_chat.py", [], r"^stream closed early: yes$"),
         ("native_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^items: message$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
+        ("tool_loop.py", [], r"^call get_weather .*\n.*\nsteps: 2, tool calls run: 1$"),
         (
             "compare_models.py",
             ["--model", "lmstrix-demo/solid-3b", "--model", "lmstrix-demo/noisy-2b"],

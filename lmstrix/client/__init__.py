@@ -17,6 +17,7 @@ from ._native_types import (
     UnknownItem,
 )
 from ._stream import ChatStream
+from ._tools import ToolRun, run_tools
 
 __all__ = [
     "ChatStream",
@@ -32,5 +33,7 @@ __all__ = [
     "NativeStats",
     "ReasoningItem",
     "ToolCallItem",
+    "ToolRun",
     "UnknownItem",
+    "run_tools",
 ]

@@ -29,8 +29,9 @@ from ._detect import detect_api, model_not_found
 from ._downloads import DownloadsMixin
 from ._errormap import checked_json, empty_answer_error, parse_json
 from ._native import NativeChatMixin
-from ._replies import Messages, check_served, embedding_rows, merge_rows, messages_of
+from ._replies import Messages, chat_body, check_served, embedding_rows, merge_rows
 from ._stream import ChatStream, whole_answer
+from ._tools import ToolsMixin
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -54,7 +55,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client(NativeChatMixin, DownloadsMixin):
+class Client(NativeChatMixin, DownloadsMixin, ToolsMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -324,7 +325,7 @@ class Client(NativeChatMixin, DownloadsMixin):
         keys is a fallback chain (see :func:`~lmstrix.client._chain.run_chain`).
         """
         assert isinstance(model, str)  # @chainable hands a chain one key at a time
-        body = {"model": model, "messages": messages_of(messages), **params, "stream": False}
+        body = {**chat_body(model, messages, params), "stream": False}
         return self._complete_once("/v1/chat/completions", body, model, "chat")
 
     @chainable
@@ -344,7 +345,7 @@ class Client(NativeChatMixin, DownloadsMixin):
         assert isinstance(model, str)  # @chainable hands a chain one key at a time
         if "continue_on_cut" in params:  # a cut answer is continued (client/_continue.py)
             return continuing_stream(self, model, messages, params)
-        body = {"model": model, "messages": messages_of(messages), **params}
+        body = chat_body(model, messages, params)
         return self._stream("/v1/chat/completions", body, model, "chat")
 
     @chainable

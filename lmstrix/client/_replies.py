@@ -14,6 +14,7 @@ from ..types import ModelInfo
 
 __all__ = [
     "Messages",
+    "chat_body",
     "check_served",
     "embedding_rows",
     "merge_rows",
@@ -24,6 +25,16 @@ __all__ = [
 log = logging.getLogger("lmstrix.client._client")  # where users have always seen it
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
+
+
+def chat_body(model: str, messages: Messages, params: Mapping[str, Any]) -> Dict[str, Any]:
+    """The body of a chat request: ``tools=`` (definitions or functions) made wire-ready."""
+    body = {"model": model, "messages": messages_of(messages), **params}
+    if body.get("tools") is not None:
+        from ._toolcalls import wire_tools  # only requests with tools load it
+
+        body["tools"] = wire_tools(body["tools"], body.get("tool_choice"))
+    return body
 
 
 def messages_of(messages: Messages) -> List[Mapping[str, Any]]:

@@ -34,6 +34,7 @@ from typing import (
 from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from ..types import Chunk, Completion, Stats, Usage
 from ._errormap import checked_json, error_for, error_message
+from ._toolcalls import ToolCallJoiner
 from .sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class ChatStream(Iterator[Chunk]):
         self._pieces = self._chunks()
         self._texts: List[str] = []
         self._reasoning: List[str] = []
+        self._tool_calls = ToolCallJoiner()
         self._finish_reason: Optional[str] = None
         self._usage: Optional[Usage] = None
         self._server_model: Optional[str] = None
@@ -240,15 +242,18 @@ class ChatStream(Iterator[Chunk]):
             if self._on_model is not None:
                 self._on_model(whole.model)
         self._finish_reason = whole.finish_reason
-        if whole.text or whole.reasoning or whole.finish_reason:
+        if whole.text or whole.reasoning or whole.finish_reason or whole.tool_calls:
             self._texts.append(whole.text)
             self._reasoning.append(whole.reasoning)
-            yield Chunk(whole.text, whole.finish_reason, whole.reasoning, whole.raw)
+            self._tool_calls.add(whole.tool_calls)
+            yield Chunk(
+                whole.text, whole.finish_reason, whole.reasoning, whole.raw, whole.tool_calls
+            )
         if not self._stopped:
             self._check_end(True)
 
     def _check_end(self, done: bool) -> None:
-        if not self._texts_any() and self._finish_reason != "tool_calls":
+        if not (self._texts_any() or self._tool_calls) and self._finish_reason != "tool_calls":
             raise self._fail(
                 "the stream carried no answer at all; servers answer this way to a prompt "
                 "that does not fit the loaded context, or to a request they cancelled",
@@ -294,8 +299,12 @@ class ChatStream(Iterator[Chunk]):
         chunk = Chunk.from_wire(payload, chat=self._chat)
         if chunk.finish_reason:
             self._finish_reason = chunk.finish_reason
-        elif not (chunk.text or chunk.reasoning):
+        elif not (chunk.text or chunk.reasoning or chunk.tool_calls):
             return None
+        if chunk.tool_calls:
+            if self._first_token_at is None:
+                self._first_token_at = time.perf_counter()
+            self._tool_calls.add(chunk.tool_calls)
         if chunk.text:
             if self._first_token_at is None:
                 self._first_token_at = time.perf_counter()
@@ -329,6 +338,7 @@ class ChatStream(Iterator[Chunk]):
             stats=stats,
             reasoning="".join(self._reasoning),
             raw={},
+            tool_calls=self._tool_calls.calls(),
         )
 
 

@@ -35,6 +35,7 @@ from typing import (
 
 from ..client import Client
 from ..client._chain import FitSkip, ModelChoice, chain_of, run_chain
+from ..client._tools import ToolsMixin
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -68,7 +69,7 @@ REFRESH_S = 30.0
 SLOT_WAIT_S = 600.0
 
 
-class Pool:
+class Pool(ToolsMixin):
     """A :class:`~lmstrix.Client` over several servers, with every ``Client`` method.
 
     Args:

@@ -16,6 +16,7 @@ from ._fleet import demo_fleet, test_fleet
 from ._machine import machine_fleet
 from ._models import SimModel
 from ._server import ReceivedRequest
+from ._tools import SimToolCall, ToolScript
 
 __all__ = [
     "FAULT_KINDS",
@@ -25,8 +26,10 @@ __all__ = [
     "InstanceInfo",
     "ReceivedRequest",
     "SimModel",
+    "SimToolCall",
     "demo_fleet",
     "machine_fleet",
     "serve",
     "test_fleet",
+    "ToolScript",
 ]

@@ -10,10 +10,13 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
 from ._tokenizer import TOKENIZERS, count_tokens
+
+if TYPE_CHECKING:
+    from ._tools import ToolScript
 
 __all__ = [
     "Answer",
@@ -40,7 +43,8 @@ class SimModel:
     ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
     :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``). ``vision`` and
     ``trained_for_tool_use`` are the capabilities the model lists report; a ``reasoning``
-    model thinks before it answers (native chat gives reasoning items).
+    model thinks before it answers (native chat gives reasoning items). ``tool_script``
+    (a :class:`~lmstrix.testing.ToolScript`) says which tools it calls when offered some.
     """
 
     key: str
@@ -76,6 +80,7 @@ class SimModel:
     tokenizer: str = "words"
     vision: bool = False
     reasoning: bool = False
+    tool_script: Optional[ToolScript] = None
 
     def __post_init__(self) -> None:
         if not self.key:

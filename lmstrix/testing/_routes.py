@@ -17,6 +17,7 @@ from ._downloads import download_route
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
 from ._native import native_chat
+from ._tools import answer_tool_calls, tool_turn
 
 __all__ = ["API_MODES", "Exchange", "OVERFLOW_STREAM_MODES", "Settings", "StreamSink", "route"]
 
@@ -259,8 +260,20 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
             model, user_text, prompt_tokens, seed=engine.seed, truncated=truncated
         )
         prefill_s = engine.process_prompt(inst, cache_text, prompt_tokens)
+        turn = tool_turn(model, body) if chat else None
+        if turn is not None and turn.calls:
+            answer_tool_calls(
+                ex,
+                inst,
+                turn.calls,
+                request_id,
+                prompt_tokens,
+                stream=stream,
+                include_usage=include_usage,
+            )
+            return
         limit = _max_tokens(body)
-        words: List[str] = answer_pieces(answer.words, partial)
+        words: List[str] = answer_pieces(answer.words if turn is None else turn.words, partial)
         finish = "stop"
         if limit is not None and len(words) > limit:
             words, finish = words[:limit], "length"
