@@ -166,7 +166,10 @@ def _extend(
 ) -> int:
     """Past the sum of the pieces' counts (each rounded up), the chunk may still hold
     more: the most pieces whose joined count fits, found by doubling then halving."""
-    fits = lambda stop: count(text[start : spans[stop - 1][1]]) <= budget  # noqa: E731
+
+    def fits(stop: int) -> bool:
+        return count(text[start : spans[stop - 1][1]]) <= budget
+
     good, step = j, 1
     while good + step <= len(spans) and fits(good + step):
         good += step
