@@ -4,6 +4,7 @@ prompt no tested size holds is refused before anything is sent."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -165,3 +166,26 @@ def test_a_pool_passes_the_option_to_its_server(sim: FakeLMStudio, registry: Reg
         done = pool.chat(MODEL, DOC, max_tokens=100, fit_context=True)
         assert done.text
         assert sim.counters.loads == 1 and sim.counters.unloads == 1
+
+
+def test_concurrent_calls_reload_once(sim: FakeLMStudio, registry: Registry) -> None:
+    client = Client(sim.base_url, registry=registry)
+    client.load(MODEL, context_length=4096)
+    sim.reset_counters()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(
+            pool.map(
+                lambda n: client.chat(MODEL, f"{n} {DOC}", max_tokens=50, fit_context=True),
+                range(4),
+            )
+        )
+    assert all(a.text for a in answers)
+    assert sim.counters.loads == 1 and sim.counters.unloads == 1
+
+
+def test_a_stream_is_fitted_too(sim: FakeLMStudio, registry: Registry) -> None:
+    client = Client(sim.base_url, registry=registry)
+    client.load(MODEL, context_length=4096)
+    with client.stream_chat(MODEL, DOC, max_tokens=50, fit_context=True) as stream:
+        assert stream.text()
+    assert [i.context_length for i in client.loaded_instances()] == [6144]

@@ -12,7 +12,8 @@ of overflowing. When no tested size can hold the prompt,
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, List, Optional, Set
+import threading
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ..errors import ContextOverflowError
 from ..registry._fit import answer_tokens, estimate_tokens
@@ -26,6 +27,15 @@ __all__ = ["FitContextMixin", "proven_sizes"]
 
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
+
+_LOCKS: Dict[Tuple[str, str], threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_for(server: str, model: str) -> threading.Lock:
+    """One lock per server and model: concurrent calls reload a model once, not each."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault((server, model), threading.Lock())
 
 
 def proven_sizes(record: ModelRecord) -> List[int]:
@@ -82,6 +92,12 @@ class FitContextMixin:
             ContextOverflowError: no tested size holds the prompt (or the model has no
                 tested sizes, or the server cannot load models), before sending anything.
         """
+        with _lock_for(self.base_url, model):
+            return self._fit_context(model, messages, max_tokens)
+
+    def _fit_context(
+        self, model: str, messages: Prompt, max_tokens: Optional[int]
+    ) -> Optional[LoadedInstance]:
         record = self.registry.get(model, server=self.base_url) if self.registry else None
         need = estimate_tokens(messages, record.chars_per_token if record else None)
         need += answer_tokens(max_tokens)
