@@ -42,6 +42,15 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^  part 1 of [2-9] \([\d,]+ characters\): Simulated answer from example/reader-3b",
         r"^final summary:\nSimulated answer from example/reader-3b to: These are summaries",
     ),
+    "fit_long_prompt.py": (
+        r"^search: working context [\d,]+ tokens$",
+        r"^medium prompt: about [\d,]+ tokens, fits: True$",
+        r"^loaded at \[17408\] tokens; answer: Simulated answer",
+        r"^server counted [\d,]+; estimate held: True$",
+        r"^long document fits: False$",
+        r"^split into [2-9] chunks$",
+        r"^  chunk 1 \[[\d,]+:104,878\] fits True: Simulated answer",
+    ),
     "code_generator.py": (
         r"^task: Write a Python function is_palindrome",
         r"^no fenced code in the answer; the raw answer was:\nSimulated answer from",
@@ -153,6 +162,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("native_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^items: message$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
         ("tool_loop.py", [], r"^call get_weather .*\n.*\nsteps: 2, tool calls run: 1$"),
+        ("fit_long_prompt.py", [], r"^  lmstrix-demo/tiny-chat-1b has no tested working context"),
         (
             "compare_models.py",
             ["--model", "lmstrix-demo/solid-3b", "--model", "lmstrix-demo/noisy-2b"],

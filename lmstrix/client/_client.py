@@ -28,6 +28,7 @@ from ._continue import continuing_stream
 from ._detect import detect_api, model_not_found
 from ._downloads import DownloadsMixin
 from ._errormap import checked_json, empty_answer_error, parse_json
+from ._fitcontext import FitContextMixin
 from ._native import NativeChatMixin
 from ._replies import Messages, chat_body, check_served, embedding_rows, merge_rows
 from ._stream import ChatStream, whole_answer
@@ -55,7 +56,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client(NativeChatMixin, DownloadsMixin, ToolsMixin):
+class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:

@@ -123,6 +123,7 @@ class Pool(ToolsMixin):
                 options = dict(client_options)
                 if token:
                     options["api_token"] = token
+                options.setdefault("registry", registry)  # for fit_context=True
                 client = Client(given, **options)
             self.members.append(
                 Member(

@@ -7,12 +7,12 @@ in ``_engine`` call into it.
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
+from ._embedding import embedding_vector
 from ._tokenizer import TOKENIZERS, count_tokens
 
 if TYPE_CHECKING:
@@ -262,11 +262,3 @@ def answer_prompt(
         return Answer((result,))
     head = " ".join(text.split()[:8]) or "(empty prompt)"
     return Answer(_words(f"Simulated answer from {model.key} to: {head}"))
-
-
-def embedding_vector(model_key: str, text: str, *, dims: int = 8) -> List[float]:
-    """A deterministic unit-length vector for ``text`` (same text, same vector)."""
-    digest = hashlib.sha256(f"{model_key}\x1f{text}".encode()).digest()
-    raw = [(digest[i] - 127.5) / 127.5 for i in range(dims)]
-    norm = math.sqrt(sum(v * v for v in raw)) or 1.0
-    return [round(v / norm, 6) for v in raw]
