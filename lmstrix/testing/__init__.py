@@ -9,6 +9,7 @@ Standard library only; importing this package starts nothing.
 
 from __future__ import annotations
 
+from ._documents import MARKER_PATTERN, long_document
 from ._engine import Counters, InstanceInfo
 from ._fake import FakeLMStudio, serve
 from ._faults import FAULT_KINDS, Fault
@@ -19,6 +20,7 @@ from ._server import ReceivedRequest
 
 __all__ = [
     "FAULT_KINDS",
+    "MARKER_PATTERN",
     "Counters",
     "FakeLMStudio",
     "Fault",
@@ -26,6 +28,7 @@ __all__ = [
     "ReceivedRequest",
     "SimModel",
     "demo_fleet",
+    "long_document",
     "machine_fleet",
     "serve",
     "test_fleet",

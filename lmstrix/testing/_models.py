@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
+from ._echo import echo_answer
 from ._embedding import embedding_vector
 from ._tokenizer import TOKENIZERS, count_tokens
 
@@ -40,6 +41,8 @@ class SimModel:
     ``ceil(len / chars_per_token)``). Costs are simulated seconds (see
     :class:`~lmstrix.testing.FakeLMStudio` ``time_scale``). ``vision`` and
     ``trained_for_tool_use`` are the capabilities the model lists report.
+    ``echo_pattern`` (a regular expression) makes the model a deterministic
+    "summarizer" that answers with the matches in the prompt (see ``_echo``).
     """
 
     key: str
@@ -74,6 +77,7 @@ class SimModel:
     unload_s: float = 0.2
     tokenizer: str = "words"
     vision: bool = False
+    echo_pattern: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -89,6 +93,11 @@ class SimModel:
                 f"SimModel {self.key}: unknown tokenizer {self.tokenizer!r}; "
                 f"use one of {list(TOKENIZERS)}"
             )
+        if self.echo_pattern is not None:
+            try:
+                re.compile(self.echo_pattern)
+            except re.error as exc:
+                raise ValueError(f"SimModel {self.key}: bad echo_pattern: {exc}") from exc
         loadable = self.loadable_context or self.declared_context
         fills = {
             "loadable_context": loadable,
@@ -250,6 +259,8 @@ def answer_prompt(
                 correct = draw >= model.noise
         reply = secret if correct else _wrong_secret(secret, model.key, str(prompt_tokens))
         return Answer((reply,), secret, correct)
+    if model.echo_pattern is not None:
+        return Answer(echo_answer(model.echo_pattern, text))
     result = _arithmetic(text)
     if result is not None:
         return Answer((result,))

@@ -8,8 +8,22 @@ with overlap and exact character offsets, budgeted in the target model's tokens
 
 from __future__ import annotations
 
+from ._ask import AskResult, ask
 from ._counter import token_counter
+from ._mapreduce import MapReduceProgress
 from ._semantic import semantic_split
 from ._split import Chunk, TokenCounter, split_text
+from ._summarize import SummaryResult, summarize
 
-__all__ = ["Chunk", "TokenCounter", "semantic_split", "split_text", "token_counter"]
+__all__ = [
+    "AskResult",
+    "Chunk",
+    "MapReduceProgress",
+    "SummaryResult",
+    "TokenCounter",
+    "ask",
+    "semantic_split",
+    "split_text",
+    "summarize",
+    "token_counter",
+]
