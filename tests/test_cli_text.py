@@ -1,0 +1,121 @@
+"""``lmstrix summarize`` and ``lmstrix ask``, on both front ends, against the simulator."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+from _cli_helpers import Entry, front_ends, run_cli
+
+import lmstrix
+from lmstrix.registry import ModelRecord
+from lmstrix.testing import MARKER_PATTERN, FakeLMStudio, SimModel, long_document
+
+READER = SimModel("sim/reader-4k", 16384, 8192, 4096, echo_pattern=MARKER_PATTERN)
+EMBEDDER = SimModel("sim/embedder", 2048, type="embedding")
+NEEDLES = {"amber": "4711", "birch": "2290"}
+FRONT_ENDS = front_ends()
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Tuple[FakeLMStudio, List[str]]]:
+    with FakeLMStudio([READER, EMBEDDER]) as server:
+        registry_path = tmp_path / "registry.json"
+        registry = lmstrix.Registry(str(registry_path), server=server.base_url)
+        registry.upsert(ModelRecord(READER.key, working_context=4096, status="done"))
+        yield server, ["--server", server.base_url, "--registry", str(registry_path)]
+
+
+@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
+def test_summarize_prints_the_summary_and_resumes_from_its_state(
+    capsys: pytest.CaptureFixture[str],
+    setup: Tuple[FakeLMStudio, List[str]],
+    tmp_path: Path,
+    name: str,
+    entry: Entry,
+) -> None:
+    fake, base = setup
+    document = tmp_path / "doc.txt"
+    document.write_text(long_document(200, marker_every=4), encoding="utf-8")
+    state = tmp_path / "state.jsonl"
+    args = [*base, "summarize", str(document), "-m", READER.key, "--state", str(state)]
+    code, out, err = run_cli(capsys, entry, *args)
+    assert code == 0, err
+    assert set(re.findall(MARKER_PATTERN, out)) == set(
+        re.findall(MARKER_PATTERN, document.read_text(encoding="utf-8"))
+    )
+    assert "chunks" in err and "requests" in err
+    requests = fake.counters.requests.get("/v1/chat/completions", 0)
+    code, out2, err = run_cli(capsys, entry, "--json", *args, "--max-tokens", "512")
+    assert code == 0, err
+    doc = json.loads(out2)
+    assert doc["text"] == out.strip() and doc["requests"] == 0  # all from the state
+    assert fake.counters.requests.get("/v1/chat/completions", 0) == requests
+    assert doc["working_context"] == 4096 and doc["levels"][0] == len(doc["chunks"])
+
+
+@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
+def test_ask_finds_the_needle_in_map_and_extractive_mode(
+    capsys: pytest.CaptureFixture[str],
+    setup: Tuple[FakeLMStudio, List[str]],
+    tmp_path: Path,
+    name: str,
+    entry: Entry,
+) -> None:
+    _, base = setup
+    document = tmp_path / "doc.txt"
+    document.write_text(long_document(150, marker_every=0, needles=NEEDLES), encoding="utf-8")
+    question = "What is the amber vault code?"
+    code, out, err = run_cli(capsys, entry, *base, "ask", str(document), question, "-m", READER.key)
+    assert (code, out.strip()) == (0, "[[AMBER-4711]]"), err
+    code, out, err = run_cli(
+        capsys,
+        entry,
+        *base,
+        "--json",
+        "ask",
+        str(document),
+        question,
+        "-m",
+        READER.key,
+        "--extractive",
+        "--embedding-model",
+        EMBEDDER.key,
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["text"] == "[[AMBER-4711]]" and doc["mode"] == "extractive"
+    assert 0 < len(doc["selected"]) < len(doc["chunks"])
+
+
+@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
+def test_bad_input_exits_2_saying_what_to_do(
+    capsys: pytest.CaptureFixture[str],
+    setup: Tuple[FakeLMStudio, List[str]],
+    tmp_path: Path,
+    name: str,
+    entry: Entry,
+) -> None:
+    _, base = setup
+    document = tmp_path / "doc.txt"
+    document.write_text("Some [[text]].", encoding="utf-8")
+    missing = tmp_path / "missing.txt"
+    code, _, err = run_cli(capsys, entry, *base, "summarize", str(missing), "-m", READER.key)
+    assert code == 2 and "cannot read" in err and str(missing) in err
+    code, _, err = run_cli(capsys, entry, *base, "summarize", str(document), "-m", "sim/embedder")
+    assert code == 2 and "lmstrix test sim/embedder" in err and "--working-context" in err
+    code, _, err = run_cli(
+        capsys, entry, *base, "ask", str(document), "why?", "-m", READER.key, "--extractive"
+    )
+    assert code == 2 and "--embedding-model" in err
+    code, _, err = run_cli(
+        capsys, entry, *base, "summarize", str(document), "-m", READER.key, "--max-tokens", "3000"
+    )
+    assert code == 2 and "--max-tokens" in err
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    code, _, err = run_cli(capsys, entry, *base, "summarize", str(empty), "-m", READER.key)
+    assert code == 2 and "empty" in err
