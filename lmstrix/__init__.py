@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from .registry._fingerprint import Fingerprint
     from .registry._registry import ModelRecord, ProbeRecord, Registry
     from .registry._speed import SpeedPoint
+    from .text._fit import fit
     from .transport._request import Request
     from .transport._stdlib import Response, StdlibTransport, Transport
     from .types import Chunk, Completion, LoadedInstance, ModelInfo, Stats, Usage
@@ -102,6 +103,7 @@ __all__ = [
     "Usage",
     "__version__",
     "find_context_limit",
+    "fit",
     "recheck_limits",
     "render",
 ]
@@ -135,6 +137,7 @@ _LAZY: Dict[str, str] = {
     "StdlibTransport": "transport._stdlib",
     "Usage": "types",
     "find_context_limit": "context._runner",
+    "fit": "text._fit",
     "recheck_limits": "context._recheck",
     "render": "prompts._render",
 }

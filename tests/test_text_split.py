@@ -165,3 +165,15 @@ def test_a_counter_that_is_not_additive_is_still_kept() -> None:
     text = " ".join(f"w{i}." for i in range(200))
     chunks = split_text(text, max_tokens=12, count_tokens=count)
     check(text, chunks, 12, 0, count)
+
+
+def test_a_counter_that_grows_faster_than_the_text_is_kept() -> None:
+    """Pieces that fit by the sum of their counts but not together are backed off."""
+
+    def count(text: str) -> int:
+        return word_count(text) ** 2
+
+    text = " ".join("abcdefghij" * 3)
+    chunks = split_text(text, max_tokens=16, count_tokens=count)
+    check(text, chunks, 16, 0, count)
+    assert [len(c.text.split()) for c in chunks] == [4] * 7 + [2]

@@ -118,19 +118,23 @@ def call_chain(
 
 def chainable(method: F) -> F:
     """Make a client method ``(self, model, prompt, **params)`` take a fallback chain:
-    a list of keys runs :func:`call_chain` with the client's registry and server."""
+    a list of keys runs :func:`call_chain` with the client's registry and server.
+
+    ``fit_context=True`` in ``params`` makes sure each model tried is loaded with a
+    context that holds the prompt first (``client.fit_context``, in ``_fitcontext.py``).
+    """
 
     @functools.wraps(method)
     def wrapper(self: Any, model: Any, prompt: Any, **params: Any) -> Any:
+        fitted = params.pop("fit_context", False)
+
+        def one(key: str) -> Any:
+            if fitted:
+                self.fit_context(key, prompt, params.get("max_tokens"))
+            return method(self, key, prompt, **params)
+
         if isinstance(model, str):
-            return method(self, model, prompt, **params)
-        return call_chain(
-            model,
-            prompt,
-            params,
-            self.registry,
-            self.base_url,
-            lambda key: method(self, key, prompt, **params),
-        )
+            return one(model)
+        return call_chain(model, prompt, params, self.registry, self.base_url, one)
 
     return cast(F, wrapper)

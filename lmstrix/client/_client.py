@@ -37,6 +37,7 @@ from ..types import Completion, LoadedInstance, ModelInfo
 from ._chain import ModelChoice, chainable
 from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
+from ._fitcontext import FitContextMixin
 from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
 from ._stream import ChatStream, whole_answer
 
@@ -62,7 +63,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client:
+class Client(FitContextMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:

@@ -122,6 +122,7 @@ class Pool:
                 options = dict(client_options)
                 if token:
                     options["api_token"] = token
+                options.setdefault("registry", registry)  # for fit_context=True
                 client = Client(given, **options)
             self.members.append(
                 Member(

@@ -54,7 +54,7 @@ def estimate_counter(chars_per_token: Optional[float] = None) -> TokenCounter:
     cpt = chars_per_token if chars_per_token and chars_per_token > 0 else DEFAULT_CHARS_PER_TOKEN
 
     def count(text: str) -> int:
-        return math.ceil(len(text) / cpt * SAFETY)
+        return math.ceil(round(len(text) / cpt * SAFETY, 9))  # no float dust over a whole
 
     return count
 
