@@ -11,6 +11,7 @@ import pytest
 from _cli_helpers import Entry, front_ends, run_cli
 
 import lmstrix
+from lmstrix.cli import main as lite_main
 from lmstrix.registry import ModelRecord
 from lmstrix.testing import MARKER_PATTERN, FakeLMStudio, SimModel, long_document
 
@@ -119,3 +120,38 @@ def test_bad_input_exits_2_saying_what_to_do(
     empty.write_text("  \n", encoding="utf-8")
     code, _, err = run_cli(capsys, entry, *base, "summarize", str(empty), "-m", READER.key)
     assert code == 2 and "empty" in err
+
+
+def test_an_unknown_model_exits_1_with_close_matches_and_ctrl_c_exits_130(
+    capsys: pytest.CaptureFixture[str],
+    setup: Tuple[FakeLMStudio, List[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, base = setup
+    document = tmp_path / "doc.txt"
+    document.write_text(long_document(100, marker_every=4), encoding="utf-8")
+    code, _, err = run_cli(
+        capsys,
+        lite_main,
+        *base,
+        "summarize",
+        str(document),
+        "-m",
+        "sim/reader-4",
+        "--working-context",
+        "4096",
+    )
+    assert code == 1 and "sim/reader-4k" in err
+
+    def interrupt(self: object, message: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("lmstrix.cli._output.Output.progress", interrupt)
+    state = tmp_path / "state.jsonl"
+    args = [*base, "summarize", str(document), "-m", READER.key]
+    code, out, err = run_cli(capsys, lite_main, *args, "--state", str(state))
+    assert code == 130 and out == ""
+    assert f"the answers so far are in {state}" in err
+    code, out, err = run_cli(capsys, lite_main, *args)
+    assert code == 130 and "give --state PATH" in err

@@ -263,3 +263,33 @@ def test_an_untested_model_runs_with_a_given_working_context(
         assert result.working_context == 4096 and len(result.chunks) > 1
         short = summarize(plain, other.key, "One [[only]] marker.", working_context=4096)
         assert short.text == "[[only]]" and short.levels == [["[[only]]"]]
+
+
+def test_the_reduce_step_runs_several_rounds_when_the_answers_do_not_fit_one(
+    fake: FakeLMStudio, client: lmstrix.Client, tmp_path: Path
+) -> None:
+    document = long_document(700, marker_every=8)
+    state = tmp_path / "state.jsonl"
+    result = summarize(
+        client, READER.key, document, working_context=1024, max_tokens=120, state=state
+    )
+    assert len(result.levels) >= 3  # map, then at least two reduce rounds
+    assert [len(level) for level in result.levels][-1] == 1
+    assert all(len(a) > len(b) for a, b in zip(result.levels, result.levels[1:]))
+    assert sorted(set(markers(result.text))) == sorted(set(markers(document)))
+    for body in chat_requests(fake):
+        assert real_tokens(body) + body["max_tokens"] <= 1024
+
+
+def test_groups_keep_every_part_in_order_and_cut_one_too_long() -> None:
+    from lmstrix.text._mapreduce import group
+
+    def count(text: str) -> int:
+        return len(text.split())
+
+    parts = ["a b", "c d e", "f " * 12, "g", "h i"]
+    groups = group(parts, 6, count)
+    assert " ".join(" ".join(groups).split()) == " ".join(" ".join(parts).split())
+    assert all(count(g) <= 6 for g in groups)
+    assert groups[0] == "a b\n\nc d e"
+    assert group([], 6, count) == []

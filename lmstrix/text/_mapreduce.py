@@ -321,18 +321,23 @@ def calibrate(runner: StateRunner, budget: Budget, text: str) -> Budget:
 def group(parts: List[str], room: int, count: TokenCounter) -> List[str]:
     """Pack ``parts``, in order, into as few texts as fit ``room`` tokens each.
 
-    A part that alone is over ``room`` is cut by the splitter; every part's text is in
-    exactly one group.
+    A group's tokens are counted as the sum of its parts' and separators' (never less
+    than the joined text's). A part that alone is over ``room`` is cut by the splitter;
+    every part's text is in exactly one group, in order.
     """
     groups: List[str] = []
     current: List[str] = []
+    used = 0
+    gap = count(SEPARATOR)
     for part in parts:
-        if count(part) > room:
+        tokens = count(part)
+        if current and used + gap + tokens > room:
+            groups.append(SEPARATOR.join(current))
+            current, used = [], 0
+        if tokens > room:
             groups.extend(c.text for c in split_text(part, max_tokens=room, count_tokens=count))
             continue
-        if current and count(SEPARATOR.join([*current, part])) > room:
-            groups.append(SEPARATOR.join(current))
-            current = []
+        used += tokens + (gap if current else 0)
         current.append(part)
     if current:
         groups.append(SEPARATOR.join(current))
