@@ -293,3 +293,20 @@ def test_groups_keep_every_part_in_order_and_cut_one_too_long() -> None:
     assert all(count(g) <= 6 for g in groups)
     assert groups[0] == "a b\n\nc d e"
     assert group([], 6, count) == []
+
+
+def test_a_pool_loads_the_model_at_the_working_context_on_each_server(
+    fake: FakeLMStudio, tmp_path: Path
+) -> None:
+    with FakeLMStudio([READER]) as first, FakeLMStudio([READER]) as second:
+        registry = lmstrix.Registry(str(tmp_path / "registry.json"))
+        for server in (first, second):
+            record = ModelRecord(READER.key, working_context=WORKING, status="done")
+            registry.upsert(record, server=server.base_url)
+        document = long_document(800, marker_every=5)
+        with lmstrix.Pool([first.base_url, second.base_url], registry=registry) as pool:
+            result = summarize(pool, READER.key, document)
+        assert sorted(set(markers(result.text))) == sorted(set(markers(document)))
+        for server in (first, second):
+            assert [i.context_length for i in server.loaded()] == [WORKING]
+            assert server.counters.requests.get("/v1/chat/completions", 0) > 0

@@ -121,9 +121,9 @@ def resolve_budget(
     """The budget of one request to ``model``, from the registry's tested working context.
 
     ``working_context`` overrides the registry (for a model that was never tested). A
-    loaded instance with a smaller context lowers the budget to its size; when none is
-    loaded and the client can load models, ``model`` is loaded at the budget's size (a
-    just-in-time load would take the server's default context instead).
+    loaded instance with a smaller context lowers the budget to its size; on a server
+    (each of a Pool's) where none is loaded and models can be loaded, ``model`` is loaded
+    at the budget's size (a just-in-time load would take the server's default context).
 
     Raises:
         ConfigError: no tested working context (and none given), or ``max_tokens``
@@ -142,12 +142,17 @@ def resolve_budget(
             )
         working_context = min(tested)
     limit = int(working_context)
-    loaded = _loaded_context(client, model)
-    if loaded is not None:
-        limit = min(limit, loaded)
-    elif getattr(client, "supports_load", False):
-        log.info("loading %s at its tested working context, %d tokens", model, limit)
-        client.load(model, context_length=limit)
+    members = [m.client for m in getattr(client, "members", [])] or [client]
+    unloaded = []
+    for member in members:  # a Pool's servers, each on its own
+        loaded = _loaded_context(member, model)
+        if loaded is not None:
+            limit = min(limit, loaded)
+        elif getattr(member, "supports_load", False):
+            unloaded.append(member)
+    for member in unloaded:
+        log.info("%s: loading %s at %d tokens", member.base_url, model, limit)
+        member.load(model, context_length=limit)
     return Budget(limit, int(max_tokens), dense_counter(token_counter(client, model)))
 
 
