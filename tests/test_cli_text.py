@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Callable, Iterator, List, Tuple
 
 import pytest
 from _cli_helpers import Entry, front_ends, run_cli
 
 import lmstrix
-from lmstrix.cli import main as lite_main
 from lmstrix.registry import ModelRecord
 from lmstrix.testing import MARKER_PATTERN, FakeLMStudio, SimModel, long_document
 
@@ -30,27 +29,43 @@ def setup(tmp_path: Path) -> Iterator[Tuple[FakeLMStudio, List[str]]]:
         yield server, ["--server", server.base_url, "--registry", str(registry_path)]
 
 
-@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
-def test_summarize_prints_the_summary_and_resumes_from_its_state(
+Run = Callable[..., Tuple[int, str, str]]
+
+
+@pytest.fixture(params=[entry for _, entry in FRONT_ENDS], ids=[n for n, _ in FRONT_ENDS])
+def cli(
+    request: pytest.FixtureRequest,
     capsys: pytest.CaptureFixture[str],
     setup: Tuple[FakeLMStudio, List[str]],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
+) -> Run:
+    """Runs one front end with the server and registry options, then ``args``."""
+    entry: Entry = request.param
+
+    def run(*args: str) -> Tuple[int, str, str]:
+        return run_cli(capsys, entry, *setup[1], *args)
+
+    return run
+
+
+def write(tmp_path: Path, text: str, name: str = "doc.txt") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def test_summarize_prints_the_summary_and_resumes_from_its_state(
+    cli: Run, setup: Tuple[FakeLMStudio, List[str]], tmp_path: Path
 ) -> None:
-    fake, base = setup
-    document = tmp_path / "doc.txt"
-    document.write_text(long_document(200, marker_every=4), encoding="utf-8")
+    fake = setup[0]
+    text = long_document(200, marker_every=4)
     state = tmp_path / "state.jsonl"
-    args = [*base, "summarize", str(document), "-m", READER.key, "--state", str(state)]
-    code, out, err = run_cli(capsys, entry, *args)
+    args = ["summarize", write(tmp_path, text), "-m", READER.key, "--state", str(state)]
+    code, out, err = cli(*args)
     assert code == 0, err
-    assert set(re.findall(MARKER_PATTERN, out)) == set(
-        re.findall(MARKER_PATTERN, document.read_text(encoding="utf-8"))
-    )
+    assert set(re.findall(MARKER_PATTERN, out)) == set(re.findall(MARKER_PATTERN, text))
     assert "chunks" in err and "requests" in err
     requests = fake.counters.requests.get("/v1/chat/completions", 0)
-    code, out2, err = run_cli(capsys, entry, "--json", *args, "--max-tokens", "512")
+    code, out2, err = cli("--json", *args, "--max-tokens", "512")
     assert code == 0, err
     doc = json.loads(out2)
     assert doc["text"] == out.strip() and doc["requests"] == 0  # all from the state
@@ -58,27 +73,15 @@ def test_summarize_prints_the_summary_and_resumes_from_its_state(
     assert doc["working_context"] == 4096 and doc["levels"][0] == len(doc["chunks"])
 
 
-@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
-def test_ask_finds_the_needle_in_map_and_extractive_mode(
-    capsys: pytest.CaptureFixture[str],
-    setup: Tuple[FakeLMStudio, List[str]],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
-    _, base = setup
-    document = tmp_path / "doc.txt"
-    document.write_text(long_document(150, marker_every=0, needles=NEEDLES), encoding="utf-8")
+def test_ask_finds_the_needle_in_map_and_extractive_mode(cli: Run, tmp_path: Path) -> None:
+    document = write(tmp_path, long_document(150, marker_every=0, needles=NEEDLES))
     question = "What is the amber vault code?"
-    code, out, err = run_cli(capsys, entry, *base, "ask", str(document), question, "-m", READER.key)
+    code, out, err = cli("ask", document, question, "-m", READER.key)
     assert (code, out.strip()) == (0, "[[AMBER-4711]]"), err
-    code, out, err = run_cli(
-        capsys,
-        entry,
-        *base,
+    code, out, err = cli(
         "--json",
         "ask",
-        str(document),
+        document,
         question,
         "-m",
         READER.key,
@@ -92,56 +95,30 @@ def test_ask_finds_the_needle_in_map_and_extractive_mode(
     assert 0 < len(doc["selected"]) < len(doc["chunks"])
 
 
-@pytest.mark.parametrize(("name", "entry"), FRONT_ENDS)
-def test_bad_input_exits_2_saying_what_to_do(
-    capsys: pytest.CaptureFixture[str],
-    setup: Tuple[FakeLMStudio, List[str]],
-    tmp_path: Path,
-    name: str,
-    entry: Entry,
-) -> None:
-    _, base = setup
-    document = tmp_path / "doc.txt"
-    document.write_text("Some [[text]].", encoding="utf-8")
-    missing = tmp_path / "missing.txt"
-    code, _, err = run_cli(capsys, entry, *base, "summarize", str(missing), "-m", READER.key)
-    assert code == 2 and "cannot read" in err and str(missing) in err
-    code, _, err = run_cli(capsys, entry, *base, "summarize", str(document), "-m", "sim/embedder")
+def test_bad_input_exits_2_saying_what_to_do(cli: Run, tmp_path: Path) -> None:
+    document = write(tmp_path, "Some [[text]].")
+    missing = str(tmp_path / "missing.txt")
+    code, _, err = cli("summarize", missing, "-m", READER.key)
+    assert code == 2 and "cannot read" in err and missing in err
+    code, _, err = cli("summarize", document, "-m", "sim/embedder")
     assert code == 2 and "lmstrix test sim/embedder" in err and "--working-context" in err
-    code, _, err = run_cli(
-        capsys, entry, *base, "ask", str(document), "why?", "-m", READER.key, "--extractive"
-    )
+    code, _, err = cli("ask", document, "why?", "-m", READER.key, "--extractive")
     assert code == 2 and "--embedding-model" in err
-    code, _, err = run_cli(
-        capsys, entry, *base, "summarize", str(document), "-m", READER.key, "--max-tokens", "3000"
-    )
+    code, _, err = cli("ask", document, "why?", "-m", READER.key, "--embedding-model", "e")
+    assert code == 2 and "--embedding-model is for --extractive" in err
+    code, _, err = cli("summarize", document, "-m", READER.key, "--max-tokens", "3000")
     assert code == 2 and "--max-tokens" in err
-    empty = tmp_path / "empty.txt"
-    empty.write_text("  \n", encoding="utf-8")
-    code, _, err = run_cli(capsys, entry, *base, "summarize", str(empty), "-m", READER.key)
+    code, _, err = cli("summarize", document, "-m", READER.key, "--workers", "0")
+    assert code == 2 and "--workers must be at least 1" in err
+    code, _, err = cli("summarize", write(tmp_path, "  \n", "empty.txt"), "-m", READER.key)
     assert code == 2 and "empty" in err
 
 
 def test_an_unknown_model_exits_1_with_close_matches_and_ctrl_c_exits_130(
-    capsys: pytest.CaptureFixture[str],
-    setup: Tuple[FakeLMStudio, List[str]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    cli: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _, base = setup
-    document = tmp_path / "doc.txt"
-    document.write_text(long_document(100, marker_every=4), encoding="utf-8")
-    code, _, err = run_cli(
-        capsys,
-        lite_main,
-        *base,
-        "summarize",
-        str(document),
-        "-m",
-        "sim/reader-4",
-        "--working-context",
-        "4096",
-    )
+    document = write(tmp_path, long_document(100, marker_every=4))
+    code, _, err = cli("summarize", document, "-m", "sim/reader-4", "--working-context", "4096")
     assert code == 1 and "sim/reader-4k" in err
 
     def interrupt(self: object, message: str) -> None:
@@ -149,9 +126,8 @@ def test_an_unknown_model_exits_1_with_close_matches_and_ctrl_c_exits_130(
 
     monkeypatch.setattr("lmstrix.cli._output.Output.progress", interrupt)
     state = tmp_path / "state.jsonl"
-    args = [*base, "summarize", str(document), "-m", READER.key]
-    code, out, err = run_cli(capsys, lite_main, *args, "--state", str(state))
+    code, out, err = cli("summarize", document, "-m", READER.key, "--state", str(state))
     assert code == 130 and out == ""
     assert f"the answers so far are in {state}" in err
-    code, out, err = run_cli(capsys, lite_main, *args)
+    code, out, err = cli("summarize", document, "-m", READER.key)
     assert code == 130 and "give --state PATH" in err

@@ -46,6 +46,19 @@ _COMMON: Tuple[Option, ...] = (
     ),
 )
 
+
+def _max_tokens(function: str) -> Option:
+    """``--max-tokens``, whose default is that of ``lmstrix.text.<function>``."""
+    return Option(
+        "max_tokens",
+        ("--max-tokens",),
+        "longest answer of one request (default {default})",
+        type=int,
+        default=FromLibrary("text", function, "max_tokens"),
+        metavar="N",
+    )
+
+
 TEXT_COMMANDS: Tuple[Command, ...] = (
     Command(
         "summarize",
@@ -55,14 +68,7 @@ TEXT_COMMANDS: Tuple[Command, ...] = (
         (_FILE,),
         (
             *_COMMON,
-            Option(
-                "max_tokens",
-                ("--max-tokens",),
-                "longest answer of one request (default {default})",
-                type=int,
-                default=FromLibrary("text", "summarize", "max_tokens"),
-                metavar="N",
-            ),
+            _max_tokens("summarize"),
         ),
     ),
     Command(
@@ -73,14 +79,7 @@ TEXT_COMMANDS: Tuple[Command, ...] = (
         (_FILE, Argument("question", "QUESTION")),
         (
             *_COMMON,
-            Option(
-                "max_tokens",
-                ("--max-tokens",),
-                "longest answer of one request (default {default})",
-                type=int,
-                default=FromLibrary("text", "ask", "max_tokens"),
-                metavar="N",
-            ),
+            _max_tokens("ask"),
             Option(
                 "extractive",
                 ("--extractive",),

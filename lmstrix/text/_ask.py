@@ -21,9 +21,10 @@ from ._mapreduce import (
     StateRunner,
     calibrate,
     check_room,
-    digest,
+    open_run,
     reduce_all,
     resolve_budget,
+    suffix,
 )
 from ._semantic import _embed_all, cosine_distance
 from ._split import Chunk, split_text
@@ -139,33 +140,27 @@ def ask(
             "embedding model (embedding_model=..., or --embedding-model on the CLI)"
         )
     budget = resolve_budget(client_or_pool, model, max_tokens, working_context)
-    extra = f"\n\n{instructions.strip()}" if instructions and instructions.strip() else ""
+    extra = suffix(instructions)
     question = " ".join(question.split())
-    body = {"max_tokens": budget.max_tokens, **dict(params or {})}
-    run = digest(
-        "ask", mode, model, text, question, extra, budget.working_context, budget.max_tokens
-    )
-    path = None if state is None else os.fspath(state)
-    with StateRunner(
+    with open_run(
         client_or_pool,
         model,
-        run=run,
-        state=path,
+        budget,
+        ("ask", mode, text, question, extra),
+        state=state,
         workers=workers,
-        params=body,
+        params=params,
         on_progress=on_progress,
     ) as runner:
         budget = calibrate(runner, budget, text)
         if mode == "map":
-            return _ask_map(runner, budget, text, question, extra, path)
+            return _ask_map(runner, budget, text, question, extra)
         assert embedding_model is not None
-        return _ask_extractive(
-            runner, budget, text, question, extra, path, embedding_model, chunk_tokens
-        )
+        return _ask_extractive(runner, budget, text, question, extra, embedding_model, chunk_tokens)
 
 
 def _ask_map(
-    runner: StateRunner, budget: Budget, text: str, question: str, extra: str, path: Any
+    runner: StateRunner, budget: Budget, text: str, question: str, extra: str
 ) -> AskResult:
     fill = {"instructions": extra, "question": question}
     room = budget.room(MAP_PROMPT.format(index=0, total=0, text="", **fill))
@@ -183,7 +178,7 @@ def _ask_map(
         lambda joined: REDUCE_PROMPT.format(text=joined, **fill),
     )
     return AskResult(
-        final, "map", chunks, levels, runner.requests, budget.working_context, [], [], path
+        final, "map", chunks, levels, runner.requests, budget.working_context, [], [], runner.kept
     )
 
 
@@ -193,7 +188,6 @@ def _ask_extractive(
     text: str,
     question: str,
     extra: str,
-    path: Any,
     embedding_model: str,
     chunk_tokens: Optional[int],
 ) -> AskResult:
@@ -231,5 +225,5 @@ def _ask_extractive(
         budget.working_context,
         chosen,
         scores,
-        path,
+        runner.kept,
     )

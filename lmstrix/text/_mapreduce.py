@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import ConfigError, LMStrixError
 from ._counter import records_of, token_counter
@@ -183,6 +183,7 @@ class StateRunner:
     ) -> None:
         self.client, self.model, self.run_id = client, model, run
         self.state, self.workers, self.params = state, workers, dict(params)
+        self.kept = state  # the caller's state file (None: a temporary one)
         self.on_progress = on_progress
         self.requests = 0  # requests sent by this process (answers read back not counted)
         self._scratch: Optional[tempfile.TemporaryDirectory[str]] = None
@@ -321,6 +322,32 @@ def calibrate(runner: StateRunner, budget: Budget, text: str) -> Budget:
         return math.ceil(base(part) * factor)
 
     return Budget(budget.working_context, budget.max_tokens, scaled)
+
+
+def open_run(
+    client: Any,
+    model: str,
+    budget: Budget,
+    what: Tuple[Any, ...],
+    *,
+    state: Union[str, os.PathLike[str], None],
+    workers: Optional[int],
+    params: Optional[Mapping[str, Any]],
+    on_progress: Optional[ProgressCallback],
+) -> StateRunner:
+    """The runner of one summarize or ask call: ``what`` (the call's kind, the document
+    and its settings) and the budget name the run in the state file."""
+    body = {"max_tokens": budget.max_tokens, **dict(params or {})}
+    run = digest(*what, model, budget.working_context, budget.max_tokens)
+    path = None if state is None else os.fspath(state)
+    return StateRunner(
+        client, model, run=run, state=path, workers=workers, params=body, on_progress=on_progress
+    )
+
+
+def suffix(instructions: Optional[str]) -> str:
+    """The caller's instructions as the end of a prompt ("" for none)."""
+    return f"\n\n{instructions.strip()}" if instructions and instructions.strip() else ""
 
 
 def group(parts: List[str], room: int, count: TokenCounter) -> List[str]:

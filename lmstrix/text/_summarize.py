@@ -16,12 +16,12 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 
 from ._mapreduce import (
     ProgressCallback,
-    StateRunner,
     calibrate,
     check_room,
-    digest,
+    open_run,
     reduce_all,
     resolve_budget,
+    suffix,
 )
 from ._split import Chunk, split_text
 
@@ -71,10 +71,6 @@ class SummaryResult:
         }
 
 
-def _suffix(instructions: Optional[str]) -> str:
-    return f"\n\n{instructions.strip()}" if instructions and instructions.strip() else ""
-
-
 def summarize(
     client_or_pool: Any,
     model: str,
@@ -111,19 +107,18 @@ def summarize(
         LMStrixError: requests failed (run again with the same ``state`` to retry them).
     """
     budget = resolve_budget(client_or_pool, model, max_tokens, working_context)
-    extra = _suffix(instructions)
+    extra = suffix(instructions)
     map_template = MAP_PROMPT.format(index=0, total=0, instructions=extra, text="")
     check_room(budget, budget.room(map_template), "summary")
-    body = {"max_tokens": budget.max_tokens, **dict(params or {})}
-    run = digest("summarize", model, text, extra, budget.working_context, budget.max_tokens)
-    path = None if state is None else os.fspath(state)
-    with StateRunner(
+    what = ("summarize", text, extra)
+    with open_run(
         client_or_pool,
         model,
-        run=run,
-        state=path,
+        budget,
+        what,
+        state=state,
         workers=workers,
-        params=body,
+        params=params,
         on_progress=on_progress,
     ) as runner:
         budget = calibrate(runner, budget, text)
@@ -143,4 +138,6 @@ def summarize(
             reduce_template,
             lambda joined: REDUCE_PROMPT.format(instructions=extra, text=joined),
         )
-        return SummaryResult(final, chunks, levels, runner.requests, budget.working_context, path)
+        return SummaryResult(
+            final, chunks, levels, runner.requests, budget.working_context, runner.kept
+        )
