@@ -72,6 +72,14 @@ EXPECTED: Dict[str, List[str]] = {
         "chat False error {} ModelNotFoundError",
         "True True",
     ],
+    "docs/user-guide/long-documents.md": [
+        "False True\nabout 22,245 prompt tokens + 512 for the answer exceed the tested working",
+        "2252 2278 False\nTrue\n",  # confirm() corrected the calibration
+        "[True]\n",  # fit_context reloaded the 4,096 instance
+        "refused: about 25,013 tokens (prompt + answer) exceed the tested working context",
+        "2 True\nTrue\n",
+        "['Boil pasta in salted water', 'Telescopes gather faint starlight']\n",
+    ],
     "docs/user-guide/observability.md": [
         "5 1\n",
         "# TYPE lmstrix_calls_total counter\n",
@@ -125,6 +133,7 @@ WRITES_REGISTRY = {
     "README.md",
     "docs/index.md",
     "docs/user-guide/context-search.md",
+    "docs/user-guide/long-documents.md",
     "docs/user-guide/python-api.md",
     "docs/user-guide/registry.md",
 }

@@ -13,10 +13,10 @@ from ._split import TokenCounter, estimate_counter
 if TYPE_CHECKING:
     from ..registry import ModelRecord, Registry
 
-__all__ = ["records_of", "token_counter"]
+__all__ = ["records_of", "servers_of", "token_counter"]
 
 
-def _servers(client_or_pool: Any) -> List[str]:
+def servers_of(client_or_pool: Any) -> List[str]:
     """The base URLs behind a client (one) or a pool (each of its servers)."""
     servers = getattr(client_or_pool, "servers", None)
     if isinstance(servers, list):
@@ -32,7 +32,7 @@ def records_of(client_or_pool: Any, model: Union[str, Sequence[str]]) -> List[Mo
         return []
     keys = [model] if isinstance(model, str) else list(model)
     found = []
-    for server in _servers(client_or_pool):
+    for server in servers_of(client_or_pool):
         for key in keys:
             record = registry.get(key, server=server)
             if record is not None:

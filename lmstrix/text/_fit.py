@@ -23,7 +23,7 @@ from ..registry._fit import (
     prompt_size,
     refined_chars_per_token,
 )
-from ._counter import _servers
+from ._counter import servers_of
 
 if TYPE_CHECKING:
     from ..registry import ModelRecord, Registry
@@ -208,14 +208,14 @@ def fit(
     """
     registry: Optional[Registry] = getattr(client_or_pool, "registry", None)
     reports = []
-    for server in _servers(client_or_pool):
+    for server in servers_of(client_or_pool):
         record = registry.get(model, server=server) if registry is not None else None
         if record is not None:
             reports.append(_report(model, record, messages, max_tokens, server, registry, None))
     if not reports or all(r.working_context is None for r in reports):
         declared = _declared(client_or_pool, model)
         where = reports[0].server if reports else None
-        where = where or _servers(client_or_pool)[0]
+        where = where or servers_of(client_or_pool)[0]
         record = registry.get(model, server=where) if registry is not None else None
         return _report(model, record, messages, max_tokens, where, registry, declared)
     return max(reports, key=_rank)

@@ -132,7 +132,8 @@ def pack(
     """Pack consecutive ``spans`` (each within ``budget``) into chunks of ``budget``.
 
     Pieces are added while the sum of their counts fits; the chunk is then counted
-    whole and, should the counter not be additive, shortened piece by piece to fit.
+    whole and, should the counter not be additive, shortened piece by piece to fit, or
+    lengthened while the whole still fits (a sum of rounded-up counts is high).
     """
     chunks: List[Chunk] = []
     i = 0
@@ -148,6 +149,7 @@ def pack(
             j += 1
         while j > i + 1 and count(text[start : spans[j - 1][1]]) > budget:
             j -= 1
+        j = _extend(text, spans, start, j, budget, count)
         end = spans[j - 1][1]
         chunk = Chunk(text[start:end], start, end, len(chunks))
         chunks.append(chunk)
@@ -157,6 +159,29 @@ def pack(
             if overlap > 0:
                 start = _overlap_start(text, chunk, spans[i], overlap, budget, count)
     return chunks
+
+
+def _extend(
+    text: str, spans: Sequence[Span], start: int, j: int, budget: int, count: TokenCounter
+) -> int:
+    """Past the sum of the pieces' counts (each rounded up), the chunk may still hold
+    more: the most pieces whose joined count fits, found by doubling then halving."""
+
+    def fits(stop: int) -> bool:
+        return count(text[start : spans[stop - 1][1]]) <= budget
+
+    good, step = j, 1
+    while good + step <= len(spans) and fits(good + step):
+        good += step
+        step *= 2
+    bad = min(good + step, len(spans) + 1)  # the first count known (or taken) to be over
+    while bad - good > 1:
+        mid = (good + bad) // 2
+        if fits(mid):
+            good = mid
+        else:
+            bad = mid
+    return good
 
 
 def check_budget(max_tokens: int, overlap_tokens: int) -> None:
