@@ -9,13 +9,14 @@ from typing import Callable, Iterator, List, Tuple
 
 import pytest
 from _cli_helpers import Entry, front_ends, run_cli
+from _text_helpers import clean_embedder_key
 
 import lmstrix
 from lmstrix.registry import ModelRecord
 from lmstrix.testing import MARKER_PATTERN, FakeLMStudio, SimModel, long_document
 
 READER = SimModel("sim/reader-4k", 16384, 8192, 4096, echo_pattern=MARKER_PATTERN)
-EMBEDDER = SimModel("sim/embedder", 2048, type="embedding")
+EMBEDDER = SimModel(clean_embedder_key(), 2048, type="embedding")
 NEEDLES = {"amber": "4711", "birch": "2290"}
 FRONT_ENDS = front_ends()
 
@@ -100,8 +101,8 @@ def test_bad_input_exits_2_saying_what_to_do(cli: Run, tmp_path: Path) -> None:
     missing = str(tmp_path / "missing.txt")
     code, _, err = cli("summarize", missing, "-m", READER.key)
     assert code == 2 and "cannot read" in err and missing in err
-    code, _, err = cli("summarize", document, "-m", "sim/embedder")
-    assert code == 2 and "lmstrix test sim/embedder" in err and "--working-context" in err
+    code, _, err = cli("summarize", document, "-m", EMBEDDER.key)
+    assert code == 2 and f"lmstrix test {EMBEDDER.key}" in err and "--working-context" in err
     code, _, err = cli("ask", document, "why?", "-m", READER.key, "--extractive")
     assert code == 2 and "--embedding-model" in err
     code, _, err = cli("ask", document, "why?", "-m", READER.key, "--embedding-model", "e")

@@ -300,12 +300,14 @@ def calibrate(runner: StateRunner, budget: Budget, text: str) -> Budget:
     One request sends the start of the document (at most a third of the room in
     characters, so it fits even at three tokens a character) with ``max_tokens=1``; the
     server's ``usage.prompt_tokens`` against the estimate gives the factor (plus 5%).
-    The counter is never scaled down. The answer is kept in the state like the others,
+    The counter is never scaled down; a text that fits one request twice over is not
+    measured. The answer is kept in the state like the others,
     so a resumed run cuts the document the same way without asking again.
     """
-    sample = text[: max(1, budget.room("") // 3)]
-    if not sample.strip():
-        return budget
+    room = budget.room("")
+    sample = text[: max(1, room // 3)]
+    if not sample.strip() or 2 * budget.count(text) <= room:
+        return budget  # nothing to measure, or a text that would fit twice over
     record = runner.records("calibrate", 0, [sample], {"max_tokens": 1})[0]
     usage = record.get("usage") or {}
     real = usage.get("prompt_tokens") if isinstance(usage, dict) else None
