@@ -17,8 +17,6 @@ from types import ModuleType
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from lmstrix.testing import FakeLMStudio, demo_fleet
 
@@ -38,8 +36,8 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^search: done, \d+ loads",
         r"^working context: [\d,]+ tokens \(tested\)",
         r"^fits in one request: no$",
-        r"^chunks: [2-9]$",
-        r"^  part 1 of [2-9] \([\d,]+ characters\): Simulated answer from example/reader-3b",
+        r"^chunks: [2-9]; texts per level: [2-9] -> 1$",
+        r"^  part 1 \([\d,]+ characters\): Simulated answer from example/reader-3b",
         r"^final summary:\nSimulated answer from example/reader-3b to: These are summaries",
     ),
     "fit_long_prompt.py": (
@@ -207,7 +205,7 @@ def test_summarizer_against_a_server_uses_and_fills_the_registry(
     untested = run_example("summarize_document.py", *base, "--registry", str(other))
     assert untested.returncode == 0, untested.stderr
     assert "working context: not tested, assuming 2,048 tokens" in untested.stdout
-    assert re.search(r"^chunks: [2-9]$", untested.stdout, re.MULTILINE)
+    assert re.search(r"^chunks: [2-9]; ", untested.stdout, re.MULTILINE)
     assert not other.exists()  # no search unless asked
 
 
@@ -289,78 +287,6 @@ def test_pick_block_prefers_the_language_asked_for(codegen: ModuleType) -> None:
     assert codegen.pick_block(blocks, "python").code == "x = 1\n"
     assert codegen.pick_block(blocks, "rust").language == "bash"  # else the first
     assert codegen.pick_block([], "python") is None
-
-
-# --------------------------------------------------------------------------- chunking
-
-
-@pytest.fixture(scope="module")
-def summarizer() -> ModuleType:
-    return load_example("summarize_document.py")
-
-
-def test_short_text_is_one_chunk(summarizer: ModuleType) -> None:
-    assert summarizer.split_into_chunks("  Short text.  ", 100) == ["Short text."]
-    assert summarizer.split_into_chunks(" \n\n ", 100) == []
-
-
-def test_chunks_break_at_paragraphs_first(summarizer: ModuleType) -> None:
-    paragraphs = ["A" * 40 + ".", "B" * 40 + ".", "C" * 40 + "."]
-    chunks = summarizer.split_into_chunks("\n\n".join(paragraphs), 90)
-    assert chunks == [paragraphs[0] + "\n\n" + paragraphs[1], paragraphs[2]]
-
-
-def test_a_long_paragraph_breaks_at_sentences_then_words(summarizer: ModuleType) -> None:
-    text = "One two three. Four five six. Seven eight nine ten eleven twelve."
-    assert summarizer.split_into_chunks(text, 30) == [
-        "One two three. Four five six.",
-        "Seven eight nine ten eleven",
-        "twelve.",
-    ]
-
-
-def test_a_word_longer_than_a_chunk_is_cut(summarizer: ModuleType) -> None:
-    assert summarizer.split_into_chunks("ab " + "x" * 25, 10) == ["ab", "x" * 10, "x" * 10, "x" * 5]
-
-
-def test_chunk_size_must_be_positive(summarizer: ModuleType) -> None:
-    with pytest.raises(ValueError, match="max_chars"):
-        summarizer.split_into_chunks("text", 0)
-
-
-@pytest.mark.parametrize("max_chars", [50, 500, 5_000, 50_000])
-def test_the_sample_document_splits_into_chunks_that_fit(
-    summarizer: ModuleType, max_chars: int
-) -> None:
-    document = summarizer.sample_document()
-    chunks = summarizer.split_into_chunks(document, max_chars)
-    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
-    assert " ".join(chunks).split() == document.split()  # every word, in order
-    # Packing: two neighbours never fit together (else they would be one chunk).
-    for left, right in zip(chunks, chunks[1:]):
-        assert len(left) + 1 + len(right) > max_chars
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    text=st.text(alphabet=st.sampled_from("ab .!?\n"), max_size=300),
-    max_chars=st.integers(min_value=1, max_value=60),
-)
-def test_chunking_keeps_every_character_and_the_limit(text: str, max_chars: int) -> None:
-    summarizer = load_example("summarize_document.py")
-    chunks = summarizer.split_into_chunks(text, max_chars)
-    assert all(0 < len(chunk) <= max_chars for chunk in chunks)
-    assert all(chunk == chunk.strip() for chunk in chunks)
-    assert "".join("".join(chunks).split()) == "".join(text.split())
-
-
-def test_the_budget_leaves_room_for_instructions(summarizer: ModuleType) -> None:
-    assert summarizer.estimate_tokens("x" * 10, 4.0) == 3
-    instructions = "y" * 400  # 100 tokens at 4 characters per token
-    chars = summarizer.chunk_budget(1_000, 4.0, instructions)
-    room = 1_000 - 100 - summarizer.TEMPLATE_TOKENS
-    assert chars == int(room * summarizer.SAFETY * 4.0)
-    assert summarizer.chunk_budget(10, 4.0, instructions) == 1  # never zero or negative
 
 
 # --------------------------------------------------------------------------- table

@@ -18,6 +18,7 @@ from typing import Any, Dict, Tuple
 from ._checks import positive_seconds, server_url
 from ._options_config import CONFIG_COMMANDS, CONFIG_GROUPS
 from ._options_observe import AUDIT_OPTIONS, CACHE, METRICS_OUT, OBSERVE_COMMANDS, OBSERVE_GROUPS
+from ._options_text import TEXT_COMMANDS
 from ._params import Argument, Command, FromLibrary, Option
 
 __all__ = [
@@ -398,6 +399,7 @@ COMMANDS: Tuple[Command, ...] = (
     ),
     *OBSERVE_COMMANDS,
     *CONFIG_COMMANDS,
+    *TEXT_COMMANDS,
     Command(
         "demo",
         "run the whole job on the built-in simulator",

@@ -9,6 +9,7 @@ Standard library only; importing this package starts nothing.
 
 from __future__ import annotations
 
+from ._documents import MARKER_PATTERN, long_document
 from ._engine import Counters, InstanceInfo
 from ._fake import FakeLMStudio, serve
 from ._faults import FAULT_KINDS, Fault
@@ -20,6 +21,7 @@ from ._tools import SimToolCall, ToolScript
 
 __all__ = [
     "FAULT_KINDS",
+    "MARKER_PATTERN",
     "Counters",
     "FakeLMStudio",
     "Fault",
@@ -28,6 +30,7 @@ __all__ = [
     "SimModel",
     "SimToolCall",
     "demo_fleet",
+    "long_document",
     "machine_fleet",
     "serve",
     "test_fleet",

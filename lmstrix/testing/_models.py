@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 
 from ..context import _probe
+from ._echo import echo_answer
 from ._embedding import embedding_vector
 from ._tokenizer import TOKENIZERS, count_tokens
 
@@ -45,6 +46,8 @@ class SimModel:
     ``trained_for_tool_use`` are the capabilities the model lists report; a ``reasoning``
     model thinks before it answers (native chat gives reasoning items). ``tool_script``
     (a :class:`~lmstrix.testing.ToolScript`) says which tools it calls when offered some.
+    ``echo_pattern`` (a regular expression) makes the model a deterministic
+    "summarizer" that answers with the matches in the prompt (see ``_echo``).
     """
 
     key: str
@@ -81,6 +84,7 @@ class SimModel:
     vision: bool = False
     reasoning: bool = False
     tool_script: Optional[ToolScript] = None
+    echo_pattern: Optional[str] = None
 
     def __post_init__(self) -> None:
         if not self.key:
@@ -96,6 +100,11 @@ class SimModel:
                 f"SimModel {self.key}: unknown tokenizer {self.tokenizer!r}; "
                 f"use one of {list(TOKENIZERS)}"
             )
+        if self.echo_pattern is not None:
+            try:
+                re.compile(self.echo_pattern)
+            except re.error as exc:
+                raise ValueError(f"SimModel {self.key}: bad echo_pattern: {exc}") from exc
         loadable = self.loadable_context or self.declared_context
         fills = {
             "loadable_context": loadable,
@@ -257,6 +266,8 @@ def answer_prompt(
                 correct = draw >= model.noise
         reply = secret if correct else _wrong_secret(secret, model.key, str(prompt_tokens))
         return Answer((reply,), secret, correct)
+    if model.echo_pattern is not None:
+        return Answer(echo_answer(model.echo_pattern, text))
     result = _arithmetic(text)
     if result is not None:
         return Answer((result,))
