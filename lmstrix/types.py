@@ -341,6 +341,10 @@ class Chunk:
 class Completion:
     """A whole answer: ``text``, ``finish_reason``, ``usage``, ``stats`` and the ``raw`` body.
 
+    ``parsed`` is the JSON value of the answer, validated against the schema, when the
+    request asked for structured output (``schema=`` or ``response_format``; see
+    docs/user-guide/structured-output.md), else ``None``.
+
     ``model`` is the model the server says answered, which may differ from the one
     asked for (see :class:`lmstrix.Client` ``strict_model``).
     """
@@ -352,6 +356,7 @@ class Completion:
     stats: Stats = field(default_factory=Stats)
     reasoning: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    parsed: Any = None
 
     @classmethod
     def from_wire(cls, answer: Mapping[str, Any], *, chat: bool, elapsed_s: float) -> Completion:
@@ -393,4 +398,5 @@ class Completion:
             "usage": self.usage.to_dict(),
             "stats": self.stats.to_dict(),
             "reasoning": self.reasoning,
+            "parsed": self.parsed,
         }

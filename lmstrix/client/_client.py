@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -39,6 +40,7 @@ from ._detect import detect_api, model_not_found
 from ._errormap import checked_json, empty_answer_error, parse_json
 from ._replies import Messages, embedding_rows, merge_rows, messages_of, same_model
 from ._stream import ChatStream, whole_answer
+from ._structured import StructuredMixin
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -62,7 +64,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client:
+class Client(StructuredMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -366,7 +368,8 @@ class Client:
         self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
         answer = lambda _: self._answer(path, body, model, operation)  # noqa: E731
-        return self._observed(operation, model, body, answer)
+        send = partial(self._observed, operation, model, body, answer)
+        return self._send_checked(body, model, send)  # JSON asked: validated, asked again
 
     def _answer(self, path: str, body: Dict[str, Any], model: str, operation: str) -> Completion:
         started = time.perf_counter()
@@ -386,7 +389,8 @@ class Client:
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
         opened = lambda scope: self._open_stream(path, body, model, kind, scope)  # noqa: E731
-        return self._observed(kind, model, body, opened, stream=True)
+        send = partial(self._observed, kind, model, body, opened, stream=True)
+        return self._send_checked(body, model, send, stream=True)  # JSON asked: checked
 
     def _open_stream(
         self, path: str, body: Dict[str, Any], model: str, kind: str, scope: Optional[CallScope]
