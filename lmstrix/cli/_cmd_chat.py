@@ -94,14 +94,17 @@ def cmd_chat(
     variables: Sequence[str] = (),
     models: Sequence[str] = (),
     cache: Optional[str] = None,
+    schema: Optional[str] = None,
 ) -> int:
     """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
     ``models`` (``--model`` repeated) is a fallback chain, given instead of ``model``
     (the first argument is then the prompt). Over several servers a Pool answers.
     ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests.
+    ``schema`` is a JSON schema file: the answer is validated JSON (see ``_chat_schema``).
     """
     from ._chains import model_keys
+    from ._chat_schema import load_schema
     from ._cmd_observe import cached
 
     if models:
@@ -121,6 +124,8 @@ def cmd_chat(
         params["temperature"] = temperature
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
+    if schema is not None:  # a JSON answer, validated, printed whole unless --stream
+        params["schema"], stream = load_schema(session, schema), bool(stream)
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
@@ -141,6 +146,7 @@ def _ask(
     """Ask the chain ``keys``, print the answer (or the JSON document); the completion."""
     from ..errors import ModelNotFoundError
     from ._chains import Answers, chain_client, choice
+    from ._chat_schema import json_extras, shown
 
     answers = Answers()
     client = chain_client(session, keys, answers)
@@ -156,7 +162,7 @@ def _ask(
                 session.write("\n")
         else:
             completion = client.chat(wanted, messages, **params)
-            session.echo(completion.text.rstrip("\n"))
+            session.echo(shown(session, completion))
     except ModelNotFoundError as exc:
         raise session.unknown_model(keys[0], exc) from exc
     answered, server = answers.last() or (keys[0], None)
@@ -181,6 +187,7 @@ def _ask(
                 "finish_reason": completion.finish_reason,
                 "usage": completion.usage.to_dict(),
                 "stats": completion.stats.to_dict(),
+                **json_extras(completion, params),
             }
         )
     return completion
