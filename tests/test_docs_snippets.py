@@ -117,6 +117,16 @@ EXPECTED: Dict[str, List[str]] = {
     ],
     "docs/user-guide/registry.md": ["lmstrix-demo/tiny-chat-1b untested None\n"],
     "docs/user-guide/simulator.md": ["42\n"],
+    "docs/user-guide/structured-output.md": [
+        "{'name': 'example', 'age': 1, 'languages': ['example']}\n2\n",
+        "['age', 'languages', 'name']\n",
+        "$.name: expected string, got integer\n$.age: -1 is less than the minimum 0\n",
+        "1 ['$: the answer is not JSON', '$: the answer was cut short by max_tokens "
+        "(finish_reason length)']\n",
+        "\n['example']\n",
+        "2 example\nYour answer failed validation: $: missing required property 'name'; "
+        "answer again with JSON only.\n",
+    ],
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 

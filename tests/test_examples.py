@@ -56,6 +56,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
     "prompt_templates.py": (r"^--- system ---$", r"^--- user ---$"),
     "batch_processing.py": (r"^resumed: ", r"every id exactly once: yes$"),
     "requests_transport.py": (r"^transport: RequestsTransport", r"^chat: '42'$"),
+    "structured_output.py": (
+        r"^model: lmstrix-demo/\S+ \(server API: v1\)$",
+        r'^      "genre": "fiction"$',
+        r"^books: 2, first year: 1450$",
+        r"^too short an answer, 2 tries: \$: the answer is not JSON$",
+    ),
 }
 
 
@@ -126,6 +132,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("basic_chat.py", [], r"^model: lmstrix-demo/tiny-chat-1b\nQ: .*\nA: 42$"),
         ("basic_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^A: 42$"),
         ("streaming_chat.py", [], r"^stream closed early: yes$"),
+        ("structured_output.py", [], r"^books: 2, first year: 1450$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
         (
             "compare_models.py",
