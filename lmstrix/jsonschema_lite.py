@@ -113,41 +113,97 @@ def schema_errors(value: Any, schema: Any) -> List[str]:
     Raises:
         ValueError: the schema has a ``$ref`` that cannot be followed.
     """
-    errors: List[str] = []
-    _check(value, schema, schema if isinstance(schema, Mapping) else {}, "$", errors, 0)
-    return errors
+    checker = _Checker(schema if isinstance(schema, Mapping) else {})
+    checker.check(value, schema, "$", 0)
+    return checker.out
 
 
-def _check(
-    value: Any, schema: Any, root: Mapping[str, Any], path: str, out: List[str], depth: int
-) -> None:
-    if schema is True or schema is None:
-        return
-    if schema is False:
-        out.append(f"{path}: no value is allowed here")
-        return
-    if not isinstance(schema, Mapping):
-        return
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        if depth >= _MAX_REF_DEPTH:
-            raise ValueError(f"the schema's references loop (at {ref!r})")
-        _check(value, resolve_ref(ref, root), root, path, out, depth + 1)
-    if not _check_type(value, schema, path, out):
-        return  # the other keywords would only repeat the same complaint
-    _check_values(value, schema, path, out)
-    for name in ("anyOf", "oneOf", "allOf"):
-        branches = schema.get(name)
-        if isinstance(branches, list) and branches:
-            _check_branches(value, name, branches, root, path, out, depth)
-    if isinstance(value, dict):
-        _check_object(value, schema, root, path, out, depth)
-    elif isinstance(value, list):
-        _check_array(value, schema, root, path, out, depth)
-    elif isinstance(value, str):
-        _check_length(len(value), schema, "minLength", "maxLength", "character", path, out)
-    elif type_name(value) in ("integer", "number"):
-        _check_number(value, schema, path, out)
+class _Checker:
+    """One validation: the root schema (for ``$ref``) and the messages found so far."""
+
+    def __init__(self, root: Mapping[str, Any]) -> None:
+        self.root = root
+        self.out: List[str] = []
+
+    def check(self, value: Any, schema: Any, path: str, depth: int) -> None:
+        out = self.out
+        if schema is True or schema is None:
+            return
+        if schema is False:
+            out.append(f"{path}: no value is allowed here")
+            return
+        if not isinstance(schema, Mapping):
+            return
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            if depth >= _MAX_REF_DEPTH:
+                raise ValueError(f"the schema's references loop (at {ref!r})")
+            self.check(value, resolve_ref(ref, self.root), path, depth + 1)
+        if not _check_type(value, schema, path, out):
+            return  # the other keywords would only repeat the same complaint
+        _check_values(value, schema, path, out)
+        for name in ("anyOf", "oneOf", "allOf"):
+            branches = schema.get(name)
+            if isinstance(branches, list) and branches:
+                self.branches(value, name, branches, path, depth)
+        if isinstance(value, dict):
+            self.object(value, schema, path, depth)
+        elif isinstance(value, list):
+            self.array(value, schema, path, depth)
+        elif isinstance(value, str):
+            _check_length(len(value), schema, "minLength", "maxLength", "character", path, out)
+        elif type_name(value) in ("integer", "number"):
+            _check_number(value, schema, path, out)
+
+    def branches(self, value: Any, name: str, branches: List[Any], path: str, depth: int) -> None:
+        results = []
+        for branch in branches:
+            sub = _Checker(self.root)
+            sub.check(value, branch, path, depth + 1)
+            results.append(sub.out)
+        passed = sum(1 for r in results if not r)
+        if name == "allOf":
+            for found in results:
+                self.out.extend(found)
+        elif name == "anyOf" and not passed:
+            self.out.append(f"{path}: matches none of the anyOf choices ({_closest(results)})")
+        elif name == "oneOf" and passed != 1:
+            if passed:
+                self.out.append(f"{path}: matches {passed} of the oneOf choices, not exactly one")
+            else:
+                self.out.append(f"{path}: matches none of the oneOf choices ({_closest(results)})")
+
+    def object(
+        self, value: Mapping[str, Any], schema: Mapping[str, Any], path: str, depth: int
+    ) -> None:
+        required = schema.get("required")
+        if isinstance(required, list):
+            for key in required:
+                if isinstance(key, str) and key not in value:
+                    self.out.append(f"{path}: missing required property {key!r}")
+        props = schema.get("properties")
+        props = props if isinstance(props, Mapping) else {}
+        extra = schema.get("additionalProperties", True)
+        for key, item in value.items():
+            where = _join(path, key)
+            if key in props:
+                self.check(item, props[key], where, depth + 1)
+            elif extra is False:
+                self.out.append(
+                    f"{path}: property {key!r} is not allowed (additionalProperties is false)"
+                )
+            elif isinstance(extra, Mapping):
+                self.check(item, extra, where, depth + 1)
+
+    def array(self, value: List[Any], schema: Mapping[str, Any], path: str, depth: int) -> None:
+        _check_length(len(value), schema, "minItems", "maxItems", "item", path, self.out)
+        items = schema.get("items")
+        if isinstance(items, (Mapping, bool)):
+            for i, item in enumerate(value):
+                self.check(item, items, f"{path}[{i}]", depth + 1)
+        elif isinstance(items, list):  # the older tuple form: one schema per position
+            for i, (item, sub) in enumerate(zip(value, items)):
+                self.check(item, sub, f"{path}[{i}]", depth + 1)
 
 
 def _check_type(value: Any, schema: Mapping[str, Any], path: str, out: List[str]) -> bool:
@@ -188,86 +244,15 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _check_branches(
-    value: Any,
-    name: str,
-    branches: List[Any],
-    root: Mapping[str, Any],
-    path: str,
-    out: List[str],
-    depth: int,
-) -> None:
-    results = []
-    for branch in branches:
-        found: List[str] = []
-        _check(value, branch, root, path, found, depth + 1)
-        results.append(found)
-    passed = sum(1 for r in results if not r)
-    if name == "allOf":
-        for found in results:
-            out.extend(found)
-    elif name == "anyOf" and not passed:
-        out.append(f"{path}: matches none of the anyOf choices ({_closest(results)})")
-    elif name == "oneOf" and passed != 1:
-        if passed:
-            out.append(f"{path}: matches {passed} of the oneOf choices, not exactly one")
-        else:
-            out.append(f"{path}: matches none of the oneOf choices ({_closest(results)})")
-
-
 def _closest(results: List[List[str]]) -> str:
     best = min(results, key=len)
     return "; ".join(best[:3])
-
-
-def _check_object(
-    value: Mapping[str, Any],
-    schema: Mapping[str, Any],
-    root: Mapping[str, Any],
-    path: str,
-    out: List[str],
-    depth: int,
-) -> None:
-    required = schema.get("required")
-    if isinstance(required, list):
-        for key in required:
-            if isinstance(key, str) and key not in value:
-                out.append(f"{path}: missing required property {key!r}")
-    props = schema.get("properties")
-    props = props if isinstance(props, Mapping) else {}
-    extra = schema.get("additionalProperties", True)
-    for key, item in value.items():
-        where = _join(path, key)
-        if key in props:
-            _check(item, props[key], root, where, out, depth + 1)
-        elif extra is False:
-            out.append(f"{path}: property {key!r} is not allowed (additionalProperties is false)")
-        elif isinstance(extra, Mapping):
-            _check(item, extra, root, where, out, depth + 1)
 
 
 def _join(path: str, key: str) -> str:
     if key.isidentifier():
         return f"{path}.{key}"
     return f"{path}[{json.dumps(key, ensure_ascii=False)}]"
-
-
-def _check_array(
-    value: List[Any],
-    schema: Mapping[str, Any],
-    root: Mapping[str, Any],
-    path: str,
-    out: List[str],
-    depth: int,
-) -> None:
-    _check_length(len(value), schema, "minItems", "maxItems", "item", path, out)
-    items = schema.get("items")
-    if isinstance(items, (Mapping, bool)):
-        for i, item in enumerate(value):
-            _check(item, items, root, f"{path}[{i}]", out, depth + 1)
-    elif isinstance(items, list):  # the older tuple form: one schema per position
-        for i, (item, sub) in enumerate(zip(value, items)):
-            _check(item, sub, root, f"{path}[{i}]", out, depth + 1)
 
 
 def _check_length(

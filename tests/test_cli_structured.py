@@ -41,21 +41,25 @@ def schema_file(tmp_path: Path) -> Path:
     return path
 
 
+def chat(
+    capsys: pytest.CaptureFixture[str],
+    entry: Entry,
+    sim: FakeLMStudio,
+    *args: str,
+    as_json: bool = False,
+) -> Tuple[int, str, str]:
+    """``lmstrix --server SIM [--json] chat MODEL "A city" ARGS``: exit code, stdout, stderr."""
+    json_flag = ("--json",) if as_json else ()
+    return run_cli(
+        capsys, entry, "--server", sim.base_url, *json_flag, "chat", MODEL, "A city", *args
+    )
+
+
 def test_chat_schema_prints_the_json_on_one_line_in_a_pipe(
     capsys: pytest.CaptureFixture[str], entry: Entry, sim: FakeLMStudio, schema_file: Path
 ) -> None:
     sim.inject(Fault(kind="schema_invalid"))
-    code, out, err = run_cli(
-        capsys,
-        entry,
-        "--server",
-        sim.base_url,
-        "chat",
-        MODEL,
-        "A city",
-        "--schema",
-        str(schema_file),
-    )
+    code, out, err = chat(capsys, entry, sim, "--schema", str(schema_file))
     assert code == 0, err
     assert out == json.dumps(ANSWER) + "\n"
     bodies = [r.body for r in sim.received if r.path == "/v1/chat/completions"]
@@ -72,17 +76,7 @@ def test_chat_schema_is_indented_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("lmstrix.cli._output._isatty", lambda stream: True)
-    code, out, _ = run_cli(
-        capsys,
-        entry,
-        "--server",
-        sim.base_url,
-        "chat",
-        MODEL,
-        "A city",
-        "--schema",
-        str(schema_file),
-    )
+    code, out, _ = chat(capsys, entry, sim, "--schema", str(schema_file))
     assert code == 0
     assert out == json.dumps(ANSWER, indent=2) + "\n"
     body = sim.received[-1].body
@@ -92,18 +86,7 @@ def test_chat_schema_is_indented_on_a_terminal(
 def test_chat_schema_json_document_has_parsed(
     capsys: pytest.CaptureFixture[str], entry: Entry, sim: FakeLMStudio, schema_file: Path
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        entry,
-        "--server",
-        sim.base_url,
-        "--json",
-        "chat",
-        MODEL,
-        "A city",
-        "--schema",
-        str(schema_file),
-    )
+    code, out, _ = chat(capsys, entry, sim, "--schema", str(schema_file), as_json=True)
     assert code == 0
     doc = json.loads(out)
     assert doc["parsed"] == ANSWER and json.loads(doc["text"]) == ANSWER
@@ -114,18 +97,7 @@ def test_chat_schema_json_document_has_parsed(
 def test_chat_schema_streamed_when_asked(
     capsys: pytest.CaptureFixture[str], entry: Entry, sim: FakeLMStudio, schema_file: Path
 ) -> None:
-    code, out, _ = run_cli(
-        capsys,
-        entry,
-        "--server",
-        sim.base_url,
-        "chat",
-        MODEL,
-        "A city",
-        "--schema",
-        str(schema_file),
-        "--stream",
-    )
+    code, out, _ = chat(capsys, entry, sim, "--schema", str(schema_file), "--stream")
     assert code == 0 and json.loads(out) == ANSWER
     assert sim.received[-1].body["stream"] is True
 
@@ -134,17 +106,7 @@ def test_chat_schema_failing_every_try_exits_1(
     capsys: pytest.CaptureFixture[str], entry: Entry, sim: FakeLMStudio, schema_file: Path
 ) -> None:
     sim.inject(Fault(kind="schema_invalid", times=2))
-    code, out, err = run_cli(
-        capsys,
-        entry,
-        "--server",
-        sim.base_url,
-        "chat",
-        MODEL,
-        "A city",
-        "--schema",
-        str(schema_file),
-    )
+    code, out, err = chat(capsys, entry, sim, "--schema", str(schema_file))
     assert (code, out) == (1, "")
     assert "no valid JSON for the schema in 2 answers" in err
     assert "missing required property 'city'" in err
@@ -169,9 +131,7 @@ def test_a_bad_schema_file_exits_2(
     path = tmp_path / "schema.json"
     if content is not None:
         path.write_text(content, encoding="utf-8")
-    code, out, err = run_cli(
-        capsys, entry, "--server", sim.base_url, "chat", MODEL, "A city", "--schema", str(path)
-    )
+    code, out, err = chat(capsys, entry, sim, "--schema", str(path))
     assert (code, out) == (2, "")
     assert message in err and str(path) in err
     assert not [r for r in sim.received if r.path == "/v1/chat/completions"]
