@@ -336,3 +336,25 @@ def test_example_values_conform_to_their_schema() -> None:
     for schema in schemas:
         value = example_value(schema, schema)
         assert schema_errors(value, schema) == [], (schema, value)
+
+
+def test_when_the_other_style_fails_too_the_first_error_is_raised() -> None:
+    refusal = "response_format.json_schema: the schema is not supported"
+    with FakeLMStudio([SimModel(key=MODEL, declared_context=8192)]) as fake:
+        fake.inject(Fault(kind="status", status=400, message=refusal))
+        with lmstrix.Client(fake.base_url, max_retries=0) as client:
+            client.list_models()
+            with pytest.raises(lmstrix.APIStatusError, match="schema is not supported"):
+                client.chat(MODEL, "x", schema=PERSON)
+            assert client._seen_style is None  # nothing learnt from two refusals
+        sent = [b["response_format"]["type"] for b in chat_bodies(fake)]
+    assert sent == ["json_schema", "json_object"]
+
+
+def test_an_error_that_is_no_refusal_of_the_style_is_raised_at_once() -> None:
+    with FakeLMStudio([SimModel(key=MODEL, declared_context=8192)]) as fake:
+        fake.inject(Fault(kind="status", status=400, message="response_format: too deep"))
+        with lmstrix.Client(fake.base_url, max_retries=0) as client:
+            with pytest.raises(lmstrix.APIStatusError, match="too deep"):
+                client.chat(MODEL, "x", schema=PERSON)
+        assert len(chat_bodies(fake)) == 1

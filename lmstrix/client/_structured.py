@@ -120,6 +120,14 @@ def find_json(
     return False, None, ["$: the answer is not JSON"]
 
 
+def _refuses_style(body: Any) -> bool:
+    """True when an error body reads like a refusal of the ``response_format`` style
+    (LM Studio: "'response_format.type' must be 'json_schema' or 'text'"; llama-cpp-python:
+    "... 'response_format', 'type' ... Input should be 'text' or 'json_object'")."""
+    text = str(body)
+    return "response_format" in text and ("json_schema" in text or "json_object" in text)
+
+
 class StructuredCall:
     """One request asking for JSON: checks its answers and rewrites it to ask again."""
 
@@ -192,7 +200,8 @@ class StructuredMixin:
 
     ``schema_style`` forces how JSON is asked for on every call of this client:
     ``"json_schema"`` or ``"json_object"`` (``None``: by the detected server kind, and
-    switched once, for the rest of the client's life, if the server refuses it).
+    switched once, for the rest of the client's life, if the server refuses it and takes
+    the other; when it refuses both, the first refusal is raised).
     """
 
     schema_style: Optional[str] = None
@@ -222,15 +231,21 @@ class StructuredMixin:
         try:
             return send()
         except APIStatusError as exc:
-            if call.asked.style is not None or "response_format" not in str(exc.body):
+            if call.asked.style is not None or not _refuses_style(exc.body):
                 raise
-            sent = call.body["response_format"]["type"]
-            other = STYLES[1] if sent == STYLES[0] else STYLES[0]
-            log.warning("%s refused response_format %s; using %s", exc.url, sent, other)
-            call.body["response_format"] = wire_format(call.asked, other)
+            first = exc
+        sent = call.body["response_format"]["type"]
+        other = STYLES[1] if sent == STYLES[0] else STYLES[0]
+        log.warning("%s refused response_format %s; trying %s", first.url, sent, other)
+        call.body["response_format"] = wire_format(call.asked, other)
+        try:
             result = send()
-            self._seen_style = other
-            return result
+        except APIStatusError as exc:
+            # Both refused: the error of the style the server kind calls for says more.
+            log.warning("%s refused response_format %s too: %s", exc.url, other, exc.message)
+            raise first from None
+        self._seen_style = other
+        return result
 
     def _send_checked(
         self, body: Dict[str, Any], model: str, send: Callable[[], T], *, stream: bool = False
