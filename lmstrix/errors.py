@@ -29,6 +29,7 @@ __all__ = [
     "QuotaExceededError",
     "RegistryCorruptError",
     "RegistryError",
+    "SchemaValidationError",
     "StreamError",
     "TemplateCycleError",
     "TemplateError",
@@ -164,6 +165,31 @@ class StreamError(APIError):
         self.text = text
         self.kind = kind
         self.body = body
+
+
+class SchemaValidationError(LMStrixError, ValueError):
+    """A structured answer was not JSON, or broke its schema, on every try.
+
+    ``errors`` lists what was wrong with the last answer (each message starts with the
+    JSON path at fault, ``$`` for the whole value), ``text`` is that answer as the model
+    wrote it, ``tries`` how many answers were asked for, and ``model`` the model.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        errors: Sequence[str] = (),
+        text: str = "",
+        tries: int = 1,
+        model: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.errors = list(errors)
+        self.text = text
+        self.tries = tries
+        self.model = model
 
 
 class RegistryError(LMStrixError):

@@ -351,6 +351,10 @@ class Chunk:
 class Completion:
     """A whole answer: ``text``, ``finish_reason``, ``usage``, ``stats`` and the ``raw`` body.
 
+    ``parsed`` is the JSON value of the answer, validated against the schema, when the
+    request asked for structured output (``schema=`` or ``response_format``; see
+    docs/user-guide/structured-output.md), else ``None``.
+
     ``model`` is the model the server says answered, which may differ from the one
     asked for (see :class:`lmstrix.Client` ``strict_model``). ``continued`` counts the
     requests that continued a stream cut mid-answer (``stream_chat(...,
@@ -366,6 +370,7 @@ class Completion:
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     continued: int = 0
     tool_calls: Tuple[ToolCall, ...] = ()
+    parsed: Any = None
 
     @classmethod
     def from_wire(cls, answer: Mapping[str, Any], *, chat: bool, elapsed_s: float) -> Completion:
@@ -407,4 +412,5 @@ class Completion:
             "reasoning": self.reasoning,
             "continued": self.continued,
             "tool_calls": [call.to_dict() for call in self.tool_calls],
+            "parsed": self.parsed,
         }

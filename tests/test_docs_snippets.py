@@ -148,6 +148,16 @@ EXPECTED: Dict[str, List[str]] = {
         '2\nTool results: get_weather: {"city": "Paris", "sky": "sunny", "temperature": 21, '
         '"unit": "celsius"}\n',
     ],
+    "docs/user-guide/structured-output.md": [
+        "{'name': 'example', 'age': 1, 'languages': ['example']}\n2\n",
+        "['age', 'languages', 'name']\n",
+        "$.name: expected string, got integer\n$.age: -1 is less than the minimum 0\n",
+        "1 ['$: the answer is not JSON', '$: the answer was cut short by max_tokens "
+        "(finish_reason length)']\n",
+        "\n['example']\n",
+        "2 example\nYour answer failed validation: $: missing required property 'name'; "
+        "answer again with JSON only.\n",
+    ],
     "docs/user-guide/transports.md": ["/api/v1/models')"],
 }
 

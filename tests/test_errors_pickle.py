@@ -19,6 +19,7 @@ from lmstrix import errors
         errors.MissingVariableError("missing variables: a", missing=("a",)),
         errors.FallbackError("all failed", failures=[("a", "skipped: too long")]),
         errors.ConfigError("bad"),
+        errors.SchemaValidationError("bad json", errors=["$: x"], text="{", tries=2, model="m"),
     ],
     ids=lambda e: type(e).__name__,
 )

@@ -87,6 +87,12 @@ MARKERS: Dict[str, Tuple[str, ...]] = {
         r"^answer: Tool results: get_weather: .*; get_weather: ",
         r"^steps: 3, tool calls run: 3$",
     ),
+    "structured_output.py": (
+        r"^model: lmstrix-demo/\S+ \(server API: v1\)$",
+        r'^      "genre": "fiction"$',
+        r"^books: 2, first year: 1450$",
+        r"^too short an answer, 2 tries: \$: the answer is not JSON$",
+    ),
 }
 
 
@@ -158,6 +164,7 @@ def server() -> Iterator[FakeLMStudio]:
         ("basic_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^A: 42$"),
         ("streaming_chat.py", [], r"^stream closed early: yes$"),
         ("native_chat.py", ["--model", "lmstrix-demo/solid-3b"], r"^items: message$"),
+        ("structured_output.py", [], r"^books: 2, first year: 1450$"),
         ("code_generator.py", ["--task", "What is 2+3?"], r"^no fenced code in the answer"),
         ("tool_loop.py", [], r"^call get_weather .*\n.*\nsteps: 2, tool calls run: 1$"),
         ("fit_long_prompt.py", [], r"^  lmstrix-demo/tiny-chat-1b has no tested working context"),

@@ -120,6 +120,7 @@ def cmd_chat(
     models: Sequence[str] = (),
     cache: Optional[str] = None,
     native: bool = False,
+    schema: Optional[str] = None,
 ) -> int:
     """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
@@ -129,7 +130,9 @@ def cmd_chat(
     ``native`` asks through LM Studio 0.4's native chat (see ``_cmd_respond``).
     No model: the ``default-model`` setting. No prompt and stdin a terminal: an
     interactive chat (:mod:`lmstrix.cli._interactive`).
+    ``schema`` is a JSON schema file: the answer is validated JSON (see ``_chat_schema``).
     """
+    from ._chat_schema import load_schema
     from ._cmd_observe import cached
 
     if models:
@@ -148,7 +151,7 @@ def cmd_chat(
         if ttl < 1:
             raise UsageError(f"--ttl takes a number of seconds of at least 1, not {ttl}")
         params["ttl"] = ttl
-    if _interactive(session, prompt, file, template, prompts, list(variables)):
+    if _interactive(session, prompt, file, template, prompts, list(variables), schema):
         from ._interactive import run_interactive
 
         with cached(session, cache):
@@ -162,6 +165,10 @@ def cmd_chat(
         from ._overflow import OverflowCheck
 
         OverflowCheck(session).warn(keys[0], messages, max_tokens)
+    if schema is not None:  # a JSON answer, validated, printed whole unless --stream
+        if native:
+            raise UsageError("--schema works with the OpenAI-compatible chat, not --native")
+        params["schema"], stream = load_schema(session, schema), bool(stream)
     streaming = (
         stream if stream is not None else (not session.as_json and session.is_tty(session.stdout))
     )
@@ -195,6 +202,7 @@ def _ask(
     """Ask the chain ``keys``, print the answer (or the JSON document); the completion."""
     from ..errors import ModelNotFoundError
     from ._chains import Answers, chain_client, choice
+    from ._chat_schema import json_extras, shown
 
     answers = Answers()
     client = chain_client(session, keys, answers)
@@ -210,7 +218,7 @@ def _ask(
                 session.write("\n")
         else:
             completion = client.chat(wanted, messages, **params)
-            session.echo(completion.text.rstrip("\n"))
+            session.echo(shown(session, completion))
     except ModelNotFoundError as exc:
         raise session.unknown_model(keys[0], exc) from exc
     answered, server = answers.last() or (keys[0], None)
@@ -235,6 +243,7 @@ def _ask(
                 "finish_reason": completion.finish_reason,
                 "usage": completion.usage.to_dict(),
                 "stats": completion.stats.to_dict(),
+                **json_extras(completion, params),
             }
         )
     return completion

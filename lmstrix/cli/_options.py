@@ -332,6 +332,13 @@ COMMANDS: Tuple[Command, ...] = (
                 multiple=True,
             ),
             CACHE,
+            Option(
+                "schema",
+                ("--schema",),
+                "a JSON schema file: the answer is JSON that conforms to it (asked again "
+                "once if not), printed whole",
+                metavar="FILE",
+            ),
         ),
     ),
     Command(

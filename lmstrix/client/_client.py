@@ -16,6 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..config import Timeout, resolve_base_url, resolve_token
@@ -32,6 +33,7 @@ from ._fitcontext import FitContextMixin
 from ._native import NativeChatMixin
 from ._replies import Messages, chat_body, check_served, embedding_rows, merge_rows
 from ._stream import ChatStream, whole_answer
+from ._structured import StructuredMixin
 from ._tools import ToolsMixin
 
 if TYPE_CHECKING:
@@ -56,7 +58,7 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin):
+class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin, StructuredMixin):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -371,7 +373,8 @@ class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin):
         self, path: str, body: Dict[str, Any], model: str, operation: str
     ) -> Completion:
         answer = lambda _: self._answer(path, body, model, operation)  # noqa: E731
-        return self._observed(operation, model, body, answer)
+        send = partial(self._observed, operation, model, body, answer)
+        return self._send_checked(body, model, send)  # JSON asked: validated, asked again
 
     def _answer(self, path: str, body: Dict[str, Any], model: str, operation: str) -> Completion:
         started = time.perf_counter()
@@ -391,7 +394,8 @@ class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin):
         body["stream_options"] = {**(options if isinstance(options, dict) else {})}
         body["stream_options"].setdefault("include_usage", True)
         opened = lambda scope: self._open_stream(path, body, model, kind, scope)  # noqa: E731
-        return self._observed(kind, model, body, opened, stream=True)
+        send = partial(self._observed, kind, model, body, opened, stream=True)
+        return self._send_checked(body, model, send, stream=True)  # JSON asked: checked
 
     def _open_stream(
         self, path: str, body: Dict[str, Any], model: str, kind: str, scope: Optional[CallScope]

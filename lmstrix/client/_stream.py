@@ -57,6 +57,9 @@ class ChatStream(Iterator[Chunk]):
     the server sent it) and timing stats measured on this side.
     """
 
+    # Applied to the whole answer at the end (structured output: parse and validate).
+    _finish: Optional[Callable[[Completion], Completion]] = None
+
     def __init__(
         self,
         response: Response,
@@ -184,7 +187,8 @@ class ChatStream(Iterator[Chunk]):
             else:
                 yield from self._read()
             if not self._stopped:
-                self._completion = self._whole or self._build()
+                done = self._whole or self._build()
+                self._completion = done if self._finish is None else self._finish(done)
             self._release()
         except Exception as exc:
             if self._scope is not None:

@@ -15,7 +15,7 @@ STREAM_FAULT_KINDS = frozenset(
 """Kinds that only apply to streaming requests (a non-streaming request skips them)."""
 
 FAULT_KINDS = (
-    frozenset({"status", "html_500", "text_502", "reset", "reset_after", "delay"})
+    frozenset({"status", "html_500", "text_502", "reset", "reset_after", "delay", "schema_invalid"})
     | STREAM_FAULT_KINDS
 )
 """Every fault kind :class:`Fault` accepts."""
@@ -45,7 +45,9 @@ class Fault:
       with no ``finish_reason`` and no ``[DONE]``;
     - ``"error_event"``: send ``after_chunks`` deltas, then ``data: {"error": {...}}``;
     - ``"event_error_line"``: like ``error_event`` but preceded by an ``event: error`` line;
-    - ``"ping_comments"``: interleave ``: ping`` comment lines in an otherwise normal stream.
+    - ``"ping_comments"``: interleave ``: ping`` comment lines in an otherwise normal stream;
+    - ``"schema_invalid"``: a request asking for JSON with a schema is answered with JSON
+      that lacks the first required property (or, with none required, is cut short).
 
     The stream kinds only match streaming requests.
     """

@@ -17,6 +17,7 @@ from ._downloads import download_route
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
 from ._native import native_chat
+from ._structured import schema_asked, schema_words
 from ._tools import answer_tool_calls, tool_turn
 
 __all__ = ["API_MODES", "Exchange", "OVERFLOW_STREAM_MODES", "Settings", "StreamSink", "route"]
@@ -84,6 +85,10 @@ class Exchange(Protocol):
 
     def open_stream(self) -> StreamSink:
         """Start a 200 ``text/event-stream`` reply."""
+        ...
+
+    def take_answer_fault(self, kind: str) -> bool:
+        """True (once) when a fault of ``kind`` is armed for this request's answer."""
         ...
 
 
@@ -227,6 +232,9 @@ def _prompt(model: SimModel, body: Dict[str, Any], chat: bool) -> Tuple[str, str
 
 def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
     body = _require_object(body)
+    schema = schema_asked(
+        ex.settings.api, body, "/v1/chat/completions" if chat else "/v1/completions"
+    )
     inst = _resolve(ex, body, "llm")
     model = inst.model
     cache_text, user_text, prompt_tokens = _prompt(model, body, chat)
@@ -273,7 +281,10 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
             )
             return
         limit = _max_tokens(body)
-        words: List[str] = answer_pieces(answer.words if turn is None else turn.words, partial)
+        said = answer.words if turn is None else turn.words
+        if schema is not None:  # a JSON answer conforming to the schema (or, faulted, not)
+            said = tuple(schema_words(schema, broken=ex.take_answer_fault("schema_invalid")))
+        words: List[str] = answer_pieces(said, partial)
         finish = "stop"
         if limit is not None and len(words) > limit:
             words, finish = words[:limit], "length"

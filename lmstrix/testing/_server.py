@@ -236,6 +236,13 @@ class _Handler(BaseHTTPRequestHandler):
         fault, self._stream_fault = self._stream_fault, None
         return _StreamWriter(self, fault)
 
+    def take_answer_fault(self, kind: str) -> bool:
+        fault = self._stream_fault
+        if fault is None or fault.kind != kind:
+            return False
+        self._stream_fault = None
+        return True
+
     def drop_connection(self, *, reset: bool) -> None:
         """Close the connection with no further bytes (a TCP reset when ``reset``)."""
         self.close_connection = True
