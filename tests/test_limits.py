@@ -412,3 +412,21 @@ def test_the_label_rides_in_every_request(fake: FakeLMStudio) -> None:
     with lmstrix.Client(fake.base_url, middleware=[spy]) as client:
         client.chat(MODEL, "hi")
     assert seen[:-1] == ["alice"] * (len(seen) - 1) and len(seen) >= 4 and seen[-1] == "unset"
+
+
+def test_native_chat_is_counted_and_policed_like_chat(tmp_path: Path) -> None:
+    from lmstrix.limits import Budget, Policy, UsageLog, UsageRecord
+
+    records: List[UsageRecord] = []
+    budget = Budget(tmp_path / "quota.sqlite", tokens_per_day=10_000)
+    middleware = [Policy({"ann": {"models": ["lmstrix-demo/*"]}}), budget, UsageLog(records.append)]
+    with FakeLMStudio() as fake, lmstrix.Client(
+        fake.base_url, label="ann", middleware=middleware
+    ) as client:
+        answer = client.respond("lmstrix-demo/solid-3b", "What is 2+3?", max_output_tokens=20)
+        with client.stream_respond("lmstrix-demo/solid-3b", "Tell me a story") as stream:
+            stream.text()
+    assert [r.operation for r in records] == ["respond", "respond"]
+    assert records[0].total_tokens == answer.usage.total_tokens
+    assert (records[1].total_tokens or 0) > 0  # from the stats of the stream's chat.end
+    assert budget.used("ann") == sum(r.total_tokens or 0 for r in records)

@@ -132,7 +132,8 @@ class CallContent:
 class CallEvent:
     """What one model call did: given to observers when the call ends.
 
-    ``operation`` is ``chat``, ``completion``, ``embedding``, ``load`` or ``unload``
+    ``operation`` is ``chat``, ``completion``, ``embedding``, ``respond`` (LM Studio 0.4's
+    native chat), ``load``, ``unload`` or ``context_search`` (a whole search)
     (``stream`` tells streamed calls apart). ``outcome`` is ``ok``, ``error`` (then
     ``error`` holds the exception) or ``closed`` (a stream closed before its end).
     ``parameters`` are the request's settings (``temperature``, ``max_tokens``,

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 __all__ = ["INFERENCE", "Ended", "Facts", "estimate_tokens", "facts_of", "metered"]
 
-INFERENCE = frozenset(("chat", "completion", "embedding"))
-"""The operations that use a model's tokens (loads, unloads and listings do not)."""
+INFERENCE = frozenset(("chat", "completion", "embedding", "respond"))
+"""The operations that use a model's tokens (loads, unloads and listings do not);
+``respond`` is LM Studio 0.4's native chat."""
 
 _TAIL_BYTES = 64 * 1024  # a stream's usage is in its last events
 
@@ -73,18 +74,18 @@ def estimate_tokens(body: Mapping[str, Any], operation: str, completion_tokens: 
         for message in messages:
             content = message.get("content") if isinstance(message, Mapping) else None
             texts.append(content if isinstance(content, str) else json.dumps(content))
-    for name in ("prompt", "input"):
+    for name in ("prompt", "input", "system_prompt"):
         value = body.get(name)
         if isinstance(value, str):
             texts.append(value)
         elif isinstance(value, list):
             texts.extend(v if isinstance(v, str) else json.dumps(v) for v in value)
     prompt = sum(math.ceil(len(t.encode("utf-8")) / 3) + 8 for t in texts)
-    if operation == "chat":
+    if operation in ("chat", "respond"):
         prompt += 32
     if operation == "embedding":
         return prompt
-    limit = body.get("max_tokens")
+    limit = body.get("max_output_tokens" if operation == "respond" else "max_tokens")
     answer = limit if isinstance(limit, int) and limit > 0 else completion_tokens
     return prompt + answer
 
@@ -122,9 +123,10 @@ def usage_of_json(body: bytes) -> Optional[Usage]:
 
 
 def usage_of_sse(tail: bytes) -> Optional[Usage]:
-    """The usage in the last event that carries one (``tail``: the end of a stream)."""
+    """The usage in the last event that carries one (``tail``: the end of a stream; a
+    native chat's is in the ``stats`` of its ``chat.end`` result)."""
     for line in reversed(tail.splitlines()):
-        if line.startswith(b"data:") and b'"usage"' in line:
+        if line.startswith(b"data:") and (b'"usage"' in line or b'"stats"' in line):
             found = usage_of_json(line[5:].strip())
             if found is not None:
                 return found
@@ -134,6 +136,8 @@ def usage_of_sse(tail: bytes) -> Optional[Usage]:
 def _usage_in(parsed: Any) -> Optional[Usage]:
     if not isinstance(parsed, dict):
         return None
+    if isinstance(parsed.get("result"), dict):  # a native chat's chat.end event
+        parsed = parsed["result"]
     for key in ("usage", "stats"):
         value = parsed.get(key)
         if isinstance(value, dict):

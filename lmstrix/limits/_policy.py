@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ADMIN_OPERATIONS", "USER_OPERATIONS", "Policy", "Rule"]
 
-USER_OPERATIONS: FrozenSet[str] = frozenset(("models", "chat", "completion", "embedding"))
+USER_OPERATIONS: FrozenSet[str] = frozenset(
+    ("models", "chat", "completion", "embedding", "respond")
+)
 """What a label may do unless its rule says otherwise."""
 
 ADMIN_OPERATIONS: FrozenSet[str] = frozenset(("load", "unload"))

@@ -21,7 +21,7 @@ __all__ = ["SLAEvent", "SLAWatch", "percentile"]
 log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
-_WATCHED = frozenset(("chat", "completion", "embedding"))
+_WATCHED = frozenset(("chat", "completion", "embedding", "respond"))
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,12 @@ log.addHandler(logging.NullHandler())
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 # lmstrix operation -> gen_ai.operation.name
-_OPERATIONS = {"chat": "chat", "completion": "text_completion", "embedding": "embeddings"}
+_OPERATIONS = {
+    "chat": "chat",
+    "respond": "chat",  # LM Studio 0.4's native chat
+    "completion": "text_completion",
+    "embedding": "embeddings",
+}
 # request parameter -> gen_ai.request.* attribute
 _REQUEST = {
     "temperature": "gen_ai.request.temperature",
