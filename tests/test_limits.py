@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import List
+from typing import Any, List
 
 import pytest
 
@@ -225,7 +225,7 @@ def test_policy_rules_and_defaults() -> None:
 
 
 def test_usage_records_match_the_simulator(fake: FakeLMStudio, tmp_path: Path) -> None:
-    records: List[UsageRecord] = []
+    records: List[Any] = []
     path = tmp_path / "usage.jsonl"
     token = "sk-secret-usage"
     with FakeLMStudio(api_token=token) as server:
@@ -358,7 +358,7 @@ def test_an_unusable_quota_file_is_reported(fake: FakeLMStudio, tmp_path: Path) 
 
 def test_unsent_and_broken_calls(tmp_path: Path) -> None:
     budget = Budget(tokens_per_day=10_000)
-    records: List[UsageRecord] = []
+    records: List[Any] = []
     middleware = [budget, UsageLog(records.append)]
     with FakeLMStudio() as server:
         url = server.base_url
@@ -415,9 +415,9 @@ def test_the_label_rides_in_every_request(fake: FakeLMStudio) -> None:
 
 
 def test_native_chat_is_counted_and_policed_like_chat(tmp_path: Path) -> None:
-    from lmstrix.limits import Budget, Policy, UsageLog, UsageRecord
+    from lmstrix.limits import Budget, Policy, UsageLog
 
-    records: List[UsageRecord] = []
+    records: List[Any] = []
     budget = Budget(tmp_path / "quota.sqlite", tokens_per_day=10_000)
     middleware = [Policy({"ann": {"models": ["lmstrix-demo/*"]}}), budget, UsageLog(records.append)]
     with FakeLMStudio() as fake, lmstrix.Client(
