@@ -17,7 +17,7 @@ import sys
 import textwrap
 import warnings
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List
 
 import pytest
 
@@ -317,13 +317,49 @@ def test_the_example_plugin_in_a_fresh_venv(tmp_path: Path) -> None:
     assert hello.returncode == 0 and hello.stdout == "HELLO, ADA, FROM THE EXAMPLE PLUGIN\n"
     with FakeLMStudio() as server:
         chat = run("-m", "lmstrix", "--server", server.base_url, "chat", CHAT, "What is 2+3?")
-    assert chat.returncode == 0, chat.stderr
-    assert log.read_text(encoding="utf-8").splitlines() == [f"chat {CHAT} ok"]  # the observer
-    shout = run(
-        "-c",
-        "import lmstrix, lmstrix.plugins as p; "
-        "print(p.load().post_process(lmstrix.Completion('five'), ['shout']).text)",
-    )
-    assert shout.stdout == "FIVE\n"  # the post-processor
+        assert chat.returncode == 0, chat.stderr
+        assert log.read_text(encoding="utf-8").splitlines() == [f"chat {CHAT} ok"]  # the observer
+        shout = run(
+            "-m", "lmstrix", "--server", server.base_url, "chat", CHAT, "hi", "--post", "shout"
+        )
+    assert shout.stdout.startswith("SIMULATED ANSWER FROM"), shout.stderr  # the post-processor
     quiet = run("-c", "import sys, lmstrix; print('lmstrix_example_plugin' in sys.modules)")
     assert quiet.stdout == "False\n"  # import lmstrix loads no plugin
+
+
+@pytest.mark.parametrize(("name", "entry"), front_ends())
+def test_post_processors_on_chat_and_batch(
+    site: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, entry: Any
+) -> None:
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    source.write_text('{"id": "a", "prompt": "Tell me a story"}\n', encoding="utf-8")
+    with FakeLMStudio() as server:
+        url = ["--server", server.base_url]
+        code, out, _ = run_cli(
+            capsys, entry, *url, "chat", CHAT, "Tell me a story", "--post", "shout"
+        )
+        assert code == 0 and out.startswith("SIMULATED ANSWER FROM")  # the plugin's
+        code, out, _ = run_cli(capsys, entry, *url, "chat", CHAT, "What is 2+3?", "--post", "json")
+        assert code == 0 and out == "5\n"  # built in: the answer is JSON
+        code, _, err = run_cli(capsys, entry, *url, "chat", CHAT, "hi", "--post", "nope")
+        assert code == 2 and "no post-processor named 'nope'; known: " in err and "shout" in err
+        code, _, err = run_cli(
+            capsys, entry, *url, "chat", CHAT, "hi", "--post", "json", "--stream"
+        )
+        assert code == 2 and "--post prints the processed answer whole" in err
+        args = ["batch", str(source), "-o", str(output), "-m", CHAT, "--post", "shout"]
+        code, _, err = run_cli(capsys, entry, *url, *args)
+    assert code == 0, err
+    (record,) = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert record["output"].startswith("SIMULATED ANSWER FROM")
+
+
+def test_a_post_processing_client_delegates_the_rest() -> None:
+    from lmstrix.plugins import BUILTIN_POST_PROCESSORS, PostProcessingClient
+
+    with FakeLMStudio() as server, lmstrix.Client(server.base_url) as client:
+        wrapped = PostProcessingClient(client, ["json"], BUILTIN_POST_PROCESSORS)
+        assert wrapped.chat(CHAT, "What is 2+3?").text == "5"
+        assert wrapped.base_url == client.base_url  # everything else is the client's
+        with pytest.raises(PostProcessError, match="no post-processor named 'x'"):
+            PostProcessingClient(client, ["x"], BUILTIN_POST_PROCESSORS)

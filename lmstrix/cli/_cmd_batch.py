@@ -32,6 +32,7 @@ def cmd_batch(
     max_tokens: Optional[int] = None,
     cache: Optional[str] = None,
     metrics_out: Optional[str] = None,
+    post: Sequence[str] = (),
 ) -> int:
     """Run every item of ``input`` through ``model``, writing results to ``output``.
 
@@ -46,7 +47,8 @@ def cmd_batch(
     answers, and ``workers`` defaults to the parallel slots of all its loaded instances.
     ``cache`` is a :class:`~lmstrix.cache.ResponseCache` file for deterministic requests;
     the run's :class:`~lmstrix.observe.Metrics` are summed up on stderr at the end, in
-    the JSON document (``metrics``), and written to ``metrics_out``.
+    the JSON document (``metrics``), and written to ``metrics_out``. ``post`` names
+    post-processors applied to each answer before it is written (``--post``).
     """
     from ._chains import Answers, chain_client, choice, model_keys
 
@@ -99,7 +101,9 @@ def cmd_batch(
         session.note(f"batch: journal {target.journal} (resumes from it); {output} at the end")
     try:
         with watched(session, metrics_out), cached(session, cache):
-            client = chain_client(session, keys, answers)
+            from ._plugins import post_processed
+
+            client = post_processed(session, chain_client(session, keys, answers), post)
             if workers is None and len(keys) > 1:  # the slots of the chain's first choice
                 workers = batch.default_workers(client, keys[0])
             summary = batch.run_batch(

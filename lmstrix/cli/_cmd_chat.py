@@ -121,6 +121,7 @@ def cmd_chat(
     cache: Optional[str] = None,
     native: bool = False,
     schema: Optional[str] = None,
+    post: Sequence[str] = (),
 ) -> int:
     """Ask ``model`` one question; stream the answer when stdout is a terminal.
 
@@ -131,6 +132,7 @@ def cmd_chat(
     No model: the ``default-model`` setting. No prompt and stdin a terminal: an
     interactive chat (:mod:`lmstrix.cli._interactive`).
     ``schema`` is a JSON schema file: the answer is validated JSON (see ``_chat_schema``).
+    ``post`` names post-processors applied to the answer, which is then printed whole.
     """
     from ._chat_schema import load_schema
     from ._cmd_observe import cached
@@ -151,6 +153,8 @@ def cmd_chat(
         if ttl < 1:
             raise UsageError(f"--ttl takes a number of seconds of at least 1, not {ttl}")
         params["ttl"] = ttl
+    if post and (native or stream):
+        raise UsageError("--post prints the processed answer whole: drop --native/--stream")
     if _interactive(session, prompt, file, template, prompts, list(variables), schema):
         from ._interactive import run_interactive
 
@@ -186,7 +190,7 @@ def cmd_chat(
             cache=cache,
         )
     with cached(session, cache):
-        completion = _ask(session, keys, messages, params, streaming)
+        completion = _ask(session, keys, messages, params, streaming and not post, list(post))
     if stats:
         session._err(stats_line(completion))
     return EXIT_OK
@@ -198,14 +202,18 @@ def _ask(
     messages: List[Dict[str, str]],
     params: Dict[str, Any],
     streaming: bool,
+    post: Sequence[str] = (),
 ) -> Completion:
-    """Ask the chain ``keys``, print the answer (or the JSON document); the completion."""
+    """Ask the chain ``keys``, print the answer (or the JSON document); the completion.
+    ``post``: post-processors for the answer (``--post``)."""
     from ..errors import ModelNotFoundError
     from ._chains import Answers, chain_client, choice
     from ._chat_schema import json_extras, shown
 
     answers = Answers()
-    client = chain_client(session, keys, answers)
+    from ._plugins import post_processed
+
+    client = post_processed(session, chain_client(session, keys, answers), post)
     wanted = choice(keys)
     try:
         completion: Completion

@@ -17,7 +17,14 @@ from typing import Any, Dict, Tuple
 
 from ._checks import positive_seconds, server_url
 from ._options_config import CONFIG_COMMANDS, CONFIG_GROUPS
-from ._options_observe import AUDIT_OPTIONS, CACHE, METRICS_OUT, OBSERVE_COMMANDS, OBSERVE_GROUPS
+from ._options_observe import (
+    AUDIT_OPTIONS,
+    CACHE,
+    METRICS_OUT,
+    OBSERVE_COMMANDS,
+    OBSERVE_GROUPS,
+    POST,
+)
 from ._options_text import TEXT_COMMANDS
 from ._params import Argument, Command, FromLibrary, Option
 
@@ -332,6 +339,7 @@ COMMANDS: Tuple[Command, ...] = (
                 multiple=True,
             ),
             CACHE,
+            POST,
             Option(
                 "schema",
                 ("--schema",),
@@ -401,6 +409,7 @@ COMMANDS: Tuple[Command, ...] = (
             _TEMPERATURE,
             _MAX_TOKENS,
             CACHE,
+            POST,
             METRICS_OUT,
         ),
     ),

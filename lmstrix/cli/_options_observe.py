@@ -39,6 +39,15 @@ CACHE = Option(
     metavar="PATH",
 )
 
+POST = Option(
+    "post",
+    ("--post",),
+    "apply a post-processor to each answer (repeatable, in order): strip-reasoning, "
+    "extract-code, json, or one a plugin adds (lmstrix plugins)",
+    metavar="NAME",
+    multiple=True,
+)
+
 METRICS_OUT = Option(
     "metrics_out",
     ("--metrics-out",),

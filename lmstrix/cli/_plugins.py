@@ -20,7 +20,13 @@ if TYPE_CHECKING:
     from ..plugins import Plugins
     from ._session import Session
 
-__all__ = ["cmd_plugins", "load_plugins", "plugin_commands", "use_plugins"]
+__all__ = [
+    "cmd_plugins",
+    "load_plugins",
+    "plugin_commands",
+    "post_processed",
+    "use_plugins",
+]
 
 
 def load_plugins(stderr: Optional[TextIO] = None) -> Optional[Plugins]:
@@ -67,6 +73,22 @@ def use_plugins(session: Session, plugins: Optional[Plugins]) -> None:
         session.add_middleware(middleware)
     for observer in plugins.observers:
         session.observe(observer)
+
+
+def post_processed(session: Session, client: Any, names: Sequence[str]) -> Any:
+    """``client``, its ``chat`` answers post-processed by ``names`` (``--post``): the
+    built-in post-processors and the loaded plugins'. Unknown names are bad usage."""
+    if not names:
+        return client
+    from ..plugins import BUILTIN_POST_PROCESSORS, PostProcessError, PostProcessingClient
+    from ._session import UsageError
+
+    plugins: Any = session.plugins
+    available = plugins.post_processors if plugins is not None else BUILTIN_POST_PROCESSORS
+    try:
+        return PostProcessingClient(client, names, available)
+    except PostProcessError as exc:
+        raise UsageError(f"--post: {exc}") from None
 
 
 def cmd_plugins(session: Session) -> int:

@@ -18,7 +18,13 @@ from ._load import (
     installed,
     load,
 )
-from ._post import BUILTIN_POST_PROCESSORS, PostProcessError, PostProcessor, post_process
+from ._post import (
+    BUILTIN_POST_PROCESSORS,
+    PostProcessError,
+    PostProcessingClient,
+    PostProcessor,
+    post_process,
+)
 
 __all__ = [
     "BUILTIN_POST_PROCESSORS",
@@ -29,6 +35,7 @@ __all__ = [
     "PluginWarning",
     "Plugins",
     "PostProcessError",
+    "PostProcessingClient",
     "PostProcessor",
     "installed",
     "load",

@@ -16,12 +16,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import replace
-from typing import Callable, Dict, Iterable, Mapping
+from typing import Any, Callable, Dict, Iterable, Mapping, Sequence
 
 from ..errors import LMStrixError
 from ..types import Completion
 
-__all__ = ["BUILTIN_POST_PROCESSORS", "PostProcessError", "PostProcessor", "post_process"]
+__all__ = [
+    "BUILTIN_POST_PROCESSORS",
+    "PostProcessError",
+    "PostProcessingClient",
+    "PostProcessor",
+    "check_names",
+    "post_process",
+]
 
 PostProcessor = Callable[[Completion], Completion]
 """``post_processor(completion) -> completion``."""
@@ -94,3 +101,41 @@ def post_process(
         except Exception as exc:  # a plugin's function: name it in the error
             raise PostProcessError(f"post-processor {name!r} failed: {exc}") from exc
     return done
+
+
+def check_names(names: Iterable[str], available: Mapping[str, PostProcessor]) -> None:
+    """Refuse unknown post-processor names before anything is sent.
+
+    Raises:
+        PostProcessError: a name is unknown (the message lists the known ones).
+    """
+    unknown = [name for name in names if name not in available]
+    if unknown:
+        known = ", ".join(sorted(available)) or "none"
+        raise PostProcessError(f"no post-processor named {unknown[0]!r}; known: {known}")
+
+
+class PostProcessingClient:
+    """A chat client whose ``chat`` answers go through post-processors; everything else
+    is the wrapped client's (streams are not post-processed: they are shown as they come).
+    """
+
+    def __init__(
+        self, inner: Any, names: Sequence[str], available: Mapping[str, PostProcessor]
+    ) -> None:
+        check_names(names, available)
+        self._inner = inner
+        self._names = tuple(names)
+        self._available = available
+
+    def chat(self, model: Any, messages: Any, **params: Any) -> Completion:
+        """The wrapped client's answer, post-processed."""
+        return post_process(
+            self._inner.chat(model, messages, **params), self._names, self._available
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def __reduce__(self) -> Any:
+        return (PostProcessingClient, (self._inner, self._names, dict(self._available)))
