@@ -20,6 +20,7 @@ transaction by a background thread (:mod:`lmstrix.middleware._writebehind`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -187,13 +188,12 @@ class ResponseCache:
         operation = str(request.extensions.get(OPERATION, ""))
         if self.deterministic_only and not is_deterministic(body, operation):
             return None
-        parts = urlsplit(request.url)
-        server = f"{parts.scheme}://{parts.netloc}".lower()
+        server, path = _server_and_path(request.url)
         model = str(body.get("model", ""))
         canonical = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         with self._lock:
             context = self._contexts.get((server, model))
-        material = [server, parts.path, model, context, bool(request.stream), canonical]
+        material = [server, path, model, context, bool(request.stream), canonical]
         text = _KEY_ENCODER.encode(material)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -314,7 +314,7 @@ class ResponseCache:
 
     def _track_loads(self, request: Request, response: Response, operation: str) -> Response:
         """Remember the context each model is loaded with: it is part of the key."""
-        server = "{0.scheme}://{0.netloc}".format(urlsplit(request.url)).lower()
+        server = _server_and_path(request.url)[0]
         try:
             sent = json.loads(request.body or b"")
         except ValueError:
@@ -337,6 +337,13 @@ class ResponseCache:
                     self._contexts[(server, model)] = loaded.context_length
                     self._contexts[(server, loaded.id)] = loaded.context_length
         return BufferedResponse(response.status_code, response.headers, body)
+
+
+@functools.lru_cache(maxsize=256)
+def _server_and_path(url: str) -> Tuple[str, str]:
+    """``("http://host:port", "/path")`` of a request URL (a client sends few of them)."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower(), parts.path
 
 
 def _delete(conn: sqlite3.Connection, keys: List[str]) -> None:
