@@ -31,7 +31,10 @@ WAIT_S = 60.0  # generous: the machine may be busy; a passing run never waits th
 
 # The child: take the pty as controlling terminal, then run one front end.
 CHILD = """
-import fcntl, os, sys, termios
+import fcntl, os, signal, sys, termios
+# A terminal's Ctrl-C must reach Python even when the test runner was started with SIGINT
+# ignored (a background job of a non-interactive shell), which its children inherit.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 os.setsid()
 fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 if sys.argv[1] == "click":
