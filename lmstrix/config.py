@@ -8,6 +8,7 @@ exception is the default server, which may come from the port file LM Studio wri
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -51,9 +52,13 @@ class Timeout:
     def __post_init__(self) -> None:
         for name in ("connect_s", "read_s", "load_s"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 < value < math.inf  # NaN fails this too
+            ):
                 raise ConfigError(
-                    f"Timeout.{name} must be a positive number of seconds, not {value!r}"
+                    f"Timeout.{name} must be a positive, finite number of seconds, not {value!r}"
                 )
 
     @classmethod

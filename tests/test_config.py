@@ -62,6 +62,9 @@ def test_timeout_coerce() -> None:
         Timeout(connect_s=0)
     with pytest.raises(ConfigError):
         Timeout(read_s=True)
+    for bad in (float("nan"), float("inf")):  # a socket cannot wait for either
+        with pytest.raises(ConfigError, match="finite"):
+            Timeout.coerce(bad)
 
 
 def test_lmstrix_server_may_list_several_servers() -> None:
