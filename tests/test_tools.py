@@ -353,3 +353,21 @@ def test_past_its_script_a_model_without_results_answers_as_usual() -> None:
         done = client.chat(MODEL, messages, tools=[WEATHER])
     assert done.tool_calls == ()
     assert done.text.startswith("Simulated answer")
+
+
+def test_observers_see_the_names_of_the_tools_offered(scripted: FakeLMStudio) -> None:
+    events: List[lmstrix.CallEvent] = []
+
+    def get_time(zone: str) -> str:
+        """The time in a zone."""
+        return "noon"
+
+    with lmstrix.Client(scripted.base_url, observers=[events.append]) as client:
+        client.chat(MODEL, "Weather and time?", tools=[WEATHER, get_time], tool_choice="auto")
+    (event,) = events
+    assert event.parameters["tools"] == ["get_weather", "get_time"]  # not their schemas
+    assert event.parameters["tool_choice"] == "auto"
+    assert lmstrix.client._calls.call_parameters({"tools": [{"type": "mcp"}, 7]})["tools"] == [
+        "mcp",
+        "?",
+    ]

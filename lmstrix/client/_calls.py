@@ -137,7 +137,8 @@ class CallEvent:
     (``stream`` tells streamed calls apart). ``outcome`` is ``ok``, ``error`` (then
     ``error`` holds the exception) or ``closed`` (a stream closed before its end).
     ``parameters`` are the request's settings (``temperature``, ``max_tokens``,
-    ``context_length``, the number of ``inputs``...), never its content. Timings are in
+    ``context_length``, the number of ``inputs``, the names of the ``tools`` offered...),
+    never its content. Timings are in
     seconds; ``time_to_first_token_s`` and the token rates are ``None`` where unknown:
     ``prefill_tokens_per_s`` is prompt tokens over the time to the first token,
     ``decode_tokens_per_s`` the generation rate. ``finish_reason`` is the answer's
@@ -175,8 +176,24 @@ Observer = Callable[[CallEvent], None]
 
 
 def call_parameters(body: Mapping[str, Any]) -> Dict[str, Any]:
-    """A request body's settings without its content (messages, prompt, inputs)."""
-    return {k: v for k, v in body.items() if k not in _NOT_PARAMETERS}
+    """A request body's settings without its content (messages, prompt, inputs); the
+    tools offered are named, not copied whole (their schemas can be long)."""
+    found = {k: v for k, v in body.items() if k not in _NOT_PARAMETERS}
+    tools = found.get("tools")
+    if isinstance(tools, list):
+        found["tools"] = [_tool_name(tool) for tool in tools]
+    return found
+
+
+def _tool_name(tool: Any) -> str:
+    if isinstance(tool, Mapping):
+        function = tool.get("function")
+        if isinstance(function, Mapping) and isinstance(function.get("name"), str):
+            return str(function["name"])
+        if isinstance(tool.get("name"), str):
+            return str(tool["name"])
+        return str(tool.get("type", "?"))
+    return "?"
 
 
 class CallScope:
