@@ -62,7 +62,11 @@ _StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
 
 
 def _make_client(
-    client: Any, base_url: Optional[str], api_key: Optional[str], timeout: Optional[float], retries: int
+    client: Any,
+    base_url: Optional[str],
+    api_key: Optional[str],
+    timeout: Optional[float],
+    retries: int,
 ) -> Any:
     """The ``ChatClient`` given, or a :class:`~lmstrix.Client` made from the settings."""
     if client is not None:
@@ -94,7 +98,7 @@ class _LMStrixBase:
         return made
 
 
-class ChatLMStrix(_LMStrixBase, BaseChatModel):
+class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
     """A LangChain chat model answered by an LM Studio server (or a pool of them).
 
     Args:
@@ -130,7 +134,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):
     model_kwargs: Dict[str, Any] = Field(default_factory=dict)
     registry: Any = Field(default=None, exclude=True)
 
-    @model_validator(mode="before")
+    @model_validator(mode="before")  # type: ignore[misc]
     @classmethod
     def _settings(cls, values: Any) -> Any:
         """``api_key`` or ``api_token``; without a client, the environment's server."""
@@ -314,7 +318,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):
             name = tool["function"]["name"]
             llm = self.bind_tools([tool], tool_choice=name, **traced)
             parser = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                PydanticToolsParser(tools=[schema], first_tool_only=True)
                 if pydantic
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
@@ -324,9 +328,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):
             else:
                 llm = self.bind(response_format={"type": "json_object"}, **traced)
             parser = (
-                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
-                if pydantic
-                else JsonOutputParser()
+                PydanticOutputParser(pydantic_object=schema) if pydantic else JsonOutputParser()
             )
         else:
             raise ValueError(

@@ -161,9 +161,7 @@ def _default_call(tools: List[Any], choice: Any, messages: List[Dict[str, Any]])
     names = required if isinstance(required, list) else list(properties)
     values = prompt_values(said)  # numbers and quoted texts of the message, in order
     arguments = {
-        name: _sample(properties.get(name), word, values)
-        for name in names
-        if isinstance(name, str)
+        name: _sample(properties.get(name), word, values) for name in names if isinstance(name, str)
     }
     return SimToolCall(str(chosen.get("name", "tool")), json.dumps(arguments))
 

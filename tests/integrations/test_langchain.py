@@ -153,4 +153,3 @@ class TestLMStrixEmbeddingsIntegration(EmbeddingsIntegrationTests):
     @property
     def embedding_model_params(self) -> Dict[str, Any]:
         return {"model": EMBED_MODEL, "base_url": _SERVER["url"]}
-
