@@ -61,44 +61,15 @@ ToolLike = Union[Dict[str, Any], type, Callable[..., Any], BaseTool]
 _StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
 
 
-def _make_client(
-    client: Any,
-    base_url: Optional[str],
-    api_key: Optional[str],
-    timeout: Optional[float],
-    retries: int,
-) -> Any:
-    """The ``ChatClient`` given, or a :class:`~lmstrix.Client` made from the settings."""
-    if client is not None:
-        return client
-    return Client(base_url, api_token=api_key, timeout=timeout, max_retries=retries)
+def _own_client(
+    base_url: Optional[str], token: Optional[str], timeout: Any, retries: Any
+) -> Client:
+    """A :class:`~lmstrix.Client` made from the settings (no I/O: it connects on first use)."""
+    retries = 2 if retries is None else int(retries)
+    return Client(base_url, api_token=token, timeout=timeout, max_retries=retries)
 
 
-class _LMStrixBase:
-    """Settings shared by the chat model and the embeddings (a pydantic mixin)."""
-
-    client: Any
-    base_url: Optional[str]
-    api_key: Optional[str]
-    timeout: Optional[float]
-    max_retries: int
-
-    def _from_environment(self) -> None:
-        """Without a client: the server and token from the environment, as Client does."""
-        if self.client is None:
-            self.base_url = resolve_base_url(self.base_url)
-            self.api_key = resolve_token(self.api_key)
-
-    def _client(self) -> Any:
-        made = _make_client(
-            self.client, self.base_url, self.api_key, self.timeout, self.max_retries
-        )
-        if self.client is None:
-            object.__setattr__(self, "client", made)  # made once, on first use
-        return made
-
-
-class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
+class ChatLMStrix(BaseChatModel):  # type: ignore[misc]
     """A LangChain chat model answered by an LM Studio server (or a pool of them).
 
     Args:
@@ -142,9 +113,12 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
             return values
         values = dict(values)
         token = values.pop("api_key", None) or values.pop("api_token", None)
-        if values.get("client") is None:
+        if values.get("client") is None:  # made here, once: instances are shared by threads
             values["base_url"] = resolve_base_url(values.get("base_url"))
             token = resolve_token(token)
+            values["client"] = _own_client(
+                values["base_url"], token, values.get("timeout"), values.get("max_retries")
+            )
         values["api_token"] = token
         return values
 
@@ -191,7 +165,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
     # -- the profile: the model's measured context ---------------------------
 
     def _resolve_model_profile(self) -> Optional[ModelProfile]:
-        working = measured_context(self.model, self._client(), self.registry)
+        working = measured_context(self.model, self.client, self.registry)
         if working is None:
             return None
         return ModelProfile(max_input_tokens=working, text_inputs=True, tool_calling=True)
@@ -218,16 +192,9 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
         run_manager: Optional[CallbackManagerForLLMRun] = None,
         **kwargs: Any,
     ) -> ChatResult:
-        if self.streaming:
-            chunks = self._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
-            whole: Optional[ChatGenerationChunk] = None
-            for chunk in chunks:
-                whole = chunk if whole is None else whole + chunk
-            assert whole is not None  # _stream yields at least the last chunk
-            return ChatResult(generations=[ChatGeneration(message=whole.message)])
         params = self._params(stop, kwargs)
         model = params.pop("model", self.model)
-        done: Completion = self._client().chat(model, wire_messages(messages), **params)
+        done: Completion = self.client.chat(model, wire_messages(messages), **params)
         message = AIMessage(
             content=done.text,
             tool_calls=[_tool_call(call) for call in done.tool_calls],
@@ -245,7 +212,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
     ) -> Iterator[ChatGenerationChunk]:
         params = self._params(stop, kwargs)
         model = params.pop("model", self.model)
-        with self._client().stream_chat(model, wire_messages(messages), **params) as stream:
+        with self.client.stream_chat(model, wire_messages(messages), **params) as stream:
             for piece in stream:
                 if not piece.text and not piece.tool_calls:
                     continue
@@ -255,9 +222,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
                         tool_call_chunks=[_tool_call_chunk(call) for call in piece.tool_calls],
                     )
                 )
-                if run_manager is not None and piece.text:
-                    run_manager.on_llm_new_token(piece.text, chunk=chunk)
-                yield chunk
+                yield chunk  # BaseChatModel reports each chunk to the callbacks
             done = stream.completion
         yield ChatGenerationChunk(
             message=AIMessageChunk(
@@ -345,7 +310,7 @@ class ChatLMStrix(_LMStrixBase, BaseChatModel):  # type: ignore[misc]
         )
 
 
-class LMStrixEmbeddings(_LMStrixBase, Embeddings):  # type: ignore[misc]
+class LMStrixEmbeddings(Embeddings):  # type: ignore[misc]
     """LangChain embeddings from an LM Studio embedding model.
 
     Args:
@@ -365,11 +330,14 @@ class LMStrixEmbeddings(_LMStrixBase, Embeddings):  # type: ignore[misc]
     ) -> None:
         self.model = model
         self.base_url = base_url
-        self.client = client
         self.api_key = api_key
         self.timeout = timeout
         self.max_retries = max_retries
-        self._from_environment()
+        if client is None:
+            self.base_url = resolve_base_url(base_url)
+            self.api_key = resolve_token(api_key)
+            client = _own_client(self.base_url, self.api_key, timeout, max_retries)
+        self.client = client
 
     def __repr__(self) -> str:
         return f"LMStrixEmbeddings(model={self.model!r})"
@@ -378,7 +346,7 @@ class LMStrixEmbeddings(_LMStrixBase, Embeddings):  # type: ignore[misc]
         """One vector per text, in order."""
         if not texts:
             return []
-        rows: List[List[float]] = self._client().embed(self.model, list(texts))
+        rows: List[List[float]] = self.client.embed(self.model, list(texts))
         return rows
 
     def embed_query(self, text: str) -> List[float]:
