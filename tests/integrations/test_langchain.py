@@ -105,18 +105,26 @@ class _Declared:
         return False
 
 
+EnvParams = Tuple[Dict[str, str], Dict[str, Any], Dict[str, Any]]
+
+
+def _from_env(model: str) -> EnvParams:
+    """The server and token from the environment, as lmstrix.Client takes them."""
+    return (
+        {"LMSTRIX_SERVER": UNIT_URL, "LM_API_TOKEN": "secret-token"},
+        {"model": model},
+        {"base_url": UNIT_URL, "api_key": "secret-token"},
+    )
+
+
 class TestChatLMStrixUnit(_Declared, ChatModelUnitTests):
     @property
     def chat_model_params(self) -> Dict[str, Any]:
         return {"model": CHAT_MODEL, "base_url": UNIT_URL}
 
     @property
-    def init_from_env_params(self) -> Tuple[Dict[str, str], Dict[str, Any], Dict[str, Any]]:
-        return (
-            {"LMSTRIX_SERVER": UNIT_URL, "LM_API_TOKEN": "secret-token"},
-            {"model": CHAT_MODEL},
-            {"base_url": UNIT_URL, "api_key": "secret-token"},
-        )
+    def init_from_env_params(self) -> EnvParams:
+        return _from_env(CHAT_MODEL)
 
 
 @pytest.mark.usefixtures("_simulator")
@@ -126,30 +134,22 @@ class TestChatLMStrixIntegration(_Declared, ChatModelIntegrationTests):
         return {"model": CHAT_MODEL, "base_url": _SERVER["url"]}
 
 
-class TestLMStrixEmbeddingsUnit(EmbeddingsUnitTests):
+class _Embeddings:
     @property
     def embeddings_class(self) -> Type[LMStrixEmbeddings]:
         return LMStrixEmbeddings
 
     @property
     def embedding_model_params(self) -> Dict[str, Any]:
-        return {"model": EMBED_MODEL, "base_url": UNIT_URL}
+        return {"model": EMBED_MODEL, "base_url": _SERVER.get("url", UNIT_URL)}
 
+
+class TestLMStrixEmbeddingsUnit(_Embeddings, EmbeddingsUnitTests):
     @property
-    def init_from_env_params(self) -> Tuple[Dict[str, str], Dict[str, Any], Dict[str, Any]]:
-        return (
-            {"LMSTRIX_SERVER": UNIT_URL, "LM_API_TOKEN": "secret-token"},
-            {"model": EMBED_MODEL},
-            {"base_url": UNIT_URL, "api_key": "secret-token"},
-        )
+    def init_from_env_params(self) -> EnvParams:
+        return _from_env(EMBED_MODEL)
 
 
 @pytest.mark.usefixtures("_simulator")
-class TestLMStrixEmbeddingsIntegration(EmbeddingsIntegrationTests):
-    @property
-    def embeddings_class(self) -> Type[LMStrixEmbeddings]:
-        return LMStrixEmbeddings
-
-    @property
-    def embedding_model_params(self) -> Dict[str, Any]:
-        return {"model": EMBED_MODEL, "base_url": _SERVER["url"]}
+class TestLMStrixEmbeddingsIntegration(_Embeddings, EmbeddingsIntegrationTests):
+    pass
