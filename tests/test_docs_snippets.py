@@ -72,6 +72,15 @@ EXPECTED: Dict[str, List[str]] = {
         "lmstrix-demo/qwen-like-4b: load at 65,536 tokens: failed (auto_fit)",
         "131072 49920 ",
     ],
+    "docs/user-guide/langchain.md": [
+        "42\nstop\n1\n42\n",
+        "5 lmstrix-demo/qwen-like-4b\n",
+        "Simulated answer from lmstrix-demo/qwen-\nTrue\n",
+        "add {'a': 2, 'b': 40}\nTool results: add: 42\n",
+        "name='example' age=1\n",
+        "2 True\n",
+        "49920\n",
+    ],
     "docs/user-guide/extending.md": [
         "{'completions': 2}",
         "load False ok {'context_length': 4096} NoneType",

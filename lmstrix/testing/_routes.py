@@ -17,6 +17,7 @@ from ._downloads import download_route
 from ._engine import Engine, SimError, _Instance
 from ._models import SimModel, answer_prompt, chat_prompt_text, embedding_vector
 from ._native import native_chat
+from ._prompted import json_mode_schema
 from ._structured import schema_asked, schema_words
 from ._tools import answer_tool_calls, tool_turn
 
@@ -283,6 +284,7 @@ def _completion(ex: Exchange, body: Any, *, chat: bool, v0: bool) -> None:
         limit = _max_tokens(body)
         said = answer.words if turn is None else turn.words
         if schema is not None:  # a JSON answer conforming to the schema (or, faulted, not)
+            schema = json_mode_schema(schema, user_text)  # JSON mode: the keys the prompt names
             said = tuple(schema_words(schema, broken=ex.take_answer_fault("schema_invalid")))
         words: List[str] = answer_pieces(said, partial)
         finish = "stop"

@@ -12,7 +12,8 @@ by the model's :class:`ToolScript` when it has one, else by the default behaviou
   ``Tool results: NAME: RESULT; NAME: RESULT``;
 - with no script, a conversation ending with a user message calls the tool named by
   ``tool_choice``, else the first tool, with arguments made from its JSON schema
-  (strings get the last word of the user's message).
+  (numbers and strings take the user's message's numbers and quoted texts in order, see
+  ``_prompted.py``; then numbers are 1 or 1.5, strings the message's last word).
 
 Streamed tool calls come as ``delta.tool_calls`` fragments: the first piece of each call
 has its ``id``, ``type`` and name with empty arguments, later pieces carry the arguments
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _shapes as shapes
+from ._prompted import PromptValues, prompt_values
 
 if TYPE_CHECKING:
     from ._engine import _Instance
@@ -157,17 +159,23 @@ def _default_call(tools: List[Any], choice: Any, messages: List[Dict[str, Any]])
     properties = properties if isinstance(properties, dict) else {}
     required = parameters.get("required")
     names = required if isinstance(required, list) else list(properties)
+    values = prompt_values(said)  # numbers and quoted texts of the message, in order
     arguments = {
-        name: _sample(properties.get(name), word) for name in names if isinstance(name, str)
+        name: _sample(properties.get(name), word, values) for name in names if isinstance(name, str)
     }
     return SimToolCall(str(chosen.get("name", "tool")), json.dumps(arguments))
 
 
-def _sample(schema: Any, word: str) -> Any:
+def _sample(schema: Any, word: str, values: PromptValues) -> Any:
     schema = schema if isinstance(schema, dict) else {}
     if isinstance(schema.get("enum"), list) and schema["enum"]:
         return schema["enum"][0]
     kind = schema.get("type")
+    taken = values.number(kind == "integer") if kind in ("integer", "number") else None
+    if taken is None and (kind == "string" or not isinstance(kind, str)):
+        taken = values.text()
+    if taken is not None:
+        return taken
     samples: Dict[str, Any] = {"integer": 1, "number": 1.5, "boolean": True, "array": []}
     if kind == "object":
         return {}
