@@ -20,13 +20,15 @@ trap 'rm -rf "$tmp"' EXIT
 
 # pdoc imports the modules it documents (TYPE_CHECKING imports too), so the docs need the
 # optional packages they name: requests (lmstrix.requests_transport), dask's distributed
-# (lmstrix.integrations.dask) and OpenTelemetry (lmstrix.observe.otel).
+# (lmstrix.integrations.dask), OpenTelemetry (lmstrix.observe.otel), pyarrow
+# (lmstrix.integrations.datasets), matplotlib (lmstrix.integrations.plot) and
+# langchain-core (lmstrix.integrations.langchain).
 py=${PDOC_PYTHON:-python3}
-if ! "$py" -c "import pdoc, requests, distributed, opentelemetry.sdk" >/dev/null 2>&1; then
+if ! "$py" -c "import pdoc, requests, distributed, opentelemetry.sdk, pyarrow, matplotlib, langchain_core" >/dev/null 2>&1; then
   echo "build_api_docs: installing pdoc and the extras into a temporary virtual environment" >&2
   python3 -m venv "$tmp/venv"
   "$tmp/venv/bin/python" -m pip install -q --disable-pip-version-check pdoc requests \
-    "dask[distributed]" opentelemetry-api opentelemetry-sdk \
+    "dask[distributed]" opentelemetry-api opentelemetry-sdk pyarrow matplotlib langchain-core \
     >"$tmp/pip.log" 2>&1 || { tail -n 20 "$tmp/pip.log" >&2; exit 1; }
   py=$tmp/venv/bin/python
 fi
