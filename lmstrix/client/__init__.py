@@ -1,23 +1,33 @@
-"""Talking to a server: ``Client``, ``ChatStream``, the SSE decoder and the error mapping."""
+"""Talking to a server: ``Client``, ``ChatStream``, the SSE decoder and the error mapping.
+
+``Client``, ``ChatStream`` and ``Messages`` are imported with the package; the types of
+native chat, downloads and tool loops on first use (``import lmstrix.client`` stays
+as light as the client itself).
+"""
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any, Dict, List
+
 from ._client import Client, Messages
-from ._conversation import Conversation
-from ._download_job import DownloadJob
-from ._native_stream import NativeChatStream
-from ._native_types import (
-    InvalidToolCallItem,
-    MessageItem,
-    NativeChatResult,
-    NativeEvent,
-    NativeStats,
-    ReasoningItem,
-    ToolCallItem,
-    UnknownItem,
-)
 from ._stream import ChatStream
-from ._tools import ToolRun, run_tools
+
+if TYPE_CHECKING:
+    from ._conversation import Conversation
+    from ._download_job import DownloadJob
+    from ._native_stream import NativeChatStream
+    from ._native_types import (
+        InvalidToolCallItem,
+        MessageItem,
+        NativeChatResult,
+        NativeEvent,
+        NativeStats,
+        ReasoningItem,
+        ToolCallItem,
+        UnknownItem,
+    )
+    from ._tools import ToolRun, run_tools
 
 __all__ = [
     "ChatStream",
@@ -37,3 +47,38 @@ __all__ = [
     "UnknownItem",
     "run_tools",
 ]
+
+# Public name -> the module that defines it; imported on first attribute access.
+_LAZY: Dict[str, str] = {
+    "Conversation": "_conversation",
+    "DownloadJob": "_download_job",
+    "NativeChatStream": "_native_stream",
+    "ToolRun": "_tools",
+    "run_tools": "_tools",
+    **dict.fromkeys(
+        (
+            "InvalidToolCallItem",
+            "MessageItem",
+            "NativeChatResult",
+            "NativeEvent",
+            "NativeStats",
+            "ReasoningItem",
+            "ToolCallItem",
+            "UnknownItem",
+        ),
+        "_native_types",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lmstrix.client' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -16,7 +16,6 @@ import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
 from ..errors import ContextOverflowError
-from ..registry._fit import answer_tokens, estimate_tokens
 
 if TYPE_CHECKING:
     from ..registry import ModelRecord, Registry
@@ -99,6 +98,8 @@ class FitContextMixin:
         self, model: str, messages: Prompt, max_tokens: Optional[int]
     ) -> Optional[LoadedInstance]:
         record = self.registry.get(model, server=self.base_url) if self.registry else None
+        from ..registry._fit import answer_tokens, estimate_tokens  # on use: a light import
+
         need = estimate_tokens(messages, record.chars_per_token if record else None)
         need += answer_tokens(max_tokens)
         limit = (record.working_context or record.loadable_context) if record else None

@@ -13,16 +13,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 from ..errors import APIError, APIStatusError, ConfigError
-from ._conversation import Conversation
 from ._errormap import error_for, error_message, parse_json
-from ._native_stream import NativeChatStream, ProgressCallback
-from ._native_types import NativeChatResult
 
 if TYPE_CHECKING:
     from typing import TypeVar
 
     from ..transport._stdlib import Response
     from ._calls import CallScope
+    from ._conversation import Conversation
+    from ._native_stream import NativeChatStream, ProgressCallback
+    from ._native_types import NativeChatResult
 
     T = TypeVar("T")
 
@@ -175,6 +175,8 @@ class NativeChatMixin:
     def conversation(self, model: str, **options: Any) -> Conversation:
         """A stored conversation with ``model``: ``say(text)`` continues it on the server
         (``store`` and ``previous_response_id``); ``options`` go with every turn."""
+        from ._conversation import Conversation  # on use: `import lmstrix` stays light
+
         return Conversation(self.respond, model, **options)
 
     def _respond(self, body: Dict[str, Any], scope: Optional[CallScope]) -> NativeChatResult:
@@ -185,6 +187,8 @@ class NativeChatMixin:
             answer = self._native_answer(response.status_code, response.read(), model)
         finally:
             response.close()
+        from ._native_types import NativeChatResult
+
         result = NativeChatResult.from_dict(answer)
         if scope is not None:  # the event carries the answer's usage and timings
             scope.finish(result.to_completion())
@@ -196,6 +200,8 @@ class NativeChatMixin:
         scope: Optional[CallScope],
         on_progress: Optional[ProgressCallback],
     ) -> NativeChatStream:
+        from ._native_stream import NativeChatStream
+
         self._require_native()
         model = body["model"]
         url = self.base_url + PATH

@@ -30,7 +30,6 @@ from typing import (
 )
 
 from ..errors import APIStatusError, SchemaValidationError
-from ..jsonschema_lite import schema_errors
 from ..types import Completion
 from ._response_format import (
     STRUCTURED_KEYS,
@@ -110,6 +109,8 @@ def find_json(
     first_errors: Optional[List[str]] = None
     for text in (content, reasoning):
         for value in json_candidates(text):
+            from ..jsonschema_lite import schema_errors  # only answers with a schema need it
+
             errors = schema_errors(value, schema) if schema is not None else []
             if not errors:
                 return True, value, []

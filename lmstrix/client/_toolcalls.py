@@ -9,7 +9,6 @@ first with the id and the name, later ones adding text to the arguments);
 
 from __future__ import annotations
 
-import inspect
 import re
 import typing
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -91,6 +90,8 @@ def tool_definition(function: Callable[..., Any], name: Optional[str] = None) ->
     Raises:
         ValueError: ``function`` has no usable name (a lambda given without ``name``).
     """
+    import inspect  # only tools given as functions need it (a slow import)
+
     tool_name = name or getattr(function, "__name__", "")
     if not tool_name or tool_name == "<lambda>":
         raise ValueError(f"give {function!r} a name: tools={{'name': function}}")

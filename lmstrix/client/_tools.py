@@ -12,10 +12,8 @@ model can correct itself; only the step limit ends the loop with an error
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
@@ -33,7 +31,6 @@ from typing import (
 from ..errors import ToolCallError, ToolLoopError
 from ..types import Completion, ToolCall
 from ._replies import Messages, messages_of
-from ._toolcalls import tool_definition
 
 if TYPE_CHECKING:
     from ._calls import ChatClient
@@ -97,6 +94,8 @@ def run_tools(
     if max_steps < 1:
         raise ValueError(f"max_steps must be at least 1, got {max_steps}")
     functions = _named(tools)
+    from ._toolcalls import tool_definition
+
     definitions = [tool_definition(f, name) for name, f in functions.items()]
     transcript: List[Mapping[str, Any]] = list(messages_of(messages))
     done_calls: List[ToolCall] = []
@@ -150,6 +149,8 @@ def _run_calls(
     if not parallel or len(calls) < 2:
         return [run_call(call, functions) for call in calls]
     workers = min(len(calls), MAX_WORKERS)
+    from concurrent.futures import ThreadPoolExecutor
+
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmstrix-tool") as pool:
         return list(pool.map(lambda call: run_call(call, functions), calls))
 
@@ -165,6 +166,8 @@ def run_call(call: ToolCall, functions: Mapping[str, Callable[..., Any]]) -> str
     except ToolCallError as exc:
         return f"error: {exc}; send the arguments as one JSON object"
     try:
+        import inspect
+
         inspect.signature(function).bind(**arguments)
     except TypeError as exc:
         return f"error: bad arguments for {call.name}: {exc}"

@@ -8,6 +8,9 @@ the CLI calls it at start-up unless ``LMSTRIX_NO_PLUGINS`` is set. See
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._load import (
     HOOKS,
     NO_PLUGINS_ENV,
@@ -18,13 +21,15 @@ from ._load import (
     installed,
     load,
 )
-from ._post import (
-    BUILTIN_POST_PROCESSORS,
-    PostProcessError,
-    PostProcessingClient,
-    PostProcessor,
-    post_process,
-)
+
+if TYPE_CHECKING:
+    from ._post import (
+        BUILTIN_POST_PROCESSORS,
+        PostProcessError,
+        PostProcessingClient,
+        PostProcessor,
+        post_process,
+    )
 
 __all__ = [
     "BUILTIN_POST_PROCESSORS",
@@ -41,3 +46,16 @@ __all__ = [
     "load",
     "post_process",
 ]
+
+# The post-processors' module is imported on first use (the CLI loads plugins at start).
+_LAZY = frozenset(
+    ("BUILTIN_POST_PROCESSORS", "PostProcessError", "PostProcessingClient", "PostProcessor")
+) | {"post_process"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'lmstrix.plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module("._post", __name__), name)
+    globals()[name] = value
+    return value

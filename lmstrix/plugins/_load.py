@@ -18,12 +18,14 @@ import pathlib
 import sys
 import warnings
 from dataclasses import dataclass, field
-from importlib import metadata
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..prompts import PromptFormat
-from ..types import Completion
-from ._post import BUILTIN_POST_PROCESSORS, PostProcessor, post_process
+# Imported when used: the CLI loads plugins at every start, and with none installed that
+# must cost little more than reading a few folder listings.
+if TYPE_CHECKING:
+    from ..prompts import PromptFormat
+    from ..types import Completion
+    from ._post import PostProcessor
 
 __all__ = [
     "HOOKS",
@@ -84,6 +86,12 @@ class PluginInfo:
         }
 
 
+def _builtins() -> Dict[str, PostProcessor]:
+    from ._post import BUILTIN_POST_PROCESSORS
+
+    return dict(BUILTIN_POST_PROCESSORS)
+
+
 @dataclass
 class Plugins:
     """What the loaded plugins provide, gathered; pass the parts where they belong.
@@ -98,14 +106,14 @@ class Plugins:
     middleware: List[Any] = field(default_factory=list)
     observers: List[Any] = field(default_factory=list)
     prompt_formats: List[PromptFormat] = field(default_factory=list)
-    post_processors: Dict[str, PostProcessor] = field(
-        default_factory=lambda: dict(BUILTIN_POST_PROCESSORS)
-    )
+    post_processors: Dict[str, PostProcessor] = field(default_factory=_builtins)
     routers: Dict[str, Callable[..., Any]] = field(default_factory=dict)
     cli_commands: List[Any] = field(default_factory=list)
 
     def post_process(self, done: Completion, names: Sequence[str]) -> Completion:
         """Apply the post-processors ``names`` to ``done``, in order."""
+        from ._post import post_process
+
         return post_process(done, names, self.post_processors)
 
 
@@ -163,6 +171,8 @@ def _gather(plugin: Any) -> Dict[str, Any]:
             continue
         items = list(value)
         if hook == "prompt_formats":
+            from ..prompts import PromptFormat
+
             bad = [x for x in items if not isinstance(x, PromptFormat)]
         elif hook == "cli_commands":
             bad = [x for x in items if not hasattr(x, "name") or not hasattr(x, "target")]
@@ -200,6 +210,8 @@ def _entry_points(group: str) -> List[Any]:
                 continue
             if header not in text:
                 continue
+            from importlib import metadata  # only for a distribution that names the group
+
             dist = metadata.PathDistribution(pathlib.Path(path).parent)
             for entry in dist.entry_points:
                 if entry.group == group and entry.name not in seen:  # first on the path wins
