@@ -8,9 +8,9 @@ the CLI calls it at start-up unless ``LMSTRIX_NO_PLUGINS`` is set. See
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
 from ._load import (
     HOOKS,
     NO_PLUGINS_ENV,
@@ -48,14 +48,8 @@ __all__ = [
 ]
 
 # The post-processors' module is imported on first use (the CLI loads plugins at start).
-_LAZY = frozenset(
-    ("BUILTIN_POST_PROCESSORS", "PostProcessError", "PostProcessingClient", "PostProcessor")
-) | {"post_process"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'lmstrix.plugins' has no attribute {name!r}")
-    value = getattr(importlib.import_module("._post", __name__), name)
-    globals()[name] = value
-    return value
+_POST = ("BUILTIN_POST_PROCESSORS", "PostProcessError", "PostProcessingClient", "PostProcessor")
+__getattr__, __dir__ = lazy_names(
+    __name__, dict.fromkeys((*_POST, "post_process"), "._post"), __all__
+)
+del lazy_names
