@@ -21,13 +21,10 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
 from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from ._native_types import NativeChatResult, NativeEvent
-from ._stream import _drain, _loads
+from ._stream import ClosingStream, _drain, _loads
 from .sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Type
-
     from ..transport._stdlib import Response
     from ._calls import CallScope
 
@@ -45,7 +42,7 @@ _PROGRESS = {
 }
 
 
-class NativeChatStream(Iterator[NativeEvent]):
+class NativeChatStream(ClosingStream, Iterator[NativeEvent]):
     """An iterator of :class:`NativeEvent`; also a context manager.
 
     The request is sent before this object exists (connection and status errors are
@@ -88,23 +85,8 @@ class NativeChatStream(Iterator[NativeEvent]):
             raise StopIteration
         return next(self._events)
 
-    def __enter__(self) -> NativeChatStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading and release the connection; safe to call more than once."""
-        self._stopped = True
-        self._release()
-        if self._scope is not None and self._result is None:
-            self._scope.finish(closed=True)
+    def _answered(self) -> bool:
+        return self._result is not None
 
     def _release(self) -> None:
         if not self._closed:

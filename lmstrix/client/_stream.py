@@ -28,6 +28,7 @@ from typing import (
     List,
     Optional,
     Tuple,
+    TypeVar,
     cast,
 )
 
@@ -50,7 +51,44 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 
-class ChatStream(Iterator[Chunk]):
+S = TypeVar("S", bound="ClosingStream")
+
+
+class ClosingStream:
+    """What a stream of one answer does when it is let go: ``with`` closes it, and
+    :meth:`close` stops reading, releases the connection and, when the answer had not
+    ended, reports the call to its observers as closed. Subclasses keep ``_stopped``,
+    ``_scope`` and ``_release()``, and say in :meth:`_answered` whether the answer ended."""
+
+    _stopped: bool
+    _scope: Optional[CallScope]
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def _answered(self) -> bool:
+        raise NotImplementedError
+
+    def __enter__(self: S) -> S:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop reading and release the connection; safe to call more than once."""
+        self._stopped = True
+        self._release()
+        if self._scope is not None and not self._answered():
+            self._scope.finish(closed=True)
+
+
+class ChatStream(ClosingStream, Iterator[Chunk]):
     """An iterator of :class:`~lmstrix.types.Chunk`; also a context manager.
 
     After the last chunk, :attr:`completion` holds the whole answer with usage (when
@@ -109,23 +147,8 @@ class ChatStream(Iterator[Chunk]):
             raise StopIteration
         return next(self._pieces)
 
-    def __enter__(self) -> ChatStream:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Stop reading and release the connection; safe to call more than once."""
-        self._stopped = True
-        self._release()
-        if self._scope is not None and self._completion is None:
-            self._scope.finish(closed=True)
+    def _answered(self) -> bool:
+        return self._completion is not None
 
     def on_release(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` once the stream lets go of its connection: at its end, on an
