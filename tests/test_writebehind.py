@@ -1,4 +1,4 @@
-"""``lmstrix.middleware._writebehind.WriteBehind``: batches written by a background thread,
+"""``lmstrix.cache._writebehind.WriteBehind``: batches written by a background thread,
 ``flush`` waits, failures are logged, the thread ends when idle, a fork starts afresh."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import List
 
 import pytest
 
-from lmstrix.middleware import _writebehind
-from lmstrix.middleware._writebehind import WriteBehind
+from lmstrix.cache import _writebehind
+from lmstrix.cache._writebehind import WriteBehind
 
 
 def test_items_are_written_in_batches_and_flush_waits() -> None:
@@ -73,7 +73,7 @@ def test_the_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatc
 _AT_EXIT = textwrap.dedent(
     """
     import sys
-    from lmstrix.middleware._writebehind import WriteBehind
+    from lmstrix.cache._writebehind import WriteBehind
     path = sys.argv[1]
     def write(batch):
         with open(path, "a", encoding="utf-8") as handle:

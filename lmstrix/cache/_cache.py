@@ -12,7 +12,7 @@ bytes once it ended with ``[DONE]``, and a hit replays them as a response whose
 
 A miss does not wait for the answer to be written: it is queued, served from memory by
 this object until written, and written with the others queued meanwhile in one
-transaction by a background thread (:mod:`lmstrix.middleware._writebehind`).
+transaction by a background thread (:mod:`lmstrix.cache._writebehind`).
 :meth:`ResponseCache.flush` waits for the writes; ``len()``,
 :meth:`~ResponseCache.size_bytes`, :meth:`~ResponseCache.clear` and
 :meth:`~ResponseCache.close` flush first.
@@ -33,10 +33,10 @@ from urllib.parse import urlsplit
 
 from ..errors import LMStrixError
 from ..middleware._store import SQLiteFile
-from ..middleware._writebehind import WriteBehind
 from ..transport._request import OPERATION
 from ..transport._stdlib import BufferedResponse
 from ..types import LoadedInstance
+from ._writebehind import WriteBehind
 
 if TYPE_CHECKING:
     from os import PathLike

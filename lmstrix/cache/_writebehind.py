@@ -1,9 +1,9 @@
 """Write-behind: hand items to a background thread that writes them in batches.
 
-A cache miss should not wait for a SQLite commit, nor an audited call for its line:
-:meth:`WriteBehind.submit` queues the item and returns, and one thread per object writes
-whatever has queued up in one go, ``linger_s`` after the first item of a batch came (so
-a busy client pays for one commit or one write per batch, not one per call). The thread
+A cache miss should not wait for a SQLite commit: :meth:`WriteBehind.submit` queues the
+answer and returns, and one thread per cache writes whatever has queued up in one
+transaction, ``linger_s`` after the first item of a batch came (so a busy client pays for
+one commit per batch, not one per miss). The thread
 starts on the first item and ends after a second with nothing to do, so an idle object
 holds no thread. :meth:`flush` waits until everything queued so far
 is written; queued items are also written when the interpreter exits normally (a killed
