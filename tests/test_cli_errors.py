@@ -246,13 +246,31 @@ def _child_env(**extra: str) -> Dict[str, str]:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child needs POSIX signals")
+def _hold_loads_after(sim: FakeLMStudio, count: int) -> threading.Event:
+    """Make the simulator's loads after the first ``count`` wait for the returned event."""
+    engine = sim._engine  # the simulator runs in this process: its engine is ours to hold
+    load = engine.load
+    seen: List[int] = []
+    release = threading.Event()
+
+    def held_load(*args: Any, **kwargs: Any) -> Any:
+        seen.append(1)
+        if len(seen) > count:
+            release.wait(60)
+        return load(*args, **kwargs)
+
+    engine.load = held_load  # type: ignore[method-assign]
+    return release
+
+
 def test_sigint_to_a_test_subprocess_exits_130_and_the_next_run_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     registry = tmp_path / "registry.json"
-    # time_scale makes each simulated load and probe take real time, so there is a
-    # search under way to interrupt.
-    with FakeLMStudio(models=FLEET, time_scale=0.05) as sim:
+    # The search's third load waits until the child has gone, so there is always a
+    # search under way to interrupt, however late this process reads the child's lines.
+    with FakeLMStudio(models=FLEET) as sim:
+        held = _hold_loads_after(sim, 2)
         child = subprocess.Popen(
             [
                 *LMSTRIX_WITH_SIGINT,
@@ -283,6 +301,7 @@ def test_sigint_to_a_test_subprocess_exits_130_and_the_next_run_resumes(
             if child.poll() is None:
                 child.kill()
                 child.wait()
+            held.set()
         assert child.returncode == 130, "".join(lines) + err
         assert out == ""
         assert "interrupted" in err and "Traceback" not in err
