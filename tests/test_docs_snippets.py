@@ -112,7 +112,7 @@ EXPECTED: Dict[str, List[str]] = {
     "docs/user-guide/observability.md": [
         "5 1\n",
         "# TYPE lmstrix_calls_total counter\n",
-        "team-a chat {'max_tokens': 20, 'temperature': 0} ok\nTrue 2\n",
+        "team-a chat {'temperature': 0, 'max_tokens': 20} ok\nTrue 2\n",
         "False 1 the line was edited",
         "chat lmstrix-demo/tiny-chat-1b lmstudio\n20 True\n",
     ],

@@ -28,9 +28,21 @@ import re
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
 from urllib.parse import urlsplit
 
+from .._compactjson import canonical
 from ..errors import LMStrixError
 from ..middleware._store import SQLiteFile
 from ..transport._request import OPERATION
@@ -61,6 +73,10 @@ CREATE TABLE IF NOT EXISTS responses (
 CREATE INDEX IF NOT EXISTS responses_created ON responses (created);
 CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 0), bytes INTEGER);
 INSERT OR IGNORE INTO totals VALUES (0, 0);
+CREATE TRIGGER IF NOT EXISTS responses_added AFTER INSERT ON responses
+BEGIN UPDATE totals SET bytes = bytes + NEW.size WHERE id = 0; END;
+CREATE TRIGGER IF NOT EXISTS responses_removed AFTER DELETE ON responses
+BEGIN UPDATE totals SET bytes = bytes - OLD.size WHERE id = 0; END;
 """
 
 _FILE_ERRORS = (sqlite3.Error, OSError)
@@ -68,7 +84,6 @@ _CACHED_OPERATIONS = frozenset(("chat", "completion", "embedding"))
 _SSE = "text/event-stream"
 _ERROR_EVENT = re.compile(rb'^(event: *error|data: *\{"error")', re.MULTILINE)
 _JSON = "application/json"
-_KEY_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 _Entry = Tuple[str, float, str, bytes]  # key, created, content type, body
 
 
@@ -170,12 +185,8 @@ class ResponseCache:
         if response.status_code != 200:
             return response
         if request.stream and _SSE in response.headers.get("content-type", ""):
-            return _Recording(response, lambda raw: self._put(key, _SSE, raw))
-        body = response.read()
-        response.close()
-        if _is_answer(body):
-            self._put(key, _JSON, body)
-        return BufferedResponse(response.status_code, response.headers, body)
+            return _Recording(response, _is_whole_stream, lambda raw: self._put(key, _SSE, raw))
+        return _Recording(response, _is_answer, lambda raw: self._put(key, _JSON, raw))
 
     def key_of(self, request: Request) -> Optional[str]:
         """The cache key of ``request``, or ``None`` when it is not to be cached."""
@@ -190,12 +201,10 @@ class ResponseCache:
             return None
         server, path = _server_and_path(request.url)
         model = str(body.get("model", ""))
-        canonical = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-        with self._lock:
-            context = self._contexts.get((server, model))
-        material = [server, path, model, context, bool(request.stream), canonical]
-        text = _KEY_ENCODER.encode(material)
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+        settings = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        context = self._contexts.get((server, model))  # one read: atomic, no lock needed
+        material = [server, path, model, context, bool(request.stream), settings]
+        return hashlib.sha256(canonical(material).encode("utf-8")).hexdigest()
 
     # ------------------------------------------------------------------ upkeep
 
@@ -209,7 +218,6 @@ class ResponseCache:
         try:
             with self._db.write() as conn:
                 conn.execute("DELETE FROM responses")
-                conn.execute("UPDATE totals SET bytes = 0")
         except _FILE_ERRORS as exc:
             log.warning("response cache %s: could not clear it: %s", self.path, exc)
 
@@ -244,8 +252,7 @@ class ResponseCache:
             setattr(self.stats, name, getattr(self.stats, name) + 1)
 
     def _get(self, key: str) -> Optional[Tuple[str, bytes]]:
-        with self._lock:
-            queued = self._unwritten.get(key)
+        queued = self._unwritten.get(key)  # one read: atomic, no lock needed
         if queued is not None:
             return queued
         try:
@@ -274,18 +281,16 @@ class ResponseCache:
 
     def _write(self, batch: List[_Entry]) -> None:
         """Store a batch of answers in one transaction (the writer thread)."""
-        stored = 0
+        rows = [
+            (key, created, len(body), content_type, sqlite3.Binary(body))
+            for key, created, content_type, body in batch
+        ]
         try:
             with self._db.write() as conn:
-                for key, created, content_type, body in batch:
-                    # Another process may have stored the same answer first: keep one.
-                    added = conn.execute(
-                        "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?)",
-                        (key, created, len(body), content_type, sqlite3.Binary(body)),
-                    ).rowcount
-                    if added:
-                        stored += 1
-                        conn.execute("UPDATE totals SET bytes = bytes + ?", (len(body),))
+                # Another process may have stored the same answer first: keep one. The
+                # triggers keep the running total of sizes.
+                sql = "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?)"
+                stored = max(0, conn.executemany(sql, rows).rowcount)
                 if stored and self.max_bytes is not None:
                     self._evict(conn, self.max_bytes)
         except _FILE_ERRORS as exc:
@@ -347,12 +352,8 @@ def _server_and_path(url: str) -> Tuple[str, str]:
 
 
 def _delete(conn: sqlite3.Connection, keys: List[str]) -> None:
-    """Delete the answers of ``keys`` and take their size off the running total."""
-    for key in keys:
-        row = conn.execute("SELECT size FROM responses WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            conn.execute("DELETE FROM responses WHERE key = ?", (key,))
-            conn.execute("UPDATE totals SET bytes = bytes - ?", (int(row[0]),))
+    """Delete the answers of ``keys`` (a trigger takes their size off the running total)."""
+    conn.executemany("DELETE FROM responses WHERE key = ?", [(key,) for key in keys])
 
 
 def _is_answer(body: bytes) -> bool:
@@ -367,18 +368,27 @@ def _is_answer(body: bytes) -> bool:
     return isinstance(parsed, dict) and "error" not in parsed
 
 
-class _Recording:
-    """A streamed response passed through as it arrives, stored when it ended whole."""
+def _is_whole_stream(raw: bytes) -> bool:
+    """True for SSE bytes that ended with ``[DONE]`` and carry no error event."""
+    return raw.rstrip().endswith(b"data: [DONE]") and not _ERROR_EVENT.search(raw)
 
-    def __init__(self, inner: Response, store: Any) -> None:
+
+class _Recording:
+    """A response passed through as it is read, stored once read whole (``read()``, or
+    ``iter_bytes()`` to its end) when ``keep(body)`` says it is worth keeping."""
+
+    def __init__(self, inner: Response, keep: Callable[[bytes], bool], store: Any) -> None:
         self._inner = inner
+        self._keep = keep
         self._store = store
         self._parts: List[bytes] = []
         self.status_code = inner.status_code
         self.headers = inner.headers
 
     def read(self) -> bytes:
-        return b"".join(self.iter_bytes())
+        body = self._inner.read()
+        self._stored(body)
+        return body
 
     def iter_bytes(self) -> Iterator[bytes]:
         for piece in self._inner.iter_bytes():
@@ -386,8 +396,11 @@ class _Recording:
             yield piece
         raw = b"".join(self._parts)
         self._parts = []
-        if raw.rstrip().endswith(b"data: [DONE]") and not _ERROR_EVENT.search(raw):
-            self._store(raw)
+        self._stored(raw)
+
+    def _stored(self, body: bytes) -> None:
+        if self._keep(body):
+            self._store(body)
 
     def close(self) -> None:
         self._parts = []

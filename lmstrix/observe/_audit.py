@@ -1,9 +1,10 @@
 """A tamper-evident audit log of model calls: hash-chained JSON lines, safe across processes.
 
 Each line is one JSON object for one call. It carries ``prev``, the ``hash`` of the line
-before it (64 zeros for the first line), and its own ``hash``: the SHA-256 of the line's
-canonical JSON (sorted keys, no spaces) without the ``hash`` field. Editing a line breaks
-its own hash; removing or reordering lines breaks the ``prev`` link of the line after.
+before it (64 zeros for the first line), and ends with its own ``hash``: the SHA-256 of
+the line's bytes before it, closed with ``}`` (the line as written, without
+``,"hash":"..."``). Editing any byte of a line breaks its own hash; removing or
+reordering lines breaks the ``prev`` link of the line after.
 Cutting lines off the end leaves a valid, shorter chain: keep the last ``head`` that
 :func:`verify_audit_log` reports somewhere else and pass it as ``expected_head`` to catch
 that too.
@@ -25,6 +26,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import threading
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
+from .._compactjson import compact
 from ..registry._filelock import hold_lock, release_lock
 
 if TYPE_CHECKING:
@@ -55,31 +58,38 @@ _TAIL_CHUNK = 4096
 _LINES_TRIED = 16  # lines without a hash skipped, at most, to find the last hash
 
 
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _canonical(record: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(record).encode("utf-8")
-
-
-def _digest(record: Mapping[str, Any]) -> str:
-    return hashlib.sha256(_canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+_HASH_KEY = b',"hash":"'
 
 
 def _sealed(line: Mapping[str, Any]) -> Tuple[str, bytes]:
-    """``line``'s hash and its canonical bytes with the hash in: one serialisation.
+    """``line`` (which has a ``prev``) as written: its hash, and its bytes ending with it.
 
-    Canonical JSON sorts the keys, so ``hash`` sits between the keys that sort before it
-    and those after: the two halves are serialised once and joined both ways.
+    One serialisation: the hash covers the bytes of ``{...}``, and the line is the same
+    bytes with ``,"hash":"<hex>"`` put before the closing brace.
     """
-    head = _canonical({k: v for k, v in line.items() if k < "hash"})[:-1]  # b'{...'
-    tail = _canonical({k: v for k, v in line.items() if k > "hash"})[1:]  # b'...}'
-    comma_head = b"," if len(head) > 1 else b""
-    comma_tail = b"," if len(tail) > 1 else b""
-    digest = hashlib.sha256(head + (comma_head and comma_tail) + tail).hexdigest()
-    return digest, head + comma_head + b'"hash":"' + digest.encode(
-        "ascii"
-    ) + b'"' + comma_tail + tail
+    body = compact(line).encode("utf-8")
+    digest = hashlib.sha256(body).hexdigest()
+    return digest, body[:-1] + _HASH_KEY + digest.encode("ascii") + b'"}'
+
+
+def _digest_matches(raw: bytes, line: Mapping[str, Any]) -> bool:
+    """True when ``line`` (parsed from ``raw``, one line without its newline) is intact."""
+    found = str(line["hash"])
+    suffix = _HASH_KEY + found.encode("utf-8") + b'"}'
+    if not raw.endswith(suffix):
+        return False  # the hash is always the last field
+    return hashlib.sha256(raw[: -len(suffix)] + b"}").hexdigest() == found
+
+
+@functools.lru_cache(maxsize=4)
+def _iso_second(second: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+def _iso_time(timestamp: float) -> str:
+    """``timestamp`` as ISO 8601 UTC with milliseconds (``2026-12-06T16:00:00.123Z``)."""
+    second = math.floor(timestamp)
+    return f"{_iso_second(second)}.{int((timestamp - second) * 1000):03d}Z"
 
 
 @functools.lru_cache(maxsize=1024)
@@ -87,7 +97,12 @@ def _is_secret(name: str) -> bool:
     return _SECRET.search(name) is not None
 
 
+_PLAIN_TYPES = frozenset((str, int, float, bool, type(None)))
+
+
 def _redacted(value: Any) -> Any:
+    if type(value) in _PLAIN_TYPES:  # the usual case first: a setting's plain value
+        return value
     if isinstance(value, Mapping):
         return {
             str(k): "[redacted]" if _is_secret(str(k)) else _redacted(v) for k, v in value.items()
@@ -168,15 +183,14 @@ class AuditLog:
                 "status": getattr(event.error, "status_code", None),
             }
         record: Dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(event.started_at))
-            + f".{int(event.started_at % 1 * 1000):03d}Z",
+            "time": _iso_time(event.started_at),
             "label": self.label,
             "server": event.server,
             "model": event.model,
             "served_model": event.served_model,
             "operation": event.operation,
             "stream": event.stream,
-            "parameters": _redacted(dict(event.parameters)),
+            "parameters": _redacted(event.parameters),
             "usage": None if usage is None else usage.to_dict(),
             "outcome": event.outcome,
             "error": error,
@@ -368,7 +382,7 @@ def _line_problem(raw: bytes, prev: str) -> Optional[str]:
         return "the line is not JSON"
     if not isinstance(line, dict) or not isinstance(line.get("hash"), str):
         return "the line has no hash"
-    if line["hash"] != _digest(line):
+    if not _digest_matches(raw.rstrip(b"\r\n"), line):
         return "the line was edited (its hash does not match its content)"
     if line.get("prev") != prev:
         return "the chain is broken: a line before it was removed, or lines were reordered"
