@@ -1,4 +1,4 @@
-"""``lmstrix chat`` (one question, streamed on a terminal) and ``lmstrix prompt render``."""
+"""``lmstrix chat`` (a question, or an interactive chat) and ``lmstrix prompt render``."""
 
 from __future__ import annotations
 

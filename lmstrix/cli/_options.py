@@ -279,7 +279,7 @@ COMMANDS: Tuple[Command, ...] = (
     ),
     Command(
         "chat",
-        "ask a model one question (streams on a terminal)",
+        "ask a model a question (streamed on a terminal), or chat with it (no prompt)",
         "_cmd_chat",
         "cmd_chat",
         (Argument("model", "MODEL", "?"), Argument("prompt", "PROMPT", "?")),
