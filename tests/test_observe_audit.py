@@ -4,6 +4,7 @@ call, each kind of tampering detected, safe appends from several processes, no t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -222,6 +223,29 @@ def test_writers_sharing_a_file_take_turns(tmp_path: Path) -> None:
     assert verify_audit_log(path).ok and verify_audit_log(path).lines == 6
     first.close()
     second.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+def test_a_forked_child_opens_its_own_files_and_keeps_the_chain(tmp_path: Path) -> None:
+    path = tmp_path / "a.jsonl"
+    audit = AuditLog(path)
+    audit(_event(1))
+    parent_files = audit._files
+    pid = os.fork()
+    if pid == 0:  # the child: new descriptors (its lock is not the parent's), same chain
+        code = 1
+        try:
+            audit(_event(2))
+            files = audit._files
+            code = 0 if files is not None and files is not parent_files else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
+    audit(_event(3))  # chains to the child's line: the file's size told it
+    assert [line["model"] for line in _lines(path)] == ["model-1", "model-2", "model-3"]
+    assert verify_audit_log(path).ok
+    audit.close()
 
 
 def test_a_moved_file_starts_a_new_chain_and_fsync_is_kept(tmp_path: Path) -> None:

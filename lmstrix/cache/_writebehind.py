@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 import time
 import weakref
 from typing import Any, Callable, Generic, List, Optional, TypeVar
+
+from .._forks import generation
 
 __all__ = ["WriteBehind"]
 
@@ -45,20 +46,19 @@ class WriteBehind(Generic[T]):
         self._queue: List[T] = []
         self._busy = False
         self._thread: Optional[threading.Thread] = None
-        self._pid = os.getpid()
+        self._generation = generation()
         self._at_exit = False
-        _watch_forks(self)
 
     def _forked(self) -> None:
         """In a forked child: the parent's queue is not ours, its thread is not here, and
         its lock may have been held at the fork."""
         self._cond = threading.Condition(threading.Lock())
         self._queue, self._busy, self._thread, self._hurry = [], False, None, False
-        self._pid = os.getpid()
+        self._generation = generation()
 
     def submit(self, item: T) -> None:
         """Queue ``item``; the background thread writes it soon."""
-        if self._pid != os.getpid():  # forked without the hook (not POSIX fork)
+        if self._generation != generation():  # in a forked child
             self._forked()
         with self._cond:
             self._queue.append(item)
@@ -69,7 +69,7 @@ class WriteBehind(Generic[T]):
 
     def flush(self) -> None:
         """Wait until every item queued so far is written (or its write failed)."""
-        if self._pid != os.getpid():
+        if self._generation != generation():
             self._forked()
         with self._cond:
             while self._queue or self._busy:
@@ -118,29 +118,3 @@ def _flush_at_exit(ref: weakref.ref[WriteBehind[Any]]) -> None:
     writer = ref()
     if writer is not None:
         writer.flush()
-
-
-class _Forks:
-    """The live writers of this process, reset in a forked child (the hook is installed
-    on the first writer, not on import)."""
-
-    def __init__(self) -> None:
-        self.live: weakref.WeakSet[WriteBehind[Any]] = weakref.WeakSet()
-        self.lock = threading.Lock()
-        self.hooked = False
-
-    def watch(self, writer: WriteBehind[Any]) -> None:
-        with self.lock:
-            self.live.add(writer)
-            if not self.hooked and hasattr(os, "register_at_fork"):
-                os.register_at_fork(after_in_child=self.after_fork)
-                self.hooked = True
-
-    def after_fork(self) -> None:
-        self.lock = threading.Lock()
-        for writer in list(self.live):
-            writer._forked()
-
-
-_FORKS = _Forks()
-_watch_forks = _FORKS.watch

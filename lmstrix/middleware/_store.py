@@ -14,6 +14,8 @@ import sqlite3
 import threading
 from typing import TYPE_CHECKING, Iterator, List, Union
 
+from .._forks import generation
+
 if TYPE_CHECKING:
     from os import PathLike
 
@@ -39,7 +41,7 @@ class SQLiteFile:
     def connection(self) -> sqlite3.Connection:
         """This thread's connection (opened, and the schema made, on first use)."""
         conn = getattr(self._local, "conn", None)
-        if conn is not None and self._local.pid == os.getpid():
+        if conn is not None and self._local.generation == generation():
             return conn  # type: ignore[no-any-return]
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
@@ -50,7 +52,7 @@ class SQLiteFile:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(self._schema)
-        self._local.conn, self._local.pid = conn, os.getpid()
+        self._local.conn, self._local.generation = conn, generation()
         with self._lock:
             self._opened.append(conn)
         return conn

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
 from .._compactjson import compact
+from .._forks import generation
 from ..registry._filelock import hold_lock, release_lock
 
 if TYPE_CHECKING:
@@ -216,10 +217,8 @@ class AuditLog:
         """Chain ``record`` to the file's last line and append it; returns its hash."""
         line = {k: v for k, v in record.items() if k != "hash"}
         with self._lock:
-            files = self._open()
-            hold_lock(files.lock_fd, files.lock_path, self.lock_timeout_s)
+            files, end = self._locked()
             try:
-                end = os.fstat(files.fd).st_size
                 tail = self._tail
                 if tail is not None and tail[0] == end:
                     line["prev"], torn = tail[1], False  # nobody appended since our line
@@ -239,16 +238,28 @@ class AuditLog:
                 release_lock(files.lock_fd)
         return digest
 
-    def _open(self) -> _OpenFiles:
-        """The open file and lock file, opened again after a fork or when the file at
-        ``path`` was moved away or removed (log rotation)."""
+    def _locked(self) -> Tuple[_OpenFiles, int]:
+        """The open file and lock file with the lock taken, and the file's size.
+
+        They are opened again after a fork, and when the file at ``path`` was moved away
+        or removed (log rotation): one ``stat`` of ``path`` under the lock tells both
+        that it is still our file and how long it is.
+        """
         files = self._files
-        if files is not None and not files.current(self.path):
+        if files is not None and files.generation != generation():
             files.close()
             files = self._files = self._tail = None
-        if files is None:
-            files = self._files = _OpenFiles(self.path)
-        return files
+        if files is not None:
+            hold_lock(files.lock_fd, files.lock_path, self.lock_timeout_s)
+            size = files.size_if_current(self.path)
+            if size is not None:
+                return files, size
+            release_lock(files.lock_fd)
+            files.close()
+            self._files = self._tail = None
+        files = self._files = _OpenFiles(self.path)
+        hold_lock(files.lock_fd, files.lock_path, self.lock_timeout_s)
+        return files, os.fstat(files.fd).st_size
 
 
 class _OpenFiles:
@@ -257,7 +268,7 @@ class _OpenFiles:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.lock_path = path.with_name(path.name + ".lock")
-        self.pid = os.getpid()
+        self.generation = generation()
         self.fd = os.open(str(path), os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
             self.lock_fd = os.open(str(self.lock_path), os.O_RDWR | os.O_CREAT, 0o644)
@@ -266,18 +277,17 @@ class _OpenFiles:
             raise
         self.inode = os.fstat(self.fd).st_ino
 
-    def current(self, path: Path) -> bool:
-        """True while this process opened them and ``path`` is still the open file.
+    def size_if_current(self, path: Path) -> Optional[int]:
+        """The size of the file at ``path`` when it is still the open file, else ``None``.
 
-        A forked child must open its own: a lock taken through an inherited descriptor
-        would be the parent's lock too.
+        (A forked child must open its own files: a lock taken through an inherited
+        descriptor would be the parent's lock too. The caller checks the process.)
         """
-        if self.pid != os.getpid():
-            return False
         try:
-            return os.stat(str(path)).st_ino == self.inode
+            found = os.stat(str(path))
         except OSError:
-            return False
+            return None
+        return found.st_size if found.st_ino == self.inode else None
 
     def close(self) -> None:
         for fd in (self.fd, self.lock_fd):
