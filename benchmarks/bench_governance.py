@@ -11,7 +11,11 @@ interleaved across them (the order turning each round):
   computed and looked up, and the answer queued for the cache's writer thread);
 - ``all governance`` (reported, not a target): the same, plus ``Policy``, ``Budget``
   and ``RateLimit`` on one quota file, a ``UsageLog`` to a JSON-lines file and an
-  ``SLAWatch``.
+  ``SLAWatch``;
+- ``floor`` (reported, not a target): what any cache and audit log that are safe across
+  processes and lose nothing on a kill must do per call, and nothing else: one SQLite
+  primary-key lookup before the request, and one locked append of a fixed line after
+  it (flock, stat, write, unlock), with an observer that does nothing.
 
 Rates are the median round; ratios the median of the per-round ratios over ``none``;
 the microseconds each client adds per request are worked out from the median rates.
@@ -23,7 +27,10 @@ Target: ``metrics + audit + cache miss`` >= 0.85x ``none``.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import itertools
+import os
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -54,6 +61,37 @@ def serve() -> int:
     return 0
 
 
+class _FloorLookup:
+    """Middleware: one SQLite primary-key lookup (a miss), then the request."""
+
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS t (key TEXT PRIMARY KEY, body BLOB)")
+
+    def __call__(self, request: Any, call_next: Any) -> Any:
+        self._db.execute("SELECT body FROM t WHERE key = ?", ("absent",)).fetchone()
+        return call_next(request)
+
+
+class _FloorAppend:
+    """Observer: one fixed line appended under the lock, as a chained log must."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._lock = os.open(path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        self._line = b'{"line":"' + b"x" * 500 + b'"}\n'
+
+    def __call__(self, event: Any) -> None:
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            os.stat(self._path)
+            os.write(self._fd, self._line)
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+
+
 def clients(url: str, folder: str) -> Dict[str, lmstrix.Client]:
     quota = f"{folder}/quota.sqlite"
     governed = [
@@ -77,6 +115,11 @@ def clients(url: str, folder: str) -> Dict[str, lmstrix.Client]:
         ),
         "all governance": lmstrix.Client(
             url, label="bench", observers=[*observed("audit-all"), watch], middleware=governed
+        ),
+        "floor": lmstrix.Client(
+            url,
+            observers=[_FloorAppend(f"{folder}/floor.jsonl")],
+            middleware=[_FloorLookup(f"{folder}/floor.sqlite")],
         ),
     }
 
@@ -140,7 +183,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(
         "The simulator answers in a fraction of a millisecond; a model on LM Studio takes "
         "tens of milliseconds or more,\nso the added microseconds per request are the "
-        "figure to weigh against a real answer's time."
+        "figure to weigh against a real answer's time. 'floor' is a lookup and a locked\n"
+        "append with no other work: the least a cache and an audit log that are safe "
+        "across processes and lose nothing on a kill cost."
     )
     print_targets(targets)
     return 0
