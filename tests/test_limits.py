@@ -322,15 +322,19 @@ def test_threads_sharing_a_quota_file_never_exceed_it(fake: FakeLMStudio, tmp_pa
 
     path, limit = tmp_path / "quota.sqlite", 500
     refused: List[int] = []
+    failed: List[BaseException] = []
 
     def work(n: int) -> None:
         budget = Budget(path, tokens_per_day=limit)  # one object per thread: the file is shared
-        with lmstrix.Client(fake.base_url, label="t", middleware=[budget]) as client:
-            for i in range(8):
-                try:
-                    client.chat(MODEL, f"thread {n} call {i}", max_tokens=8)
-                except lmstrix.QuotaExceededError:
-                    refused.append(n)
+        try:
+            with lmstrix.Client(fake.base_url, label="t", middleware=[budget]) as client:
+                for i in range(8):
+                    try:
+                        client.chat(MODEL, f"thread {n} call {i}", max_tokens=8)
+                    except lmstrix.QuotaExceededError:
+                        refused.append(n)
+        except BaseException as exc:  # anything else fails the test, not just the thread
+            failed.append(exc)
         budget.close()
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
@@ -338,6 +342,7 @@ def test_threads_sharing_a_quota_file_never_exceed_it(fake: FakeLMStudio, tmp_pa
         thread.start()
     for thread in threads:
         thread.join()
+    assert failed == []
     assert refused and Budget(path, tokens_per_day=limit).used("t") == server_tokens(fake) <= limit
 
 

@@ -12,6 +12,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from typing import TYPE_CHECKING, Iterator, List, Union
 
 from .._forks import generation
@@ -49,13 +50,34 @@ class SQLiteFile:
             self.path, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._use_wal(conn)
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.executescript(self._schema)
         self._local.conn, self._local.generation = conn, generation()
         with self._lock:
             self._opened.append(conn)
         return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Put the file in WAL mode (once for all: the mode is kept in the file).
+
+        Switching a new file's mode needs it to itself, and SQLite answers "database is
+        locked" at once, without its busy timeout, when another connection opening it at
+        the same moment holds it: wait and ask again, up to the timeout.
+        """
+        deadline = time.monotonic() + self._timeout_s
+        delay = 0.001
+        while True:
+            try:
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
