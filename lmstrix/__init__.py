@@ -152,5 +152,5 @@ _LAZY: Dict[str, str] = {
 }
 
 
-__getattr__, __dir__ = lazy_names(__name__, {k: f".{v}" for k, v in _LAZY.items()}, __all__)
+__getattr__, __dir__ = lazy_names(__name__, _LAZY)
 del lazy_names

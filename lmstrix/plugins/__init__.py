@@ -49,7 +49,5 @@ __all__ = [
 
 # The post-processors' module is imported on first use (the CLI loads plugins at start).
 _POST = ("BUILTIN_POST_PROCESSORS", "PostProcessError", "PostProcessingClient", "PostProcessor")
-__getattr__, __dir__ = lazy_names(
-    __name__, dict.fromkeys((*_POST, "post_process"), "._post"), __all__
-)
+__getattr__, __dir__ = lazy_names(__name__, dict.fromkeys((*_POST, "post_process"), "_post"))
 del lazy_names
