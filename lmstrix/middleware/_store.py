@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Iterator, List, Union
 
 from .._forks import generation
+from .._poll import poll
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -65,19 +66,22 @@ class SQLiteFile:
         locked" at once, without its busy timeout, when another connection opening it at
         the same moment holds it: wait and ask again, up to the timeout.
         """
-        deadline = time.monotonic() + self._timeout_s
-        delay = 0.001
-        while True:
+        locked: List[sqlite3.OperationalError] = []
+
+        def attempt() -> bool:
             try:
                 mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
                 if str(mode).lower() != "wal":
                     conn.execute("PRAGMA journal_mode = WAL")
-                return
             except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                if "locked" not in str(exc):
                     raise
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+                locked.append(exc)
+                return False
+            return True
+
+        if not poll(attempt, time.monotonic() + self._timeout_s, first_s=0.001, max_s=0.05):
+            raise locked[-1]
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:

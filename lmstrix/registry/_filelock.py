@@ -27,6 +27,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Callable, Optional, Tuple, Type
 
+from .._poll import poll
 from ..errors import RegistryError
 
 __all__ = ["FileLock", "hold_lock", "release_lock"]
@@ -65,9 +66,6 @@ else:
         fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-# Short cap: a registry write holds the lock for milliseconds, and a long sleep would
-# leave the lock idle while the next in line dozes.
-_MAX_POLL_S = 0.005
 _COUNTER = "next"
 
 
@@ -80,19 +78,13 @@ def hold_lock(fd: int, path: Path, timeout_s: float) -> None:
     Raises:
         RegistryError: the lock was not free within ``timeout_s``.
     """
-    if _try_lock(fd):
+    attempt = functools.partial(_try_lock, fd)
+    if attempt() or poll(attempt, time.monotonic() + timeout_s, first_s=0.0002):
         return
-    deadline = time.monotonic() + timeout_s
-    delay = 0.0002
-    while not _try_lock(fd):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise RegistryError(
-                f"timed out after {timeout_s:g} s waiting for the lock file {path}: "
-                "another process holds it. Retry, or raise the lock timeout."
-            )
-        time.sleep(min(delay, remaining))
-        delay = min(delay * 2, _MAX_POLL_S)
+    raise RegistryError(
+        f"timed out after {timeout_s:g} s waiting for the lock file {path}: "
+        "another process holds it. Retry, or raise the lock timeout."
+    )
 
 
 def release_lock(fd: int) -> None:
@@ -250,14 +242,9 @@ class FileLock:
             _discard(*ticket)
 
     def _poll(self, attempt: Callable[[], bool], deadline: float) -> None:
-        delay = 0.0005
-        while not attempt():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise RegistryError(
-                    f"timed out after {self.timeout_s:g} s waiting for the lock file "
-                    f"{self.path}: another lmstrix process is writing the registry. "
-                    "Retry when it is done, or raise the lock timeout."
-                )
-            time.sleep(min(delay, remaining))
-            delay = min(delay * 2, _MAX_POLL_S)
+        if not poll(attempt, deadline):
+            raise RegistryError(
+                f"timed out after {self.timeout_s:g} s waiting for the lock file "
+                f"{self.path}: another lmstrix process is writing the registry. "
+                "Retry when it is done, or raise the lock timeout."
+            )
