@@ -19,6 +19,7 @@ from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .._closing import ClosedByWith
 from ..config import Timeout, resolve_base_url, resolve_token
 from ..errors import APIError, APIStatusError, ModelNotFoundError
 from ..middleware import RetryMiddleware, RetryPolicy, build_chain
@@ -37,8 +38,7 @@ from ._structured import StructuredMixin
 from ._tools import ToolsMixin
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Type, TypeVar, Union
+    from typing import TypeVar, Union
 
     from ..middleware import Middleware
     from ..registry import Registry
@@ -58,7 +58,9 @@ _LOAD_KEYS = frozenset(
 )
 
 
-class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin, StructuredMixin):
+class Client(
+    NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin, StructuredMixin, ClosedByWith
+):
     """A blocking client for LM Studio's HTTP API (and any OpenAI-compatible server).
 
     Args:
@@ -161,17 +163,6 @@ class Client(NativeChatMixin, DownloadsMixin, ToolsMixin, FitContextMixin, Struc
         from ._remote import client_settings, rebuilt
 
         return (rebuilt, (client_settings(self),))
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close pooled connections; the client may not be used afterwards. Observers and

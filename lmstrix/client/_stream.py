@@ -28,10 +28,10 @@ from typing import (
     List,
     Optional,
     Tuple,
-    TypeVar,
     cast,
 )
 
+from .._closing import ClosedByWith
 from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from ..types import Chunk, Completion, Stats, Usage
 from ._errormap import checked_json, error_for, error_message
@@ -39,9 +39,6 @@ from ._toolcalls import ToolCallJoiner
 from .sse import ServerSentEvent, SSEDecoder
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Type
-
     from ..transport._stdlib import Response
     from ._calls import CallScope
 
@@ -51,10 +48,7 @@ log = logging.getLogger(__name__)
 log.addHandler(logging.NullHandler())
 
 
-S = TypeVar("S", bound="ClosingStream")
-
-
-class ClosingStream:
+class ClosingStream(ClosedByWith):
     """What a stream of one answer does when it is let go: ``with`` closes it, and
     :meth:`close` stops reading, releases the connection and, when the answer had not
     ended, reports the call to its observers as closed. Subclasses keep ``_stopped``,
@@ -68,17 +62,6 @@ class ClosingStream:
 
     def _answered(self) -> bool:
         raise NotImplementedError
-
-    def __enter__(self: S) -> S:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Stop reading and release the connection; safe to call more than once."""

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Tuple, Union
 
+from .._closing import ClosedByWith
 from .._compactjson import compact
 from .._forks import generation
 from ..registry._filelock import hold_lock, release_lock
@@ -115,7 +116,7 @@ def _redacted(value: Any) -> Any:
     return repr(value)
 
 
-class AuditLog:
+class AuditLog(ClosedByWith):
     """An observer writing one hash-chained JSON line per call to ``path``.
 
     A line holds ``time`` (ISO 8601, UTC, when the call started), ``label``, ``server``,
@@ -163,12 +164,6 @@ class AuditLog:
             files, self._files, self._tail = self._files, None, None
         if files is not None:
             files.close()
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     def __call__(self, event: CallEvent) -> None:
         """Append the line of one finished call."""

@@ -33,6 +33,7 @@ from typing import (
     Union,
 )
 
+from .._closing import ClosedByWith
 from ..client import Client
 from ..client._chain import FitSkip, ModelChoice, chain_of, run_chain
 from ..client._tools import ToolsMixin
@@ -49,9 +50,6 @@ from ._member import Member
 from ._routing import Preference, check_prefer, required
 
 if TYPE_CHECKING:
-    from types import TracebackType
-    from typing import Type
-
     from ..client import ChatStream
     from ..middleware import RetryPolicy
     from ..registry import Registry
@@ -69,7 +67,7 @@ REFRESH_S = 30.0
 SLOT_WAIT_S = 600.0
 
 
-class Pool(ToolsMixin):
+class Pool(ToolsMixin, ClosedByWith):
     """A :class:`~lmstrix.Client` over several servers, with every ``Client`` method.
 
     Args:
@@ -143,17 +141,6 @@ class Pool(ToolsMixin):
 
     def __repr__(self) -> str:
         return f"Pool({[m.url for m in self.members]!r})"
-
-    def __enter__(self) -> Pool:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> None:
-        self.close()
 
     def routed(
         self, *, requires: Optional[Iterable[str]] = None, prefer: Optional[Preference] = None
