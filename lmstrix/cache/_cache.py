@@ -184,9 +184,9 @@ class ResponseCache:
         response = call_next(request)
         if response.status_code != 200:
             return response
-        if request.stream and _SSE in response.headers.get("content-type", ""):
-            return _Recording(response, _is_whole_stream, lambda raw: self._put(key, _SSE, raw))
-        return _Recording(response, _is_answer, lambda raw: self._put(key, _JSON, raw))
+        streamed = request.stream and _SSE in response.headers.get("content-type", "")
+        kind, whole = (_SSE, _is_whole_stream) if streamed else (_JSON, _is_answer)
+        return _Recording(response, whole, lambda raw: self._put(key, kind, raw))
 
     def key_of(self, request: Request) -> Optional[str]:
         """The cache key of ``request``, or ``None`` when it is not to be cached."""
@@ -377,7 +377,9 @@ class _Recording:
     """A response passed through as it is read, stored once read whole (``read()``, or
     ``iter_bytes()`` to its end) when ``keep(body)`` says it is worth keeping."""
 
-    def __init__(self, inner: Response, keep: Callable[[bytes], bool], store: Any) -> None:
+    def __init__(
+        self, inner: Response, keep: Callable[[bytes], bool], store: Callable[[bytes], None]
+    ) -> None:
         self._inner = inner
         self._keep = keep
         self._store = store

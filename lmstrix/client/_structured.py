@@ -106,11 +106,11 @@ def find_json(
     """``(found, value, errors)``: the first JSON value in ``content`` (then in
     ``reasoning``) that conforms to ``schema``; else ``found`` is False and ``errors``
     says what was wrong with the most likely value (or that there was no JSON)."""
+    if schema is not None:  # imported once, and only when answers are checked
+        from ..jsonschema_lite import schema_errors
     first_errors: Optional[List[str]] = None
     for text in (content, reasoning):
         for value in json_candidates(text):
-            from ..jsonschema_lite import schema_errors  # only answers with a schema need it
-
             errors = schema_errors(value, schema) if schema is not None else []
             if not errors:
                 return True, value, []
