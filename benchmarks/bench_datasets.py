@@ -4,10 +4,11 @@ The simulator runs in one child process with its model preloaded (4 parallel slo
 the batch runs in another, ``run_batch(read_items("in.parquet"), ...,
 output=ColumnarOutput("out.parquet"))``, and reports its resident memory (VmRSS from
 /proc/self/status, else the peak from ``resource``) at every tenth of the items and
-after the Parquet file is written. The same is done for a tenth of the rows: a flat
-batch has the same peak for both. Then a run is killed (SIGKILL) at about a third, and
-run again: the second run must send only the items the first had not finished (the
-journal says which) and end with every row in the Parquet file.
+after the Parquet file is written. The same is done for a tenth of the rows (at least
+one Parquet row group, 10,000 rows): a flat batch has the same peak for both. Then a
+run is killed (SIGKILL) at about a third, and run again: the second run must send
+only the items the first had not finished (the journal says which) and end with every
+row in the Parquet file.
 
     python benchmarks/bench_datasets.py [--rows N] [--quick] [--json]
 
@@ -128,8 +129,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
     rows = 20_000 if args.quick else args.rows
-    small = max(1000, rows // 10)
     import pyarrow.parquet as pq
+
+    from lmstrix.integrations.datasets import ROWS_PER_GROUP
+
+    # The Parquet file is written a row group at a time: a reference smaller than one
+    # group would measure the group's buffer, not growth with the number of rows.
+    small = max(ROWS_PER_GROUP, rows // 10)
 
     child = ChildServer(__file__, "--serve")
     try:
