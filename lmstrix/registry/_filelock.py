@@ -78,8 +78,9 @@ def hold_lock(fd: int, path: Path, timeout_s: float) -> None:
     Raises:
         RegistryError: the lock was not free within ``timeout_s``.
     """
-    attempt = functools.partial(_try_lock, fd)
-    if attempt() or poll(attempt, time.monotonic() + timeout_s, first_s=0.0002):
+    if _try_lock(fd):  # the usual case, once per audit line: nothing more to build
+        return
+    if poll(functools.partial(_try_lock, fd), time.monotonic() + timeout_s, first_s=0.0002):
         return
     raise RegistryError(
         f"timed out after {timeout_s:g} s waiting for the lock file {path}: "
