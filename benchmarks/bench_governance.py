@@ -25,11 +25,12 @@ request are worked out from the median rates. The client process's CPU time per 
 beside them: unlike the rates, it does not move with the server's own speed.
 Target: ``metrics + audit + cache miss`` >= 0.85x ``none``.
 
-``--url URL --model KEY`` runs the same clients against a server that is already
-running (LM Studio, or the integration tests' llama.cpp server) instead of the
-simulator, with fewer requests: what the same work costs against a real model's answer.
+``--url URL`` runs the same clients against a server that is already running (LM
+Studio, or the integration tests' llama.cpp server) instead of the simulator, with fewer
+requests: what the same work costs against a real model's answer. It asks ``--model``,
+by default the first model the server lists.
 
-    python benchmarks/bench_governance.py [--quick] [--json] [--url URL --model KEY]
+    python benchmarks/bench_governance.py [--quick] [--json] [--url URL [--model KEY]]
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ def measure(url: str, model: str, rounds: int, count: int, warm: int) -> Rounds:
     clients in a round)."""
     serial = itertools.count()
     fresh = lambda n: [f"What is {next(serial)} + 1?" for _ in range(n)]  # noqa: E731
-    rates: Rounds = defaultdict(list)
+    figures: Rounds = defaultdict(list)
     with tempfile.TemporaryDirectory() as folder:
         made = clients(url, folder)
         names = list(made)
@@ -158,10 +159,19 @@ def measure(url: str, model: str, rounds: int, count: int, warm: int) -> Rounds:
         for r in range(rounds):
             prompts = fresh(count)
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                rates[name].append(run(made[name], model, prompts))
+                figures[name].append(run(made[name], model, prompts))
         for client in made.values():
             client.close()
-    return rates
+    return figures
+
+
+def first_model(url: str) -> str:
+    """The key of the first model ``url`` lists."""
+    with lmstrix.Client(url) as client:
+        found = client.list_models()
+    if not found:
+        raise SystemExit(f"{url} lists no model: pass --model KEY")
+    return found[0].key
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -169,14 +179,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds (CI smoke run)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--url", help="a running server to use instead of the simulator")
-    parser.add_argument("--model", help="the model to ask on --url (its key)")
+    parser.add_argument("--model", help="the model to ask on --url (default: the first listed)")
     args = parser.parse_args(argv)
-    if bool(args.url) != bool(args.model):
-        parser.error("--url and --model go together: the server, and the model to ask on it")
+    if args.model and not args.url:
+        parser.error("--model names a model of the server given with --url")
     if args.url:
         rounds, count, warm = (3, 10, 2) if args.quick else (5, 20, 3)
         server = args.url
-        figures = measure(args.url, args.model, rounds, count, warm)
+        figures = measure(args.url, args.model or first_model(args.url), rounds, count, warm)
     else:
         rounds, count, warm = (5, 100, 20) if args.quick else (15, 200, 20)
         server = "the simulator"
@@ -193,7 +203,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for name, values in rates.items()
     }
     overhead_us = {name: 1e6 / median[name] - 1e6 / median["none"] for name in median}
-    against = f" ({args.url})" if args.url else ""
+    against = f" ({server})" if args.url else ""
     targets = [Target(f"{TARGET_CLIENT} / none{against}", ratio[TARGET_CLIENT], ">=", TARGET, "x")]
     if args.json:
         emit_json(
