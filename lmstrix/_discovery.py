@@ -14,15 +14,15 @@ Only :func:`~lmstrix.config.resolve_base_url` calls this, when no server was giv
 from __future__ import annotations
 
 import json
-import logging
 import os
 from dataclasses import dataclass
 from typing import List, Mapping, Optional
 
+from ._log import logger
+
 __all__ = ["ENV_HOME", "ENV_INFO_PATH", "FoundServer", "discover_server", "server_files"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 ENV_HOME = "LMSTUDIO_HOME"
 ENV_INFO_PATH = "LMS_API_SERVER_INFO_PATH"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import os
 import sys
 from typing import (
@@ -27,6 +26,7 @@ from typing import (
     Union,
 )
 
+from .._log import logger
 from ..errors import ConfigError, TemplateError
 
 if TYPE_CHECKING:
@@ -42,8 +42,7 @@ __all__ = [
     "valid_id",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json-lines", ".jsonlines", ".json")
 """Input files read as JSON Lines (one object per line); ``.csv`` is CSV; others are text."""

@@ -14,7 +14,6 @@ not imported by ``lmstrix`` itself. See ``docs/user-guide/batch.md``.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import threading
@@ -34,6 +33,7 @@ from typing import (
     Union,
 )
 
+from .._log import logger
 from ..errors import (
     ConfigError,
 )
@@ -58,8 +58,7 @@ __all__ = [
     "run_batch",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 DEFAULT_WORKERS = 4
 """Workers used when the server does not say how many parallel slots the model has."""

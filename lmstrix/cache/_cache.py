@@ -23,7 +23,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import logging
 import re
 import sqlite3
 import threading
@@ -43,6 +42,7 @@ from typing import (
 from urllib.parse import urlsplit
 
 from .._compactjson import canonical
+from .._log import logger
 from ..errors import LMStrixError
 from ..middleware._store import SQLiteFile
 from ..transport._request import OPERATION
@@ -59,8 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CacheStats", "ResponseCache"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (

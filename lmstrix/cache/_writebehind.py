@@ -14,18 +14,17 @@ A forked child starts with an empty queue and its own thread: the parent writes 
 from __future__ import annotations
 
 import atexit
-import logging
 import threading
 import time
 import weakref
 from typing import Any, Callable, Generic, List, Optional, TypeVar
 
 from .._forks import generation
+from .._log import logger
 
 __all__ = ["WriteBehind"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 T = TypeVar("T")
 

@@ -17,7 +17,6 @@ opens the span its calls' spans nest in).
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from typing import (
     runtime_checkable,
 )
 
+from .._log import logger
 from ..types import Completion, Usage
 
 if TYPE_CHECKING:
@@ -55,8 +55,7 @@ __all__ = [
     "run_operation",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 T = TypeVar("T")
 

@@ -10,7 +10,6 @@ avoid (a bad token) end the chain at once. When every model fails, one
 from __future__ import annotations
 
 import functools
-import logging
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -25,6 +24,7 @@ from typing import (
     cast,
 )
 
+from .._log import logger
 from ..errors import APIError, AuthenticationError, FallbackError
 
 if TYPE_CHECKING:
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FitSkip", "ModelChoice", "call_chain", "chain_of", "chainable", "run_chain"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -12,7 +12,6 @@ transport; each model call ends in one :class:`~lmstrix.CallEvent` for the obser
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .._closing import ClosedByWith
+from .._log import logger
 from ..config import Timeout, resolve_base_url, resolve_token
 from ..errors import APIError, APIStatusError, ModelNotFoundError
 from ..middleware import RetryMiddleware, RetryPolicy, build_chain
@@ -49,8 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Client", "Messages"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 _OPERATIONS = ("models", "chat", "completion", "embedding", "unload", "respond")
 _LOAD_KEYS = frozenset(

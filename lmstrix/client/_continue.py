@@ -21,10 +21,10 @@ the model. Standard library only.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional
 
+from .._log import logger
 from ..errors import ConfigError, LMStrixError, StreamError
 from ..types import Chunk, Completion, Stats
 from ._replies import Messages, messages_of
@@ -42,8 +42,7 @@ __all__ = [
     "continuing_stream",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 CONTINUE_PROMPT = (
     "Your previous answer was cut off. Continue it exactly where it stopped, from the "

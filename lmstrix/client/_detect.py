@@ -10,7 +10,6 @@ the wrong thing). It is raised instead, so the caller can try again.
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Callable, List, Mapping, Sequence, Tuple
 
 from ..errors import APIError, APIStatusError, ModelNotFoundError
@@ -57,6 +56,8 @@ def detect_api(
 
 def model_not_found(base_url: str, key: str, known: Sequence[str]) -> ModelNotFoundError:
     """The error for an unknown model, suggesting close matches among ``known``."""
+    import difflib  # here, not at the top: only this error needs it (and its import costs)
+
     close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.4)
     lowered = key.lower()
     close += [k for k in known if lowered in k.lower() and k not in close][:3]

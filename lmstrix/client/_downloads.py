@@ -6,19 +6,18 @@ request plumbing (``_json``) and its API detection (``server_api``).
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Mapping, Optional
 from urllib.parse import quote
 
+from .._log import logger
 from ..errors import APIError, APIStatusError, APITimeoutError, ModelNotFoundError
 from ._download_job import DownloadJob
 from ._errormap import error_message
 
 __all__ = ["DEFAULT_POLL_S", "DownloadsMixin", "ProgressCallback"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 ProgressCallback = Callable[[DownloadJob], None]
 """Called with each new state of a followed download."""

@@ -11,10 +11,10 @@ of overflowing. When no tested size can hold the prompt,
 
 from __future__ import annotations
 
-import logging
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Set, Tuple
 
+from .._log import logger
 from ..errors import ContextOverflowError
 
 if TYPE_CHECKING:
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FitContextMixin", "proven_sizes"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 _LOCKS: Dict[Tuple[str, str], threading.Lock] = {}
 _LOCKS_GUARD = threading.Lock()

@@ -16,9 +16,9 @@ result.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional
 
+from .._log import logger
 from ..errors import APIConnectionError, APITimeoutError, LMStrixError, StreamError
 from ._native_types import NativeChatResult, NativeEvent
 from ._stream import ClosingStream, _drain, _loads
@@ -30,8 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ["NativeChatStream", "ProgressCallback"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 ProgressCallback = Callable[[str, float], None]
 """``on_progress(kind, fraction)``: ``kind`` is ``"model_load"`` or ``"prompt_processing"``."""

@@ -6,9 +6,9 @@ themselves are decoded in :mod:`lmstrix.types` (``Completion.from_wire``).
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Dict, List, Mapping, Sequence, Union
 
+from .._log import logger
 from ..errors import APIStatusError, ModelNotFoundError
 from ..types import ModelInfo
 
@@ -22,7 +22,7 @@ __all__ = [
     "same_model",
 ]
 
-log = logging.getLogger("lmstrix.client._client")  # where users have always seen it
+log = logger("lmstrix.client._client")  # where users have always seen it
 
 Messages = Union[str, Sequence[Mapping[str, Any]]]
 

@@ -15,7 +15,6 @@ read as a stream of one chunk holding the whole answer.
 from __future__ import annotations
 
 import json
-import logging
 import time
 from json.scanner import make_scanner
 from typing import (
@@ -43,9 +42,6 @@ if TYPE_CHECKING:
     from ._calls import CallScope
 
 __all__ = ["ChatStream", "whole_answer"]
-
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 
 class ClosingStream(ClosedByWith):

@@ -14,7 +14,6 @@ A stream is checked once at its end (it cannot be asked again: its text is alrea
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import replace
 from typing import (
     TYPE_CHECKING,
@@ -29,6 +28,7 @@ from typing import (
     cast,
 )
 
+from .._log import logger
 from ..errors import APIStatusError, SchemaValidationError
 from ..types import Completion
 from ._response_format import (
@@ -42,8 +42,7 @@ from ._response_format import (
 
 __all__ = ["StructuredCall", "StructuredMixin", "find_json", "json_candidates"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 T = TypeVar("T")
 _FENCE = "```"

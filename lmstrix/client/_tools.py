@@ -13,7 +13,6 @@ model can correct itself; only the step limit ends the loop with an error
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
@@ -28,6 +27,7 @@ from typing import (
     cast,
 )
 
+from .._log import logger
 from ..errors import ToolCallError, ToolLoopError
 from ..types import Completion, ToolCall
 from ._replies import Messages, messages_of
@@ -37,8 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ToolRun", "ToolsMixin", "run_tools"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 Tools = Union[Mapping[str, Callable[..., Any]], Sequence[Callable[..., Any]]]
 """Functions by the name the model calls them, or a list of functions (named by

@@ -8,11 +8,11 @@ list after the first load, when the load reply did not say the parallel slots.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from .._log import logger
 from ..errors import APIError
 from ..registry._fingerprint import neighbours_of
 from ..registry._speed import SpeedLog
@@ -24,8 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["TestConditions", "neighbour_warnings"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 
 def neighbour_warnings(key: str, neighbours: Tuple[str, ...]) -> Tuple[str, ...]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
+from .._log import logger
 from ..registry._fingerprint import Fingerprint, fingerprint_changes, neighbours_of
 
 if TYPE_CHECKING:
@@ -16,8 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["current_fingerprint", "mark_stale"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 
 def current_fingerprint(

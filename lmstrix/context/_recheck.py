@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import random
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .. import errors
+from .._log import logger
 from ..errors import APIError, ContextSearchError
 from ..registry._fingerprint import Fingerprint, fingerprint_changes
 from ..registry._records import ModelRecord, ProbeRecord
@@ -36,8 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RecheckResult", "recheck_limits"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 RECHECK_DETAIL = "recheck"
 """``ProbeRecord.detail`` prefix of the steps a recheck writes."""

@@ -10,12 +10,12 @@ search resumes from what is known.
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple, TypeVar
 
+from .._log import logger
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -42,8 +42,7 @@ if TYPE_CHECKING:
 __all__ = ["ContextReport", "SearchProgress", "find_context_limit"]
 
 _T = TypeVar("_T")
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 ANSWER_TOKENS = 24  # room for the reply: six digits and some politeness
 

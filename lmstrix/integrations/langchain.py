@@ -17,7 +17,6 @@ measured context (the registry's ``working_context``) as ``profile["max_input_to
 
 from __future__ import annotations
 
-import logging
 from operator import itemgetter
 from typing import Any, Callable, Dict, Iterator, List, Literal, Optional, Sequence, Union
 
@@ -47,6 +46,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import ConfigDict, Field, model_validator
 
+from .._log import logger
 from ..client import Client
 from ..config import resolve_base_url, resolve_token
 from ..errors import ToolCallError
@@ -54,8 +54,7 @@ from ..types import Completion, ToolCall, Usage
 
 __all__ = ["ChatLMStrix", "LMStrixEmbeddings"]
 
-logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 ToolLike = Union[Dict[str, Any], type, Callable[..., Any], BaseTool]
 _StructuredMethod = Literal["json_schema", "function_calling", "json_mode"]
@@ -385,7 +384,7 @@ def _tool_call(call: ToolCall) -> Any:
     try:
         arguments = call.parsed_arguments()
     except ToolCallError:  # LangChain keeps such calls as invalid_tool_calls on parse
-        logger.warning("tool call %r: arguments are not a JSON object", call.name)
+        log.warning("tool call %r: arguments are not a JSON object", call.name)
         arguments = {}
     return tool_call(name=call.name, args=arguments, id=call.id or None)
 

@@ -9,10 +9,10 @@ without one they are shared by the threads of this process.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import TYPE_CHECKING, Callable, Mapping, Optional, Union
 
+from .._log import logger
 from ..errors import QuotaExceededError
 from ._facts import INFERENCE, Ended, Facts, facts_of, metered
 from ._ledger import Ledger, ledger_for
@@ -26,8 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Budget", "RateLimit"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 
 def _settled(facts: Facts, ended: Ended) -> float:

@@ -9,17 +9,17 @@ it calls ``on_event`` with an :class:`SLAEvent` when a figure passes its thresho
 
 from __future__ import annotations
 
-import logging
 import math
 import threading
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
+from .._log import logger
+
 __all__ = ["SLAEvent", "SLAWatch", "percentile"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 _WATCHED = frozenset(("chat", "completion", "embedding", "respond"))
 

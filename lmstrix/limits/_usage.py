@@ -10,7 +10,6 @@ file). Never a prompt, an answer, a header or the token.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 import time
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Union
 from urllib.parse import urlsplit
 
+from .._log import logger
 from ._facts import INFERENCE, Ended, facts_of, metered
 
 if TYPE_CHECKING:
@@ -29,8 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["UsageLog", "UsageRecord"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ request never reached the server), which is not a retry of the request.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable, FrozenSet, Optional, Sequence
 
+from .._log import logger
 from ..errors import APIConnectionError
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallNext", "Middleware", "RetryMiddleware", "RetryPolicy", "build_chain"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 CallNext = Callable[["Request"], "Response"]
 """The rest of the chain: send ``request`` on and return the response."""

@@ -25,7 +25,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -45,8 +44,6 @@ if TYPE_CHECKING:
 
 __all__ = ["GENESIS", "AuditLog", "AuditVerification", "verify_audit_log"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 GENESIS = "0" * 64
 """The ``prev`` of the first line."""

@@ -11,7 +11,6 @@ clients in many threads.
 from __future__ import annotations
 
 import bisect
-import logging
 import math
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence, Tuple
@@ -21,8 +20,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Histogram", "Metrics"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 PERCENTILES = (50, 90, 95, 99)
 

@@ -17,7 +17,6 @@ when the search starts, so the spans of its loads and chats nest in it. With
 from __future__ import annotations
 
 import json
-import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -34,8 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPTURE_CONTENT_ENV", "OpenTelemetry"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 

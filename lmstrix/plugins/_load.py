@@ -12,13 +12,14 @@ naming it and the error; the others load.
 
 from __future__ import annotations
 
-import logging
 import os
 import pathlib
 import sys
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .._log import logger
 
 # Imported when used: the CLI loads plugins at every start, and with none installed that
 # must cost little more than reading a few folder listings.
@@ -38,8 +39,7 @@ __all__ = [
     "load",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 PLUGIN_GROUP = "lmstrix.plugins"
 NO_PLUGINS_ENV = "LMSTRIX_NO_PLUGINS"

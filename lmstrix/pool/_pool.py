@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import functools
 import itertools
-import logging
 import threading
 from typing import (
     TYPE_CHECKING,
@@ -34,6 +33,7 @@ from typing import (
 )
 
 from .._closing import ClosedByWith
+from .._log import logger
 from ..client import Client
 from ..client._chain import FitSkip, ModelChoice, chain_of, run_chain
 from ..client._tools import ToolsMixin
@@ -57,8 +57,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Pool"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 T = TypeVar("T")
 COOLDOWN_S = 5.0

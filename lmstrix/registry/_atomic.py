@@ -9,7 +9,6 @@ temp file left in the directory when a writer holds the lock was left by a crash
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import stat
@@ -18,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import BinaryIO, Callable, TypeVar
+
+from .._log import logger
 
 __all__ = [
     "atomic_write",
@@ -28,7 +29,7 @@ __all__ = [
     "remove_stale_temps",
 ]
 
-logger = logging.getLogger(__name__)
+log = logger(__name__)
 
 _T = TypeVar("_T")
 _WINDOWS = sys.platform == "win32"
@@ -143,7 +144,7 @@ def keep_backup(path: Path, backup: Path) -> None:
             os.link(str(path), str(tmp))
         except OSError:
             # No hard links here (FAT, some network shares): copy the bytes.
-            logger.debug("hard link failed for %s; copying the backup instead", path)
+            log.debug("hard link failed for %s; copying the backup instead", path)
             _copy_file(path, tmp)
         _retry_on_sharing_violation(lambda: os.replace(str(tmp), str(backup)))
     except BaseException:
@@ -171,6 +172,6 @@ def remove_stale_temps(path: Path) -> None:
             try:
                 os.unlink(os.path.join(str(path.parent), name))
             except OSError:  # pragma: no cover - raced with something else; harmless
-                logger.debug("could not remove stale temp file %s", name)
+                log.debug("could not remove stale temp file %s", name)
             else:
-                logger.info("removed temp file %s left by an interrupted write", name)
+                log.info("removed temp file %s left by an interrupted write", name)

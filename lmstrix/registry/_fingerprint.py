@@ -10,7 +10,6 @@ fingerprint no longer matches, so ``lmstrix list`` can show them.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -27,8 +26,6 @@ __all__ = [
     "server_version_of",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 _COMPARED: Tuple[str, ...] = (
     "api",

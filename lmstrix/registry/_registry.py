@@ -9,7 +9,6 @@ Reads take no lock. A corrupt file is never written to, moved or repaired.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import threading
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypeVar, Union
 
+from .._log import logger
 from ..errors import RegistryError
 from . import _atomic
 from ._file import (
@@ -45,8 +45,7 @@ __all__ = [
     "normalize_server",
 ]
 
-logger = logging.getLogger(__name__)
-logger.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 _T = TypeVar("_T")
 # A file modified this close to when we read it may change again without its timestamp
@@ -265,7 +264,7 @@ class Registry:
         self._write(apply)
         for names in (result.added, result.updated, result.vanished, result.returned):
             names.sort()
-        logger.info(
+        log.info(
             "synced %s: %d added, %d updated, %d vanished",
             scope,
             len(result.added),

@@ -10,10 +10,10 @@ calibration in the registry, so the next estimate is closer.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, List, Optional, Union
 
+from .._log import logger
 from ..errors import APIError
 from ..registry._fit import (
     DEFAULT_CHARS_PER_TOKEN,
@@ -31,8 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = ["FitReport", "fit"]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 
 @dataclass(frozen=True)

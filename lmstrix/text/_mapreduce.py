@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -22,6 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
+from .._log import logger
 from ..errors import ConfigError, LMStrixError
 from ._counter import records_of, token_counter
 from ._split import TokenCounter, split_text
@@ -37,8 +37,7 @@ __all__ = [
     "resolve_budget",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+log = logger(__name__)
 
 TEMPLATE_TOKENS = 32
 """Tokens kept for the chat template's own markers around one user message."""

@@ -18,7 +18,6 @@ goes back to the pool only once its response has been read to the end.
 
 from __future__ import annotations
 
-import logging
 import socket
 import threading
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Protocol, Tuple
@@ -41,8 +40,6 @@ __all__ = [
     "connection_error",
 ]
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
 
 _READ_SIZE = 65536
 _FIRST_READ_SIZE = 4096
