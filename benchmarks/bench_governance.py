@@ -1,8 +1,9 @@
 """Benchmark: the cost of governance (metrics, an audit log, a cache that misses) on requests/s.
 
 The simulator runs in a child process (so it does not share the client's GIL) with its
-model preloaded. Sequential non-streaming chats are sent by three clients, in rounds
-interleaved across them (the order turning each round):
+model preloaded. Sequential non-streaming chats are sent by four clients, in rounds
+interleaved across them (the order turning each round, each client leading as many
+rounds as the others):
 
 - ``none``: a plain ``Client``;
 - ``metrics + audit + cache miss``: ``lmstrix.observe.Metrics``, an ``AuditLog`` (each
@@ -183,12 +184,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.model and not args.url:
         parser.error("--model names a model of the server given with --url")
+    # Rounds come in multiples of the four clients, so each leads a round (the order turns)
+    # as often as the others: the first client of a round may meet a colder server.
     if args.url:
-        rounds, count, warm = (3, 10, 2) if args.quick else (5, 20, 3)
+        rounds, count, warm = (4, 8, 2) if args.quick else (8, 12, 3)
         server = args.url
         figures = measure(args.url, args.model or first_model(args.url), rounds, count, warm)
     else:
-        rounds, count, warm = (5, 100, 20) if args.quick else (15, 200, 20)
+        rounds, count, warm = (8, 60, 20) if args.quick else (16, 200, 20)
         server = "the simulator"
         child = ChildServer(__file__, "--serve")
         try:
