@@ -93,6 +93,9 @@ def test_the_queue_is_written_when_the_interpreter_exits(tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
+# The fork happens on purpose while the writer thread runs: that is the case under test
+# (Python 3.12+ warns about any fork of a process with threads).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_a_forked_child_starts_with_an_empty_queue(tmp_path: Path) -> None:
     written: List[List[str]] = []
     gate = threading.Event()
