@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
+from _isolated import run_vendored
+
 import lmstrix
-
-PACKAGE = Path(lmstrix.__file__).parent
-
-
-def run_isolated(code: str, cwd: Path) -> subprocess.CompletedProcess:  # type: ignore[type-arg]
-    """Run code with `python -I -S`: no site-packages, no environment, no user site.
-
-    Isolated mode leaves the working folder off ``sys.path``, so the code puts the
-    folder holding the copied package there itself, as a vendoring application would.
-    """
-    prelude = f"import sys\nsys.path.insert(0, {str(cwd)!r})\n"
-    return subprocess.run(
-        [sys.executable, "-I", "-S", "-c", prelude + textwrap.dedent(code)],
-        cwd=str(cwd),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def test_import_loads_only_the_standard_library(tmp_path: Path) -> None:
@@ -41,8 +21,7 @@ def test_import_loads_only_the_standard_library(tmp_path: Path) -> None:
         new = sorted(set(sys.modules) - before)
         print(json.dumps(new))
     """
-    shutil.copytree(str(PACKAGE), str(tmp_path / "lmstrix"))
-    result = run_isolated(code, tmp_path)
+    result = run_vendored(code, tmp_path)
     assert result.returncode == 0, result.stderr
     new = json.loads(result.stdout)
     roots = {name.split(".")[0] for name in new} - {"lmstrix"}
@@ -68,9 +47,8 @@ def test_import_has_no_side_effects(tmp_path: Path) -> None:
         assert "lmstrix.client" in sys.modules
         print("ok")
     """
-    shutil.copytree(str(PACKAGE), str(tmp_path / "lmstrix"))
     home = tmp_path / "home"
-    result = run_isolated(code, tmp_path)
+    result = run_vendored(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
     assert not home.exists()
@@ -91,8 +69,7 @@ def test_vendored_copy_works_without_site_packages(tmp_path: Path) -> None:
             c.unload(inst.id)
         print(keys, inst.context_length, "5" in answer, answer == streamed)
     """
-    shutil.copytree(str(PACKAGE), str(tmp_path / "lmstrix"))
-    result = run_isolated(code, tmp_path)
+    result = run_vendored(code, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['acme/chat-7b'] 8192 True True"
 

@@ -4,19 +4,15 @@ and lmstrix imports no ``logging`` when the application does not use it."""
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from test_isolation import run_isolated
+from _isolated import run_vendored
 
-import lmstrix
 from lmstrix._log import logger
 from lmstrix.testing import FakeLMStudio
-
-PACKAGE = Path(lmstrix.__file__).parent
 
 
 def test_records_reach_the_configured_logger(caplog: pytest.LogCaptureFixture) -> None:
@@ -108,8 +104,7 @@ def test_a_client_leaves_logging_unimported_until_the_application_uses_it(
             print(before)
             print(seen)
         """
-        shutil.copytree(str(PACKAGE), str(tmp_path / "lmstrix"))
-        result = run_isolated(code, tmp_path)
+        result = run_vendored(code, tmp_path)
     assert result.returncode == 0, result.stderr
     first, second = result.stdout.splitlines()
     assert first == "False"
