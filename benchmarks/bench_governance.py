@@ -146,9 +146,11 @@ def run(client: lmstrix.Client, model: str, prompts: Sequence[str]) -> Tuple[flo
 Rounds = Dict[str, List[Tuple[float, float]]]
 
 
-def measure(url: str, model: str, rounds: int, count: int, warm: int) -> Rounds:
+def measure(url: str, model: str, leads: int, count: int, warm: int) -> Rounds:
     """:func:`run`'s figures for each client and round (the same new prompts for all
-    clients in a round)."""
+    clients in a round). The order turns each round and each client leads ``leads``
+    rounds, as many as the others: the first client of a round may meet a colder
+    server."""
     serial = itertools.count()
     fresh = lambda n: [f"What is {next(serial)} + 1?" for _ in range(n)]  # noqa: E731
     figures: Rounds = defaultdict(list)
@@ -157,7 +159,7 @@ def measure(url: str, model: str, rounds: int, count: int, warm: int) -> Rounds:
         names = list(made)
         for client in made.values():
             run(client, model, fresh(warm))  # warm-up: connections, detection, files
-        for r in range(rounds):
+        for r in range(leads * len(names)):
             prompts = fresh(count)
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 figures[name].append(run(made[name], model, prompts))
@@ -184,18 +186,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     if args.model and not args.url:
         parser.error("--model names a model of the server given with --url")
-    # Rounds come in multiples of the four clients, so each leads a round (the order turns)
-    # as often as the others: the first client of a round may meet a colder server.
     if args.url:
-        rounds, count, warm = (4, 8, 2) if args.quick else (8, 12, 3)
+        leads, count, warm = (1, 8, 2) if args.quick else (2, 12, 3)
         server = args.url
-        figures = measure(args.url, args.model or first_model(args.url), rounds, count, warm)
+        figures = measure(args.url, args.model or first_model(args.url), leads, count, warm)
     else:
-        rounds, count, warm = (8, 60, 20) if args.quick else (16, 200, 20)
+        leads, count, warm = (2, 60, 20) if args.quick else (4, 200, 20)
         server = "the simulator"
         child = ChildServer(__file__, "--serve")
         try:
-            figures = measure(child.url, MODEL, rounds, count, warm)
+            figures = measure(child.url, MODEL, leads, count, warm)
         finally:
             child.close()
     rates = {name: [rate for rate, _ in values] for name, values in figures.items()}
@@ -212,7 +212,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         emit_json(
             {
                 "server": server,
-                "rounds": rounds,
+                "rounds": len(figures["none"]),
                 "requests_per_round": count,
                 "requests_per_s": median,
                 "ratio_to_none": ratio,
