@@ -20,6 +20,7 @@ The demo tables of the README and of ``docs/index.md`` are checked against a rea
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import ipaddress
 import json
@@ -244,8 +245,15 @@ RUNNABLE = [page_name(p) for p in PAGES if python_blocks(p)]
 
 
 # --------------------------------------------------------------------------- the guard
+#
+# The guard wraps the socket module's entry points for the length of one page and puts
+# them back afterwards. It is not an audit hook (``sys.addaudithook``): a hook written in
+# Python stays for the rest of the session, and on CPython 3.11 and older a thread that
+# starts while another thread runs that hook inside ``sys.settrace`` dies before its target
+# runs ("Cannot install a trace function while another trace function is being
+# installed"). Coverage calls ``sys.settrace`` in every new thread, so the simulator's
+# connection threads died now and then in every later test (a CI run lost one that way).
 
-_GUARD = {"on": False}
 _REFUSED: List[str] = []  # hosts refused during a run, in case a snippet caught the error
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 
@@ -261,33 +269,47 @@ def _is_loopback(host: object) -> bool:
         return False
 
 
-def _audit(event: str, args: Tuple[Any, ...]) -> None:
-    if not _GUARD["on"]:
-        return
-    if event == "socket.connect":
-        address = args[1]
-        host = address[0] if isinstance(address, tuple) else address
-    elif event == "socket.getaddrinfo":
-        host = args[0]
-    else:
-        return
+def _refuse_unless_loopback(host: object) -> None:
     if not _is_loopback(host):
         _REFUSED.append(repr(host))
         raise PermissionError(f"a docs snippet tried to reach {host!r}: only 127.0.0.1 is allowed")
 
 
+def _host_of(address: object) -> object:
+    return address[0] if isinstance(address, tuple) else address
+
+
+@contextlib.contextmanager
+def offline_guard() -> Iterator[None]:
+    """Refuse every name lookup and connection to a host that is not loopback."""
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        _refuse_unless_loopback(host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    def connect(sock: socket.socket, address: Any) -> None:
+        _refuse_unless_loopback(_host_of(address))
+        real_connect(sock, address)
+
+    def connect_ex(sock: socket.socket, address: Any) -> int:
+        _refuse_unless_loopback(_host_of(address))
+        return real_connect_ex(sock, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket, "getaddrinfo", getaddrinfo)
+        patch.setattr(socket.socket, "connect", connect)
+        patch.setattr(socket.socket, "connect_ex", connect_ex)
+        yield
+
+
 @pytest.fixture
 def offline() -> Iterator[None]:
-    if not _GUARD.get("installed"):
-        # Audit hooks cannot be removed: add it once, on first use; it is off between runs.
-        sys.addaudithook(_audit)
-        _GUARD["installed"] = True
     _REFUSED.clear()
-    _GUARD["on"] = True
-    try:
+    with offline_guard():
         yield
-    finally:
-        _GUARD["on"] = False
     assert not _REFUSED, f"tried to reach {', '.join(_REFUSED)}: only 127.0.0.1 is allowed"
 
 
@@ -399,14 +421,23 @@ def test_fenced_blocks(text: str, expected: List[Tuple[Any, ...]]) -> None:
     assert [tuple(b) for b in fenced_blocks(text)] == expected
 
 
-def test_the_guard_refuses_other_hosts(offline: None) -> None:
-    with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"):
-        socket.getaddrinfo("example.com", 80)
-    with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"), socket.socket() as sock:
-        sock.connect(("192.0.2.1", 9))
+def test_the_guard_refuses_other_hosts_and_is_gone_afterwards() -> None:
+    real = (socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex)
+    _REFUSED.clear()
+    with offline_guard():
+        with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"):
+            socket.getaddrinfo("example.com", 80)
+        with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"):
+            socket.create_connection(("example.com", 80), timeout=1)
+        with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"), socket.socket() as sock:
+            sock.connect(("192.0.2.1", 9))
+        with pytest.raises(PermissionError, match=r"only 127\.0\.0\.1"), socket.socket() as sock:
+            sock.connect_ex(("192.0.2.2", 9))
+        assert socket.getaddrinfo("localhost", 80)  # loopback names still resolve
     assert _is_loopback("127.0.0.2") and _is_loopback(b"/tmp/socket")
-    assert _REFUSED == ["'example.com'", "'192.0.2.1'"]
-    _REFUSED.clear()  # seen; the fixture checks that nothing else was refused
+    assert _REFUSED == ["'example.com'", "'example.com'", "'192.0.2.1'", "'192.0.2.2'"]
+    assert (socket.getaddrinfo, socket.socket.connect, socket.socket.connect_ex) == real
+    _REFUSED.clear()
 
 
 # --------------------------------------------------------------------------- the simulator
