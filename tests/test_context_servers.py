@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
+from _threads import threading_losing
+
 import lmstrix
-from lmstrix.context import find_context_limits
+from lmstrix.context import _servers, find_context_limits
 from lmstrix.testing import FakeLMStudio, SimModel
 
 
@@ -73,3 +76,19 @@ def test_skip_tested_and_a_server_that_fails(tmp_path: Path) -> None:
     result = find_context_limits([gone], registry=registry)
     assert isinstance(result["http://127.0.0.1:9"].error, lmstrix.APIConnectionError)
     gone.close()
+
+
+def test_a_server_whose_thread_never_ran_is_searched_in_the_callers_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    losing = threading_losing(1)
+    monkeypatch.setattr(_servers, "threading", losing)  # the simulator's threads run
+    with FakeLMStudio(fleet(12000), time_scale=0.05) as fake:
+        url = fake.base_url
+        with lmstrix.Client(url) as client:
+            found = find_context_limits(
+                iter([client]), ["m/two"], registry=lmstrix.Registry(tmp_path / "r.json")
+            )
+    search = found[url]
+    assert losing.lost == [f"lmstrix-search:{url}"]
+    assert search.error is None and [r.model for r in search.reports] == ["m/two"]

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
+from _threads import threading_losing
 
 from lmstrix.cache import _writebehind
 from lmstrix.cache._writebehind import WriteBehind
@@ -122,3 +123,82 @@ def test_a_forked_child_starts_with_an_empty_queue(tmp_path: Path) -> None:
     writer.flush()
     assert os.WEXITSTATUS(status) == 0
     assert written == [["parent"]]
+
+
+def test_a_writer_thread_that_never_ran_is_replaced_by_submit_and_flush(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    losing = threading_losing(2)
+    monkeypatch.setattr(_writebehind, "threading", losing)
+    monkeypatch.setattr(_writebehind, "_CHECK_S", 0.01)
+    done: List[int] = []
+    writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)
+    writer.submit(1)  # its writer never runs
+    thread = writer._thread
+    assert thread is not None
+    thread.join(10)
+    writer.submit(2)  # sees the writer gone: starts another, which never runs either
+    writer.flush()  # starts a third, which writes both
+    assert done == [1, 2] and len(losing.lost) == 2
+    assert "writer thread ended unexpectedly" in caplog.text
+
+
+def test_when_writer_threads_never_run_flush_writes_the_queue_itself(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    losing = threading_losing(10**6)
+    monkeypatch.setattr(_writebehind, "threading", losing)
+    monkeypatch.setattr(_writebehind, "_CHECK_S", 0.01)
+    done: List[int] = []
+    writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)
+    for n in range(3):
+        writer.submit(n)
+    writer.flush()  # no hang: after _MAX_LOST lost writers it writes in this thread
+    assert done == [0, 1, 2]
+    # One writer per submit at most (a submit starts one where the last is gone), then
+    # the flush's own: it gives up on threads after _MAX_LOST of them.
+    assert _writebehind._MAX_LOST <= len(losing.lost) <= 3 + _writebehind._MAX_LOST
+
+
+_DIES_AT_START = textwrap.dedent(
+    """
+    import sys, threading
+    from lmstrix.cache._writebehind import WriteBehind
+    path, deaths = sys.argv[1], [int(sys.argv[2])]
+
+    def hook(event, args):  # what a tracer + audit hook race does on CPython <= 3.11
+        if event == "sys.settrace" and deaths[0] > 0:
+            if threading.current_thread() is not threading.main_thread():
+                deaths[0] -= 1
+                raise RuntimeError("this thread dies before its first line")
+
+    sys.addaudithook(hook)
+    sys.unraisablehook = lambda unraisable: None
+    threading.settrace(lambda *args: None)
+
+    def write(batch):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write("".join(batch))
+
+    writer = WriteBehind(write, name="dying-writer", linger_s=0.0)
+    for n in range(5):
+        writer.submit(f"{n}\\n")
+    if sys.argv[3] == "flush":
+        writer.flush()
+    # else the interpreter's exit writes the queue
+    """
+)
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 11),
+    reason="before 3.11 a failing sys.settrace in a new thread is reported and the thread runs",
+)
+@pytest.mark.parametrize(("deaths", "end"), [(1, "flush"), (100, "flush"), (100, "exit")])
+def test_writer_threads_that_die_before_their_first_line_lose_nothing(
+    tmp_path: Path, deaths: int, end: str
+) -> None:
+    out = tmp_path / "out.txt"
+    command = [sys.executable, "-c", _DIES_AT_START, str(out), str(deaths), end]
+    subprocess.run(command, check=True, timeout=60)
+    assert out.read_text(encoding="utf-8").split() == [str(n) for n in range(5)]

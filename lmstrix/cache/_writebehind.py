@@ -9,6 +9,13 @@ holds no thread. :meth:`flush` waits until everything queued so far
 is written; queued items are also written when the interpreter exits normally (a killed
 process loses what it had not written yet).
 A forked child starts with an empty queue and its own thread: the parent writes its own.
+
+A writer thread can end without running: on CPython 3.11 and older, a thread that starts
+while another thread runs a Python audit hook inside ``sys.settrace`` dies at its first
+line ("Cannot install a trace function while another trace function is being
+installed"), and tracers such as coverage call ``sys.settrace`` in every new thread.
+:meth:`submit` and :meth:`flush` notice a writer that ended without saying so and start
+another; after ``_MAX_LOST`` such writers in one flush, the flush writes the queue itself.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ log = logger(__name__)
 T = TypeVar("T")
 
 _IDLE_S = 1.0
+_CHECK_S = 0.2  # how often a waiting flush looks whether its writer thread is still there
+_MAX_LOST = 3  # writer threads lost in one flush before it writes the queue itself
 
 
 class WriteBehind(Generic[T]):
@@ -61,7 +70,7 @@ class WriteBehind(Generic[T]):
             self._forked()
         with self._cond:
             self._queue.append(item)
-            if self._thread is None:
+            if self._thread is None or self._lost():
                 self._start()
             elif len(self._queue) == 1:
                 self._cond.notify()  # wake an idle writer; a lingering one waits on
@@ -70,13 +79,30 @@ class WriteBehind(Generic[T]):
         """Wait until every item queued so far is written (or its write failed)."""
         if self._generation != generation():
             self._forked()
+        lost = 0
         with self._cond:
             while self._queue or self._busy:
+                if self._lost():
+                    lost += 1
+                if self._thread is None and lost >= _MAX_LOST:
+                    batch, self._queue = self._queue, []
+                    self._write_logged(batch)  # threads keep dying: write it here
+                    continue
                 if self._thread is None:
                     self._start()
                 self._hurry = True
                 self._cond.notify_all()
-                self._cond.wait()
+                self._cond.wait(_CHECK_S)
+
+    def _lost(self) -> bool:
+        """Under the lock: True (and the writer forgotten) when it ended without saying
+        so: it died before its first line, or a ``BaseException`` went through it."""
+        thread = self._thread
+        if thread is None or thread.is_alive():
+            return False
+        log.warning("%s: its writer thread ended unexpectedly; starting another", self._name)
+        self._thread = None
+        return True
 
     def _start(self) -> None:
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
@@ -104,13 +130,17 @@ class WriteBehind(Generic[T]):
                 batch, self._queue, self._hurry = self._queue, [], False
                 self._busy = True
             try:
-                self._write(batch)
-            except Exception:  # the writer reports its own errors; never kill the thread
-                log.exception("%s: a batch of %d could not be written", self._name, len(batch))
+                self._write_logged(batch)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _write_logged(self, batch: List[T]) -> None:
+        try:
+            self._write(batch)
+        except Exception:  # the writer reports its own errors; never kill the thread
+            log.exception("%s: a batch of %d could not be written", self._name, len(batch))
 
 
 def _flush_at_exit(ref: weakref.ref[WriteBehind[Any]]) -> None:

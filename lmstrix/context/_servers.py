@@ -48,8 +48,10 @@ def find_context_limits(
     """
     lock = threading.Lock()
     results: Dict[str, ServerSearch] = {}
+    ran: List[str] = []  # the servers whose thread reached its first line
 
     def one_server(client: Client, result: ServerSearch) -> None:
+        ran.append(client.base_url)
         try:
             offered = [m for m in client.list_models() if m.type != "embedding"]
             keys = [m.key for m in offered]
@@ -67,14 +69,19 @@ def find_context_limits(
         except Exception as exc:  # the other servers go on; the caller sees it per server
             result.error = exc
 
-    threads = []
+    searches = []
     for client in clients:
         result = results[client.base_url] = ServerSearch(client.base_url)
         thread = threading.Thread(
             target=one_server, args=(client, result), name=f"lmstrix-search:{client.base_url}"
         )
-        threads.append(thread)
+        searches.append((client, result, thread))
         thread.start()
-    for thread in threads:
+    for _, _, thread in searches:
         thread.join()
+    for client, result, _ in searches:
+        if client.base_url not in ran:
+            # Its thread died before its first line (on CPython <= 3.11 under a tracer and
+            # an audit hook, see lmstrix.cache._writebehind): search that server here.
+            one_server(client, result)
     return results
