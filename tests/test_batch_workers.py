@@ -11,7 +11,7 @@ import pytest
 from _threads import threading_losing
 
 from lmstrix import Client
-from lmstrix.batch import _runner, run_batch
+from lmstrix.batch import _runner, _workers, run_batch
 from lmstrix.testing import FakeLMStudio, SimModel
 
 MODEL = "acme/chat-7b"
@@ -36,7 +36,7 @@ def test_workers_that_never_ran_are_replaced_and_every_item_is_done(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     losing = threading_losing(2)  # both first workers: no worker at all until replaced
-    monkeypatch.setattr(_runner, "threading", losing)
+    monkeypatch.setattr(_workers, "threading", losing)
     monkeypatch.setattr(_runner, "_POLL_S", 0.01)
     out = tmp_path / "out.jsonl"
     summary = run_batch(items(6), client, MODEL, output=out, workers=2)
@@ -51,7 +51,7 @@ def test_when_workers_keep_ending_the_batch_stops_and_says_how_to_go_on(
     tmp_path: Path, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     losing = threading_losing(10**6)
-    monkeypatch.setattr(_runner, "threading", losing)
+    monkeypatch.setattr(_workers, "threading", losing)
     monkeypatch.setattr(_runner, "_POLL_S", 0.01)
     out = tmp_path / "out.jsonl"
     with pytest.raises(RuntimeError, match=r"keep ending before they start \(6 lost\)") as info:

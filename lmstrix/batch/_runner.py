@@ -41,6 +41,7 @@ from ._calls import RateLimiter, chat, error_dict, is_fatal, now, retryable
 from ._io import OutputFile, Prompter, item_key, read_items, valid_id
 from ._order import order_jobs, prompt_text, resolve_order
 from ._summary import BatchSummary
+from ._workers import Workers
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -64,7 +65,6 @@ DEFAULT_WORKERS = 4
 """Workers used when the server does not say how many parallel slots the model has."""
 
 _POLL_S = 0.2  # how often the waiting caller thread wakes up (lets Ctrl-C in on Windows)
-_MAX_LOST = 3  # worker threads lost per worker before the batch gives up
 
 
 @dataclass(frozen=True)
@@ -258,8 +258,7 @@ class _Run:
     def go(self, items: Iterable[Mapping[str, Any]]) -> BatchSummary:
         if hasattr(items, "__len__"):
             self.total = len(items)  # type: ignore[arg-type]
-        threads = [self._worker(i) for i in range(self.workers)]
-        lost = 0
+        workers = Workers(self._work, self.workers, self.out.path)
         # Enough queued work to keep every worker busy, and no more: memory stays
         # bounded however long the input is.
         capacity = 2 * self.workers
@@ -281,15 +280,15 @@ class _Run:
                     break
                 else:
                     self._collect(block=True)
-                    lost += self._replace_lost(threads, lost)
+                    workers.replace_lost()
         except BaseException:
             self.stop.set()
             self._abandon()
             raise
         finally:
-            for _ in threads:
+            for _ in workers.threads:
                 self.jobs.put(None)
-        for thread in threads:
+        for thread in workers.threads:
             thread.join()
         ttft = sum(self.ttfts) / len(self.ttfts) if self.ttfts else None
         return BatchSummary(
@@ -304,31 +303,6 @@ class _Run:
             self.shares[0],
             ttft,
         )
-
-    def _worker(self, number: int) -> threading.Thread:
-        thread = threading.Thread(target=self._work, name=f"lmstrix-batch-{number}", daemon=True)
-        thread.start()
-        return thread
-
-    def _replace_lost(self, threads: List[threading.Thread], lost: int) -> int:
-        """Start a worker in place of each one that has ended (workers end only when the
-        batch does, so it died: on CPython <= 3.11, a thread that starts while another
-        runs a Python audit hook inside ``sys.settrace``, as tracers call it, dies before
-        its first line). Returns how many were replaced."""
-        replaced = 0
-        for number, thread in enumerate(threads):
-            if thread.is_alive():
-                continue
-            if lost + replaced >= _MAX_LOST * self.workers:
-                raise RuntimeError(
-                    f"the batch's worker threads keep ending before they start "
-                    f"({lost + replaced} lost); what was done is in {self.out.path}: "
-                    f"run the batch again to go on from there"
-                )
-            log.warning("batch: worker %d ended unexpectedly; starting another", number)
-            threads[number] = self._worker(number)
-            replaced += 1
-        return replaced
 
     def _blocks(self, items: Iterable[Mapping[str, Any]]) -> Iterator[List[_Job]]:
         """The jobs to hand out, one run at a time (one job each in input order)."""
