@@ -71,26 +71,48 @@ def test_the_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatc
     assert done == [1, 2]
 
 
-_AT_EXIT = textwrap.dedent(
+_WRITER = textwrap.dedent(
     """
-    import sys
+    import sys, threading
     from lmstrix.cache._writebehind import WriteBehind
-    path = sys.argv[1]
+    path, deaths, end, linger = sys.argv[1], [int(sys.argv[2])], sys.argv[3], float(sys.argv[4])
+
+    def hook(event, args):  # what a tracer + audit hook race does on CPython <= 3.11
+        if event == "sys.settrace" and deaths[0] > 0:
+            if threading.current_thread() is not threading.main_thread():
+                deaths[0] -= 1
+                raise RuntimeError("this thread dies before its first line")
+
+    if deaths[0]:
+        sys.addaudithook(hook)
+        sys.unraisablehook = lambda unraisable: None
+        threading.settrace(lambda *args: None)
+
     def write(batch):
         with open(path, "a", encoding="utf-8") as handle:
             handle.write("".join(batch))
-    writer = WriteBehind(write, name="exit-writer", linger_s=60.0)
+
+    writer = WriteBehind(write, name="script-writer", linger_s=linger)
     for n in range(10):
         writer.submit(f"{n}\\n")
-    # no flush: the interpreter's exit writes the queue
+    if end == "flush":
+        writer.flush()
+    # else the interpreter's exit writes the queue
     """
 )
 
 
+def run_writer(folder: Path, deaths: int, end: str, linger_s: float) -> List[str]:
+    """What a new interpreter writes with ``deaths`` writer threads dying at start."""
+    out = folder / "out.txt"
+    command = [sys.executable, "-c", _WRITER, str(out), str(deaths), end, str(linger_s)]
+    subprocess.run(command, check=True, timeout=60)
+    return out.read_text(encoding="utf-8").split()
+
+
 def test_the_queue_is_written_when_the_interpreter_exits(tmp_path: Path) -> None:
-    out = tmp_path / "out.txt"
-    subprocess.run([sys.executable, "-c", _AT_EXIT, str(out)], check=True, timeout=60)
-    assert out.read_text(encoding="utf-8").split() == [str(n) for n in range(10)]
+    # no flush, and a linger far longer than the run: the exit writes the queue
+    assert run_writer(tmp_path, 0, "exit", 60.0) == [str(n) for n in range(10)]
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
@@ -160,36 +182,6 @@ def test_when_writer_threads_never_run_flush_writes_the_queue_itself(
     assert _writebehind._MAX_LOST <= len(losing.lost) <= 3 + _writebehind._MAX_LOST
 
 
-_DIES_AT_START = textwrap.dedent(
-    """
-    import sys, threading
-    from lmstrix.cache._writebehind import WriteBehind
-    path, deaths = sys.argv[1], [int(sys.argv[2])]
-
-    def hook(event, args):  # what a tracer + audit hook race does on CPython <= 3.11
-        if event == "sys.settrace" and deaths[0] > 0:
-            if threading.current_thread() is not threading.main_thread():
-                deaths[0] -= 1
-                raise RuntimeError("this thread dies before its first line")
-
-    sys.addaudithook(hook)
-    sys.unraisablehook = lambda unraisable: None
-    threading.settrace(lambda *args: None)
-
-    def write(batch):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write("".join(batch))
-
-    writer = WriteBehind(write, name="dying-writer", linger_s=0.0)
-    for n in range(5):
-        writer.submit(f"{n}\\n")
-    if sys.argv[3] == "flush":
-        writer.flush()
-    # else the interpreter's exit writes the queue
-    """
-)
-
-
 @pytest.mark.skipif(
     sys.version_info < (3, 11),
     reason="before 3.11 a failing sys.settrace in a new thread is reported and the thread runs",
@@ -198,7 +190,4 @@ _DIES_AT_START = textwrap.dedent(
 def test_writer_threads_that_die_before_their_first_line_lose_nothing(
     tmp_path: Path, deaths: int, end: str
 ) -> None:
-    out = tmp_path / "out.txt"
-    command = [sys.executable, "-c", _DIES_AT_START, str(out), str(deaths), end]
-    subprocess.run(command, check=True, timeout=60)
-    assert out.read_text(encoding="utf-8").split() == [str(n) for n in range(5)]
+    assert run_writer(tmp_path, deaths, end, 0.0) == [str(n) for n in range(10)]
