@@ -28,3 +28,15 @@ def threading_losing(count: int) -> Any:
             super().run()
 
     return types.SimpleNamespace(**{**vars(threading), "Thread": Thread, "lost": lost})
+
+
+def threading_refusing() -> Any:
+    """A stand-in for ``threading`` whose threads refuse to start, as at interpreter
+    shutdown on early CPython 3.12 releases ("can't create new thread at interpreter
+    shutdown") or at the system's thread limit."""
+
+    class Thread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    return types.SimpleNamespace(**{**vars(threading), "Thread": Thread})

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from _threads import threading_losing
+from _threads import threading_losing, threading_refusing
 
 from lmstrix.cache import _writebehind
 from lmstrix.cache._writebehind import WriteBehind
@@ -69,6 +69,20 @@ def test_the_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatc
     writer.submit(2)  # a new thread
     writer.flush()
     assert done == [1, 2]
+
+
+def test_when_no_thread_can_start_submit_queues_and_flush_writes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(_writebehind, "threading", threading_refusing())
+    done: List[int] = []
+    writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)
+    for n in range(3):
+        writer.submit(n)  # the caller's call is not failed by a cache store
+    assert done == []
+    writer.flush()
+    assert done == [0, 1, 2] and writer._thread is None
+    assert "no writer thread (can't create new thread" in caplog.text
 
 
 _WRITER = textwrap.dedent(

@@ -15,7 +15,9 @@ while another thread runs a Python audit hook inside ``sys.settrace`` dies at it
 line ("Cannot install a trace function while another trace function is being
 installed"), and tracers such as coverage call ``sys.settrace`` in every new thread.
 :meth:`submit` and :meth:`flush` notice a writer that ended without saying so and start
-another; after ``_MAX_LOST`` such writers in one flush, the flush writes the queue itself.
+another; after ``_MAX_LOST`` such writers in one flush, or when no thread can start (at
+interpreter shutdown, early CPython 3.12 releases refuse new threads), the flush writes the queue
+itself.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class WriteBehind(Generic[T]):
         with self._cond:
             self._queue.append(item)
             if self._thread is None or self._lost():
-                self._start()
+                self._start()  # if no thread can start now, a flush writes the queue
             elif len(self._queue) == 1:
                 self._cond.notify()  # wake an idle writer; a lingering one waits on
 
@@ -84,12 +86,10 @@ class WriteBehind(Generic[T]):
             while self._queue or self._busy:
                 if self._lost():
                     lost += 1
-                if self._thread is None and lost >= _MAX_LOST:
+                if self._thread is None and (lost >= _MAX_LOST or not self._start()):
                     batch, self._queue = self._queue, []
-                    self._write_logged(batch)  # threads keep dying: write it here
+                    self._write_logged(batch)  # no writer thread to be had: write it here
                     continue
-                if self._thread is None:
-                    self._start()
                 self._hurry = True
                 self._cond.notify_all()
                 self._cond.wait(_CHECK_S)
@@ -104,13 +104,21 @@ class WriteBehind(Generic[T]):
         self._thread = None
         return True
 
-    def _start(self) -> None:
+    def _start(self) -> bool:
+        """Under the lock: start a writer thread; False when none can start now (at
+        interpreter shutdown, early CPython 3.12 releases refuse new threads; or the system's
+        limit)."""
         thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-        self._thread = thread
         if not self._at_exit:
             self._at_exit = True
             atexit.register(_flush_at_exit, weakref.ref(self))
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError as exc:
+            log.warning("%s: no writer thread (%s); a flush writes the queue", self._name, exc)
+            return False
+        self._thread = thread
+        return True
 
     def _run(self) -> None:
         while True:
