@@ -248,11 +248,10 @@ RUNNABLE = [page_name(p) for p in PAGES if python_blocks(p)]
 #
 # The guard wraps the socket module's entry points for the length of one page and puts
 # them back afterwards. It is not an audit hook (``sys.addaudithook``): a hook written in
-# Python stays for the rest of the session, and on CPython 3.11 and older a thread that
-# starts while another thread runs that hook inside ``sys.settrace`` dies before its target
-# runs ("Cannot install a trace function while another trace function is being
-# installed"). Coverage calls ``sys.settrace`` in every new thread, so the simulator's
-# connection threads died now and then in every later test (a CI run lost one that way).
+# Python stays for the rest of the session, and with it, under coverage on CPython 3.11
+# and older, a starting thread can die before its first line (tests/_threads.py says
+# how): the simulator's connection threads died now and then in every later test (a CI
+# run lost one that way).
 
 _REFUSED: List[str] = []  # hosts refused during a run, in case a snippet caught the error
 _LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}

@@ -1,9 +1,8 @@
 """The batch's worker threads: started, and replaced when one ends before the batch does.
 
-Workers end only when the batch does, so a worker that has ended early died: on CPython
-3.11 and older, a thread that starts while another thread runs a Python audit hook inside
-``sys.settrace`` (tracers such as coverage call it in every new thread) dies before its
-first line. Its place is taken by a new thread; when they keep dying, the batch stops.
+Workers end only when the batch does, so a worker that has ended early died before its
+first line (``lmstrix.cache._writebehind`` says when CPython does that). Its place is
+taken by a new thread; when they keep dying, the batch stops.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ class Workers:
     """``count`` threads running ``work``, named ``lmstrix-batch-N``."""
 
     def __init__(self, work: Callable[[], None], count: int, output: str) -> None:
-        self._work, self._output, self.lost = work, output, 0
+        self._work, self._output, self._lost = work, output, 0
         self.threads = [self._start(number) for number in range(count)]
 
     def _start(self, number: int) -> threading.Thread:
@@ -38,12 +37,12 @@ class Workers:
         for number, thread in enumerate(self.threads):
             if thread.is_alive():
                 continue
-            if self.lost >= _MAX_LOST * len(self.threads):
+            if self._lost >= _MAX_LOST * len(self.threads):
                 raise RuntimeError(
                     f"the batch's worker threads keep ending before they start "
-                    f"({self.lost} lost); what was done is in {self._output}: "
+                    f"({self._lost} lost); what was done is in {self._output}: "
                     f"run the batch again to go on from there"
                 )
             log.warning("batch: worker %d ended unexpectedly; starting another", number)
             self.threads[number] = self._start(number)
-            self.lost += 1
+            self._lost += 1

@@ -100,7 +100,7 @@ class WriteBehind(Generic[T]):
         thread = self._thread
         if thread is None or thread.is_alive():
             return False
-        log.warning("%s: its writer thread ended unexpectedly; starting another", self._name)
+        log.warning("%s: its writer thread ended unexpectedly", self._name)
         self._thread = None
         return True
 

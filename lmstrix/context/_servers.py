@@ -8,7 +8,7 @@ same time, each in its own thread. Records stay keyed by server in the registry.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
 
 from ._runner import ContextReport, find_context_limit
 
@@ -48,10 +48,10 @@ def find_context_limits(
     """
     lock = threading.Lock()
     results: Dict[str, ServerSearch] = {}
-    ran: List[str] = []  # the servers whose thread reached its first line
+    ran: Set[str] = set()  # the servers whose thread reached its first line
 
     def one_server(client: Client, result: ServerSearch) -> None:
-        ran.append(client.base_url)
+        ran.add(client.base_url)
         try:
             offered = [m for m in client.list_models() if m.type != "embedding"]
             keys = [m.key for m in offered]
@@ -81,7 +81,7 @@ def find_context_limits(
         thread.join()
     for client, result, _ in searches:
         if client.base_url not in ran:
-            # Its thread died before its first line (on CPython <= 3.11 under a tracer and
-            # an audit hook, see lmstrix.cache._writebehind): search that server here.
+            # Its thread died before its first line (lmstrix.cache._writebehind says when
+            # CPython does that): search that server here.
             one_server(client, result)
     return results
