@@ -46,6 +46,7 @@ from ..errors import (
     ModelNotFoundError,
 )
 from ._choice import offers, rank, suitable
+from ._health import HealthChecks
 from ._member import Member
 from ._routing import Preference, check_prefer, required
 
@@ -135,8 +136,7 @@ class Pool(ToolsMixin, ClosedByWith):
             raise ValueError(f"a server is listed twice in the pool: {urls}")
         self._freed = threading.Condition()
         self._turn = itertools.count()
-        self._stop = threading.Event()
-        self._thread: Optional[threading.Thread] = None
+        self._health = HealthChecks(self.members)
 
     def __repr__(self) -> str:
         return f"Pool({[m.url for m in self.members]!r})"
@@ -168,28 +168,15 @@ class Pool(ToolsMixin, ClosedByWith):
 
     def close(self) -> None:
         """Stop the health thread (if started) and close every server's connections."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._health.stop()
         for member in self.members:
             member.client.close()
 
     def start(self, interval_s: float = 10.0) -> Pool:
-        """Check every server's health and models every ``interval_s`` in a thread."""
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._watch, args=(interval_s,), name="lmstrix-pool", daemon=True
-            )
-            self._thread.start()
+        """Check every server's health and models every ``interval_s`` in a thread (until
+        :meth:`close`)."""
+        self._health.start(interval_s)
         return self
-
-    def _watch(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            for member in self.members:
-                try:
-                    member.models(force=True)
-                except APIError as exc:
-                    log.info("pool: %s is not answering: %s", member.url, exc)
 
     # ------------------------------------------------------------------ models
 
@@ -328,6 +315,7 @@ class Pool(ToolsMixin, ClosedByWith):
         strict_fit: bool,
     ) -> Any:
         """Send to the best server for ``key``; fail over before anything was read."""
+        self._health.revive()
         tried: List[Member] = []
         last: Optional[BaseException] = None
         while True:
