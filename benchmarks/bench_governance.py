@@ -28,8 +28,11 @@ Target: ``metrics + audit + cache miss`` >= 0.85x ``none``.
 
 ``--url URL`` runs the same clients against a server that is already running (LM
 Studio, or the integration tests' llama.cpp server) instead of the simulator, with fewer
-requests: what the same work costs against a real model's answer. It asks ``--model``,
-by default the first model the server lists.
+requests: what the same work costs against a real model's answer. There each prompt is
+sent by the four clients in turn (the order turning with each prompt), so that the
+server's own drift over seconds, larger than what governance costs, slows all of them
+alike; each client's CPU time comes from one more round of its own. It asks
+``--model``, by default the first model the server lists.
 
     python benchmarks/bench_governance.py [--quick] [--json] [--url URL [--model KEY]]
 """
@@ -39,6 +42,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import itertools
+import math
 import os
 import sqlite3
 import statistics
@@ -146,11 +150,30 @@ def run(client: lmstrix.Client, model: str, prompts: Sequence[str]) -> Tuple[flo
 Rounds = Dict[str, List[Tuple[float, float]]]
 
 
-def measure(url: str, model: str, leads: int, count: int, warm: int) -> Rounds:
+def run_interleaved(
+    made: Dict[str, lmstrix.Client], order: List[str], model: str, prompts: Sequence[str]
+) -> Dict[str, float]:
+    """Each client's requests/s in one round where every prompt is sent by every client in
+    turn (the order turning with each prompt), so a server whose speed drifts over
+    seconds slows every client alike."""
+    spent = dict.fromkeys(order, 0.0)
+    for i, prompt in enumerate(prompts):
+        for name in order[i % len(order) :] + order[: i % len(order)]:
+            started = time.perf_counter()
+            made[name].chat(model, prompt, temperature=0, max_tokens=8)
+            spent[name] += time.perf_counter() - started
+    return {name: len(prompts) / spent[name] for name in order}
+
+
+def measure(
+    url: str, model: str, leads: int, count: int, warm: int, *, per_request: bool = False
+) -> Rounds:
     """:func:`run`'s figures for each client and round (the same new prompts for all
     clients in a round). The order turns each round and each client leads ``leads``
     rounds, as many as the others: the first client of a round may meet a colder
-    server."""
+    server. ``per_request`` interleaves the clients prompt by prompt within a round
+    (:func:`run_interleaved`), for a real server whose speed drifts; each client's CPU
+    time then comes from one more round of its own."""
     serial = itertools.count()
     fresh = lambda n: [f"What is {next(serial)} + 1?" for _ in range(n)]  # noqa: E731
     figures: Rounds = defaultdict(list)
@@ -161,8 +184,17 @@ def measure(url: str, model: str, leads: int, count: int, warm: int) -> Rounds:
             run(client, model, fresh(warm))  # warm-up: connections, detection, files
         for r in range(leads * len(names)):
             prompts = fresh(count)
-            for name in names[r % len(names) :] + names[: r % len(names)]:
-                figures[name].append(run(made[name], model, prompts))
+            order = names[r % len(names) :] + names[: r % len(names)]
+            if not per_request:
+                for name in order:
+                    figures[name].append(run(made[name], model, prompts))
+                continue
+            for name, rate in run_interleaved(made, order, model, prompts).items():
+                figures[name].append((rate, math.nan))
+        if per_request:  # the CPU time of all the process's threads needs one client at a time
+            for name, client in made.items():
+                cpu_us = run(client, model, fresh(count))[1]
+                figures[name] = [(rate, cpu_us) for rate, _ in figures[name]]
         for client in made.values():
             client.close()
     return figures
@@ -189,7 +221,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.url:
         leads, count, warm = (1, 8, 2) if args.quick else (2, 12, 3)
         server = args.url
-        figures = measure(args.url, args.model or first_model(args.url), leads, count, warm)
+        model = args.model or first_model(args.url)
+        figures = measure(args.url, model, leads, count, warm, per_request=True)
     else:
         leads, count, warm = (2, 60, 20) if args.quick else (4, 200, 20)
         server = "the simulator"
