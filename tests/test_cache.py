@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import subprocess
 import sys
@@ -30,8 +31,9 @@ def completions(server: FakeLMStudio) -> int:
 
 
 def test_a_repeated_temperature_0_chat_is_served_without_a_server_request(
-    fake: FakeLMStudio, cache: ResponseCache
+    fake: FakeLMStudio, cache: ResponseCache, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="lmstrix")
     with lmstrix.Client(fake.base_url, middleware=[cache]) as client:
         first = client.chat(MODEL, "What is 2+3?", temperature=0)
         assert completions(fake) == 1
@@ -40,6 +42,8 @@ def test_a_repeated_temperature_0_chat_is_served_without_a_server_request(
         assert second.text == first.text and second.usage == first.usage
         client.chat(MODEL, "What is 2+4?", temperature=0)  # another prompt: a miss
         assert completions(fake) == 2
+    sent = [r for r in caplog.records if r.getMessage().endswith("/v1/chat/completions")]
+    assert len(sent) == 2  # the debug log names the requests sent, not the hit
     cache.flush()  # answers are written by a background thread
     assert (cache.stats.hits, cache.stats.misses, cache.stats.stores) == (1, 2, 2)
     assert len(cache) == 2

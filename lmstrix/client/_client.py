@@ -40,7 +40,7 @@ from ._tools import ToolsMixin
 if TYPE_CHECKING:
     from typing import TypeVar, Union
 
-    from ..middleware import Middleware
+    from ..middleware import CallNext, Middleware
     from ..registry import Registry
     from ..transport._stdlib import Response, Transport
     from ._calls import CallScope, Observer
@@ -139,7 +139,7 @@ class Client(
         self._flushed = tuple(chain)
         if self.retry_policy.total > 0:
             chain.insert(0, RetryMiddleware(self.retry_policy))
-        self._handler = build_chain(chain, self._transport.send)
+        self._handler = build_chain(chain, _logged(self._transport.send))
         tag = {} if label is None else {LABEL: label}
         self._extensions = {op: frozen_map({**tag, OPERATION: op}) for op in _OPERATIONS}
         self._extensions["load"] = frozen_map(
@@ -480,8 +480,18 @@ class Client(
             stream,
             self._extensions[operation],
         )
-        log.debug("%s %s", method, request.url)
         return self._handler(request)
+
+
+def _logged(send: CallNext) -> CallNext:
+    """``send``, saying at debug level each request it sends: retries each time, and not
+    the requests a middleware answered itself (a cache hit, a refused quota)."""
+
+    def sending(request: Request) -> Response:
+        log.debug("%s %s", request.method, request.url)
+        return send(request)
+
+    return sending
 
 
 def _no_flush() -> None:
