@@ -9,7 +9,8 @@ import pytest
 from _threads import threading_losing
 
 import lmstrix
-from lmstrix.context import _servers, find_context_limits
+from lmstrix import _threads
+from lmstrix.context import find_context_limits
 from lmstrix.testing import FakeLMStudio, SimModel
 
 
@@ -28,10 +29,15 @@ def test_two_servers_run_at_once_and_keep_their_own_limits(tmp_path: Path) -> No
     ) as b:
         url_a, url_b = a.base_url, b.base_url
         clients = [lmstrix.Client(url_a), lmstrix.Client(url_b)]
-        seen = []
+        seen, steps = [], []
         started = time.perf_counter()
         results = find_context_limits(
-            clients, registry=registry, trials=1, seed=1, on_report=seen.append
+            clients,
+            registry=registry,
+            trials=1,
+            seed=1,
+            on_report=seen.append,
+            on_progress=steps.append,
         )
         parallel_s = time.perf_counter() - started
         started = time.perf_counter()  # the same searches one server after the other
@@ -45,6 +51,7 @@ def test_two_servers_run_at_once_and_keep_their_own_limits(tmp_path: Path) -> No
         # Both servers were busy at the same time: each one's loads overlap the other's.
         assert a.counters.loads > 0 and b.counters.loads > 0
     assert set(results) == {url_a, url_b}
+    assert {step.server for step in steps} == {url_a, url_b}  # each step names its server
     for result in results.values():
         assert result.error is None
         assert [r.model for r in result.reports] == ["m/one", "m/two"]  # no embedding model
@@ -82,7 +89,7 @@ def test_a_server_whose_thread_never_ran_is_searched_in_the_callers_thread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     losing = threading_losing(1)
-    monkeypatch.setattr(_servers, "threading", losing)  # the simulator's threads run
+    monkeypatch.setattr(_threads, "threading", losing)  # the simulator's threads run
     with FakeLMStudio(fleet(12000), time_scale=0.05) as fake:
         url = fake.base_url
         with lmstrix.Client(url) as client:
@@ -90,5 +97,5 @@ def test_a_server_whose_thread_never_ran_is_searched_in_the_callers_thread(
                 iter([client]), ["m/two"], registry=lmstrix.Registry(tmp_path / "r.json")
             )
     search = found[url]
-    assert losing.lost == [f"lmstrix-search:{url}"]
+    assert losing.lost == ["lmstrix-search-0"]
     assert search.error is None and [r.model for r in search.reports] == ["m/two"]

@@ -1,7 +1,7 @@
 """The batch's worker threads: started, and replaced when one ends before the batch does.
 
 Workers end only when the batch does, so a worker that has ended early died before its
-first line (``lmstrix.cache._writebehind`` says when CPython does that). Its place is
+first line (:mod:`lmstrix._threads` says when CPython does that). Its place is
 taken by a new thread; when they keep dying, the batch stops.
 """
 

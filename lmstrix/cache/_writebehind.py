@@ -10,12 +10,9 @@ is written; queued items are also written when the interpreter exits normally (a
 process loses what it had not written yet).
 A forked child starts with an empty queue and its own thread: the parent writes its own.
 
-A writer thread can end without running: on CPython 3.11 and older, a thread that starts
-while another thread runs a Python audit hook inside ``sys.settrace`` dies at its first
-line ("Cannot install a trace function while another trace function is being
-installed"), and tracers such as coverage call ``sys.settrace`` in every new thread.
-:meth:`submit` and :meth:`flush` notice a writer that ended without saying so and start
-another; after ``_MAX_LOST`` such writers in one flush, or when no thread can start (at
+A writer thread can end without running (:mod:`lmstrix._threads` says when CPython does
+that). :meth:`submit` and :meth:`flush` notice a writer that ended without saying so and
+start another; after ``_MAX_LOST`` such writers in one flush, or when no thread can start (at
 interpreter shutdown, early CPython 3.12 releases refuse new threads), the flush writes the queue
 itself.
 """

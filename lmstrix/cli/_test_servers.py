@@ -19,8 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["test_servers"]
 
-_THREAD = "lmstrix-search:"  # find_context_limits names each server's thread so
-
 
 def test_servers(
     session: Session,
@@ -69,9 +67,8 @@ def test_servers(
     lock = threading.Lock()
 
     def progress(step: SearchProgress) -> None:
-        server = threading.current_thread().name.replace(_THREAD, "")
         with lock:
-            session.progress(f"{server} {step.model}: {_step(step)}")
+            session.progress(f"{step.server} {step.model}: {_step(step)}")
 
     def finished(report: ContextReport) -> None:
         session.note(

@@ -12,6 +12,7 @@ model can correct itself; only the step limit ends the loop with an error
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import (
@@ -28,6 +29,7 @@ from typing import (
 )
 
 from .._log import logger
+from .._threads import map_in_threads
 from ..errors import ToolCallError, ToolLoopError
 from ..types import Completion, ToolCall
 from ._replies import Messages, messages_of
@@ -147,11 +149,8 @@ def _run_calls(
     """Each call's result text, in the order of ``calls``."""
     if not parallel or len(calls) < 2:
         return [run_call(call, functions) for call in calls]
-    workers = min(len(calls), MAX_WORKERS)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmstrix-tool") as pool:
-        return list(pool.map(lambda call: run_call(call, functions), calls))
+    run = functools.partial(run_call, functions=functions)
+    return map_in_threads(run, calls, workers=MAX_WORKERS, name="lmstrix-tool")
 
 
 def run_call(call: ToolCall, functions: Mapping[str, Callable[..., Any]]) -> str:

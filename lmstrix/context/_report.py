@@ -20,7 +20,10 @@ __all__ = ["ContextReport", "SearchProgress", "fresh_record", "progress_step"]
 
 @dataclass(frozen=True)
 class SearchProgress:
-    """One step of a search, for progress displays: a load or a probe and its outcome."""
+    """One step of a search, for progress displays: a load or a probe and its outcome.
+
+    ``server`` is the base URL of the server searched (searches of several servers run
+    at once and report through one callback)."""
 
     model: str
     kind: str
@@ -30,6 +33,7 @@ class SearchProgress:
     loads: int
     requests: int
     message: str
+    server: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ class ContextReport:
 
 
 def progress_step(
-    key: str, probe: ProbeRecord, what: str, loads: int, requests: int
+    key: str, probe: ProbeRecord, what: str, loads: int, requests: int, server: str
 ) -> SearchProgress:
     """The :class:`SearchProgress` of one finished step (a load or a probe)."""
     outcome = "ok" if probe.ok else f"failed ({probe.failure})"
@@ -107,6 +111,7 @@ def progress_step(
         loads=loads,
         requests=requests,
         message=f"{key}: {what}: {outcome}",
+        server=server,
     )
 
 

@@ -484,7 +484,10 @@ class _Runner:
 
     def _progress(self, probe: ProbeRecord, what: str) -> None:
         if self.on_progress is not None:
-            self.on_progress(progress_step(self.key, probe, what, self.loads, self.requests))
+            step = progress_step(
+                self.key, probe, what, self.loads, self.requests, self.client.base_url
+            )
+            self.on_progress(step)
 
 
 def _need(rec: Optional[ModelRecord], runner: _Runner) -> ModelRecord:

@@ -8,8 +8,9 @@ same time, each in its own thread. Records stay keyed by server in the registry.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Sequence
 
+from .._threads import map_in_threads
 from ._runner import ContextReport, find_context_limit
 
 if TYPE_CHECKING:
@@ -47,11 +48,9 @@ def find_context_limits(
     at a time) after each search. Returns each server's :class:`ServerSearch`.
     """
     lock = threading.Lock()
-    results: Dict[str, ServerSearch] = {}
-    ran: Set[str] = set()  # the servers whose thread reached its first line
 
-    def one_server(client: Client, result: ServerSearch) -> None:
-        ran.add(client.base_url)
+    def one_server(client: Client) -> ServerSearch:
+        result = ServerSearch(client.base_url)
         try:
             offered = [m for m in client.list_models() if m.type != "embedding"]
             keys = [m.key for m in offered]
@@ -68,20 +67,7 @@ def find_context_limits(
                         on_report(report)
         except Exception as exc:  # the other servers go on; the caller sees it per server
             result.error = exc
+        return result
 
-    searches = []
-    for client in clients:
-        result = results[client.base_url] = ServerSearch(client.base_url)
-        thread = threading.Thread(
-            target=one_server, args=(client, result), name=f"lmstrix-search:{client.base_url}"
-        )
-        searches.append((client, result, thread))
-        thread.start()
-    for _, _, thread in searches:
-        thread.join()
-    for client, result, _ in searches:
-        if client.base_url not in ran:
-            # Its thread died before its first line (lmstrix.cache._writebehind says when
-            # CPython does that): search that server here.
-            one_server(client, result)
-    return results
+    searches = map_in_threads(one_server, list(clients), name="lmstrix-search")
+    return {search.server: search for search in searches}

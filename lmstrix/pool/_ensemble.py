@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
+from .._threads import map_in_threads
 from ..errors import LMStrixError
 
 if TYPE_CHECKING:
@@ -73,8 +73,7 @@ def ensemble(client: Any, models: Sequence[str], messages: Any, **params: Any) -
             return EnsembleAnswer(model, None, time.perf_counter() - started, error=exc)
         return EnsembleAnswer(model, done.text, time.perf_counter() - started, done)
 
-    with ThreadPoolExecutor(max_workers=len(keys), thread_name_prefix="lmstrix-ensemble") as ex:
-        answers = list(ex.map(ask, keys))
+    answers = map_in_threads(ask, keys, name="lmstrix-ensemble")
     short = [
         _normalise(a.text)
         for a in answers

@@ -4,7 +4,7 @@ every server for its models every ``interval_s``.
 A failed check counts as the server's failure (a server that keeps failing sits out its
 cooldown) and is logged; an unexpected error in one check is logged with its traceback,
 and the checks go on. A thread that ended without being stopped (it can die before its
-first line: see :mod:`lmstrix.cache._writebehind`) is noticed on the pool's next call,
+first line: see :mod:`lmstrix._threads`) is noticed on the pool's next call,
 which starts another.
 """
 
