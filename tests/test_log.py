@@ -109,4 +109,4 @@ def test_a_client_leaves_logging_unimported_until_the_application_uses_it(
     first, second = result.stdout.splitlines()
     assert first == "False"
     # Once the application imports logging, records are logging's own, caller and all.
-    assert "('lmstrix.client._client', '_send', 'GET " in second, second
+    assert "('lmstrix.client._client', 'send_request', 'GET " in second, second

@@ -487,11 +487,11 @@ def _logged(send: CallNext) -> CallNext:
     """``send``, saying at debug level each request it sends: retries each time, and not
     the requests a middleware answered itself (a cache hit, a refused quota)."""
 
-    def sending(request: Request) -> Response:
+    def send_request(request: Request) -> Response:
         log.debug("%s %s", request.method, request.url)
         return send(request)
 
-    return sending
+    return send_request
 
 
 def _no_flush() -> None:
