@@ -8,6 +8,7 @@ thread can also fail to start (at interpreter shutdown, or at the system's threa
 A plain ``ThreadPoolExecutor`` then waits forever for the items no thread is left to
 take. :func:`map_in_threads` has its threads take items from one shared list, so a lost
 thread's share is taken by the others, and the caller runs whatever is left.
+:func:`start_thread` starts a daemon thread, or says why none could start.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ from __future__ import annotations
 import threading
 from typing import Callable, Iterable, List, Optional, TypeVar
 
-__all__ = ["map_in_threads"]
+from ._log import logger
+
+__all__ = ["map_in_threads", "start_thread"]
+
+log = logger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,10 +67,8 @@ def map_in_threads(
 
     threads = []
     for number in range(count):
-        thread = threading.Thread(target=work, name=f"{name}-{number}", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:  # no thread to be had now: the caller takes this share
+        thread = start_thread(work, f"{name}-{number}", "worker", "the caller does its share")
+        if thread is None:
             break
         threads.append(thread)
     for thread in threads:
@@ -75,3 +78,19 @@ def map_in_threads(
         if error is not None:
             raise error
     return results  # type: ignore[return-value]  # every item ran: no None left of ours
+
+
+def start_thread(
+    target: Callable[[], None], name: str, role: str, instead: str
+) -> Optional[threading.Thread]:
+    """A started daemon thread named ``name`` running ``target``; ``None`` when no thread
+    can start now (at interpreter shutdown, where early CPython 3.12 releases refuse new
+    threads, or at the system's limit). Then a warning says ``no {role} thread``, why,
+    and ``instead``: what the caller does instead."""
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    try:
+        thread.start()
+    except RuntimeError as exc:
+        log.warning("%s: no %s thread (%s); %s", name, role, exc, instead)
+        return None
+    return thread

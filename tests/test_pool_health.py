@@ -11,7 +11,8 @@ from typing import Callable, Iterator, List
 import pytest
 from _threads import threading_losing, threading_refusing
 
-from lmstrix.pool import Pool, _health
+from lmstrix import _threads
+from lmstrix.pool import Pool
 from lmstrix.testing import FakeLMStudio, SimModel
 
 
@@ -87,7 +88,7 @@ def test_a_thread_that_never_ran_is_replaced_on_the_next_call(
 ) -> None:
     a, _ = fakes
     losing = threading_losing(1)
-    monkeypatch.setattr(_health, "threading", losing)  # the simulator's threads run
+    monkeypatch.setattr(_threads, "threading", losing)  # the simulator's threads run
     with Pool([a.base_url]) as pool:
         pool.start(interval_s=0.02)
         assert soon(lambda: losing.lost == ["lmstrix-pool"] and not pool_threads())
@@ -104,14 +105,14 @@ def test_a_thread_that_cannot_start_is_tried_again_by_a_call(
 ) -> None:
     a, _ = fakes
     with Pool([a.base_url]) as pool:
-        monkeypatch.setattr(_health, "threading", threading_refusing())
+        monkeypatch.setattr(_threads, "threading", threading_refusing())
         with caplog.at_level(logging.WARNING, logger="lmstrix"):
             pool.start(interval_s=0.02)  # no thread, no exception: the pool still works
             assert pool.chat("alpha", "What is 1+1?", max_tokens=4).text
         refused = [r for r in caplog.records if "no health-check thread" in r.getMessage()]
         assert len(refused) == 2  # the start, and the call that tried again
         assert not pool_threads()
-        monkeypatch.setattr(_health, "threading", threading)
+        monkeypatch.setattr(_threads, "threading", threading)
         pool.chat("alpha", "What is 1+1?", max_tokens=4)
         assert len(pool_threads()) == 1
 

@@ -14,6 +14,7 @@ from typing import List
 import pytest
 from _threads import threading_losing, threading_refusing
 
+from lmstrix import _threads
 from lmstrix.cache import _writebehind
 from lmstrix.cache._writebehind import WriteBehind
 
@@ -74,7 +75,7 @@ def test_the_thread_ends_when_idle_and_comes_back(monkeypatch: pytest.MonkeyPatc
 def test_when_no_thread_can_start_submit_queues_and_flush_writes(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(_writebehind, "threading", threading_refusing())
+    monkeypatch.setattr(_threads, "threading", threading_refusing())
     done: List[int] = []
     writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)
     for n in range(3):
@@ -165,7 +166,7 @@ def test_a_writer_thread_that_never_ran_is_replaced_by_submit_and_flush(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     losing = threading_losing(2)
-    monkeypatch.setattr(_writebehind, "threading", losing)
+    monkeypatch.setattr(_threads, "threading", losing)
     monkeypatch.setattr(_writebehind, "_CHECK_S", 0.01)
     done: List[int] = []
     writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)
@@ -183,7 +184,7 @@ def test_when_writer_threads_never_run_flush_writes_the_queue_itself(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     losing = threading_losing(10**6)
-    monkeypatch.setattr(_writebehind, "threading", losing)
+    monkeypatch.setattr(_threads, "threading", losing)
     monkeypatch.setattr(_writebehind, "_CHECK_S", 0.01)
     done: List[int] = []
     writer = WriteBehind(done.extend, name="test-writer", linger_s=0.0)

@@ -27,6 +27,7 @@ from typing import Any, Callable, Generic, List, Optional, TypeVar
 
 from .._forks import generation
 from .._log import logger
+from .._threads import start_thread
 
 __all__ = ["WriteBehind"]
 
@@ -105,17 +106,11 @@ class WriteBehind(Generic[T]):
         """Under the lock: start a writer thread; False when none can start now (at
         interpreter shutdown, early CPython 3.12 releases refuse new threads; or the system's
         limit)."""
-        thread = threading.Thread(target=self._run, name=self._name, daemon=True)
         if not self._at_exit:
             self._at_exit = True
             atexit.register(_flush_at_exit, weakref.ref(self))
-        try:
-            thread.start()
-        except RuntimeError as exc:
-            log.warning("%s: no writer thread (%s); a flush writes the queue", self._name, exc)
-            return False
-        self._thread = thread
-        return True
+        self._thread = start_thread(self._run, self._name, "writer", "a flush writes the queue")
+        return self._thread is not None
 
     def _run(self) -> None:
         while True:

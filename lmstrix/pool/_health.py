@@ -10,10 +10,12 @@ which starts another.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Optional, Sequence
 
 from .._log import logger
+from .._threads import start_thread
 from ..errors import APIError
 from ._member import Member
 
@@ -42,20 +44,24 @@ class HealthChecks:
                 return
             self._interval_s = interval_s
             self._stop.clear()
-            self._start()
+            self._start(interval_s)
 
     def revive(self) -> None:
         """Start another thread when the checks should run and their thread is gone."""
-        thread = self._thread  # the usual cases take no lock: no checks, or a live thread
-        if self._interval_s is None or (thread is not None and thread.is_alive()):
+        if not self._gone():  # the usual cases take no lock: no checks, or a live thread
             return
         with self._lock:
-            thread = self._thread
-            if self._interval_s is None or (thread is not None and thread.is_alive()):
+            interval_s = self._interval_s
+            if interval_s is None or not self._gone():
                 return
-            if thread is not None:
+            if self._thread is not None:
                 log.warning("pool: its health-check thread ended unexpectedly; starting another")
-            self._start()
+            self._start(interval_s)
+
+    def _gone(self) -> bool:
+        """True when the checks should run and no live thread runs them."""
+        thread = self._thread
+        return self._interval_s is not None and (thread is None or not thread.is_alive())
 
     def stop(self) -> None:
         """End the checks and wait for their thread."""
@@ -66,18 +72,11 @@ class HealthChecks:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def _start(self) -> None:
-        """Under the lock, with ``_interval_s`` set."""
-        thread = threading.Thread(
-            target=self._run, args=(self._interval_s,), name="lmstrix-pool", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError as exc:  # at interpreter shutdown, or the system's thread limit
-            log.warning("pool: no health-check thread (%s); the next call tries again", exc)
-            self._thread = None
-            return
-        self._thread = thread
+    def _start(self, interval_s: float) -> None:
+        """Under the lock: the checks' thread (``None`` when none could start)."""
+        run = functools.partial(self._run, interval_s)
+        then = "the next call tries again"
+        self._thread = start_thread(run, "lmstrix-pool", "health-check", then)
 
     def _run(self, interval_s: float) -> None:
         while not self._stop.wait(interval_s):
