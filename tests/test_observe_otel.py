@@ -5,56 +5,24 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, Optional
 
 import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-    InMemorySpanExporter,
-)
+from _otel import Recorded
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
 import lmstrix
 from lmstrix.client._calls import CallEvent, run_operation
-from lmstrix.observe.otel import CAPTURE_CONTENT_ENV, OpenTelemetry
+from lmstrix.observe.otel import CAPTURE_CONTENT_ENV
 from lmstrix.testing import FakeLMStudio
 
 CHAT = "lmstrix-demo/tiny-chat-1b"
 EMBED = "lmstrix-demo/nomic-embed-text"
 TOKEN = "sk-lm-otel-SECRET-42"
-
-
-class Recorded:
-    """An OpenTelemetry observer wired to in-memory exporters."""
-
-    def __init__(self, **options: Any) -> None:
-        self.spans_out = InMemorySpanExporter()
-        tracer_provider = TracerProvider()
-        tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans_out))
-        self.reader = InMemoryMetricReader()
-        meter_provider = MeterProvider(metric_readers=[self.reader])
-        self.observer = OpenTelemetry(tracer_provider, meter_provider, **options)
-
-    def spans(self) -> List[ReadableSpan]:
-        return list(self.spans_out.get_finished_spans())
-
-    def points(self) -> Dict[str, List[Tuple[Dict[str, Any], Any]]]:
-        """Metric name -> [(attributes, data point)]."""
-        out: Dict[str, List[Tuple[Dict[str, Any], Any]]] = {}
-        data = self.reader.get_metrics_data()
-        assert data is not None
-        for resource in data.resource_metrics:
-            for scope in resource.scope_metrics:
-                for metric in scope.metrics:
-                    for point in metric.data.data_points:
-                        out.setdefault(metric.name, []).append((dict(point.attributes), point))
-        return out
 
 
 @pytest.fixture

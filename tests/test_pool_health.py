@@ -12,6 +12,7 @@ import pytest
 from _threads import threading_losing, threading_refusing
 
 from lmstrix import _threads
+from lmstrix._poll import poll
 from lmstrix.pool import Pool
 from lmstrix.testing import FakeLMStudio, SimModel
 
@@ -21,14 +22,9 @@ def model_lists(fake: FakeLMStudio) -> int:
     return sum(n for path, n in fake.counters.requests.items() if path.endswith("/models"))
 
 
-def soon(check: Callable[[], bool], within_s: float = 10.0) -> bool:
-    """Poll ``check`` until true (a bound on waiting, not an assertion on time)."""
-    deadline = time.monotonic() + within_s
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
+def soon(check: Callable[[], bool]) -> bool:
+    """Poll ``check`` until true, for 10 s at most (a bound on waiting, not on time)."""
+    return poll(check, time.monotonic() + 10.0, first_s=0.005, max_s=0.02)
 
 
 def pool_threads() -> List[threading.Thread]:
