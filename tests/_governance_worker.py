@@ -6,15 +6,16 @@ Usage::
     python _governance_worker.py budget URL QUOTA_FILE WORKER_ID COUNT LIMIT
     python _governance_worker.py both URL CACHE_FILE QUOTA_FILE WORKER_ID COUNT LIMIT
 
-``cache`` sends COUNT temperature-0 chats through a ``ResponseCache``: prompts
+``cache`` sends COUNT pairs of temperature-0 chats through a ``ResponseCache``: prompts
 ``shared {n}`` (the same in every worker) and ``w{WORKER_ID} {n}`` (its own).
 ``budget`` sends up to COUNT chats with ``max_tokens=8`` under a shared ``Budget`` of
-LIMIT tokens for the label ``team``, and prints, as JSON, how many were sent and refused
-and the tokens the server reported for them.
+LIMIT tokens for the label ``team``.
 ``both`` sends the ``cache`` prompts (with ``max_tokens=8``) through a ``ResponseCache``
-and then that ``Budget`` and a ``RateLimit`` on the same quota file, and prints how many
-went to the server, were answered by the cache or refused, the server's tokens, and
-every answer by prompt.
+and then that ``Budget`` and a ``RateLimit`` on the same quota file.
+
+Each prints, as JSON, how many chats went to the server, were answered by the cache or
+refused, the tokens the server reported for those it answered, and every answer by
+prompt.
 """
 
 from __future__ import annotations
@@ -22,75 +23,61 @@ from __future__ import annotations
 import json
 import os
 import sys
+from typing import Any, Dict, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lmstrix
+from lmstrix.cache import ResponseCache
+from lmstrix.limits import Budget, RateLimit
 
 MODEL = "lmstrix-demo/tiny-chat-1b"
 
 
-def cache(url: str, path: str, worker: str, count: int) -> None:
-    from lmstrix.cache import ResponseCache
-
-    with lmstrix.Client(url, middleware=[ResponseCache(path)]) as client:
-        for n in range(count):
-            client.chat(MODEL, f"shared {n}", temperature=0)
-            client.chat(MODEL, f"w{worker} {n}", temperature=0)
-
-
-def budget(url: str, path: str, worker: str, count: int, limit: int) -> None:
-    from lmstrix.limits import Budget
-
+def ask(
+    url: str,
+    prompts: List[str],
+    middleware: List[Any],
+    cache: Optional[ResponseCache] = None,
+    **params: Any,
+) -> None:
+    """Send each prompt; print what became of them (see the module's docstring)."""
     sent = refused = tokens = 0
-    middleware = [Budget(path, tokens_per_day=limit)]
+    answers: Dict[str, str] = {}
     with lmstrix.Client(url, label="team", middleware=middleware) as client:
-        for n in range(count):
+        for prompt in prompts:
+            hits = 0 if cache is None else cache.stats.hits
             try:
-                done = client.chat(MODEL, f"worker {worker} asks question {n}", max_tokens=8)
+                done = client.chat(MODEL, prompt, **params)
             except lmstrix.QuotaExceededError:
                 refused += 1
                 continue
-            sent += 1
-            tokens += done.usage.total_tokens or 0
-    print(json.dumps({"sent": sent, "refused": refused, "tokens": tokens}))
+            answers[prompt] = done.text
+            if cache is None or cache.stats.hits == hits:  # the server answered it
+                sent += 1
+                tokens += done.usage.total_tokens or 0
+    hits = 0 if cache is None else cache.stats.hits
+    counts = {"sent": sent, "hits": hits, "refused": refused, "tokens": tokens}
+    print(json.dumps({**counts, "answers": answers}))
 
 
-def both(url: str, paths: list[str], worker: str, count: int, limit: int) -> None:
-    from lmstrix.cache import ResponseCache
-    from lmstrix.limits import Budget, RateLimit
-
-    cache = ResponseCache(paths[0])
-    quota = [Budget(paths[1], tokens_per_day=limit), RateLimit(10**6, path=paths[1])]
-    sent = refused = tokens = 0
-    answers = {}
-    with lmstrix.Client(url, label="team", middleware=[cache, *quota]) as client:
-        for n in range(count):
-            for prompt in (f"shared {n}", f"w{worker} {n}"):
-                hits = cache.stats.hits
-                try:
-                    done = client.chat(MODEL, prompt, temperature=0, max_tokens=8)
-                except lmstrix.QuotaExceededError:
-                    refused += 1
-                    continue
-                answers[prompt] = done.text
-                if cache.stats.hits == hits:
-                    sent += 1
-                    tokens += done.usage.total_tokens or 0
-        cache.flush()
-    hits = cache.stats.hits
-    print(
-        json.dumps(
-            {"sent": sent, "hits": hits, "refused": refused, "tokens": tokens, "answers": answers}
-        )
-    )
+def pairs(worker: str, count: int) -> List[str]:
+    """The ``cache`` prompts: ``shared {n}`` and ``w{worker} {n}``, in turn."""
+    return [p for n in range(count) for p in (f"shared {n}", f"w{worker} {n}")]
 
 
 if __name__ == "__main__":
     mode, args = sys.argv[1], sys.argv[2:]
     if mode == "cache":
-        cache(args[0], args[1], args[2], int(args[3]))
-    elif mode == "both":
-        both(args[0], args[1:3], args[3], int(args[4]), int(args[5]))
+        cache = ResponseCache(args[1])
+        ask(args[0], pairs(args[2], int(args[3])), [cache], cache, temperature=0)
+    elif mode == "budget":
+        worker, count, limit = args[2], int(args[3]), int(args[4])
+        prompts = [f"worker {worker} asks question {n}" for n in range(count)]
+        ask(args[0], prompts, [Budget(args[1], tokens_per_day=limit)], max_tokens=8)
     else:
-        budget(args[0], args[1], args[2], int(args[3]), int(args[4]))
+        cache, quota = ResponseCache(args[1]), args[2]
+        limit = int(args[5])
+        middleware = [cache, Budget(quota, tokens_per_day=limit), RateLimit(10**6, path=quota)]
+        prompts = pairs(args[3], int(args[4]))
+        ask(args[0], prompts, middleware, cache, temperature=0, max_tokens=8)
