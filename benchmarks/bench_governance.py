@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import itertools
-import math
 import os
 import sqlite3
 import statistics
@@ -177,6 +176,7 @@ def measure(
     serial = itertools.count()
     fresh = lambda n: [f"What is {next(serial)} + 1?" for _ in range(n)]  # noqa: E731
     figures: Rounds = defaultdict(list)
+    interleaved: Dict[str, List[float]] = defaultdict(list)  # per_request: rates alone
     with tempfile.TemporaryDirectory() as folder:
         made = clients(url, folder)
         names = list(made)
@@ -185,16 +185,15 @@ def measure(
         for r in range(leads * len(names)):
             prompts = fresh(count)
             order = names[r % len(names) :] + names[: r % len(names)]
-            if not per_request:
+            if per_request:
+                for name, rate in run_interleaved(made, order, model, prompts).items():
+                    interleaved[name].append(rate)
+            else:
                 for name in order:
                     figures[name].append(run(made[name], model, prompts))
-                continue
-            for name, rate in run_interleaved(made, order, model, prompts).items():
-                figures[name].append((rate, math.nan))
-        if per_request:  # the CPU time of all the process's threads needs one client at a time
-            for name, client in made.items():
-                cpu_us = run(client, model, fresh(count))[1]
-                figures[name] = [(rate, cpu_us) for rate, _ in figures[name]]
+        for name, found in interleaved.items():  # all threads' CPU time: one client at a time
+            cpu_us = run(made[name], model, fresh(count))[1]
+            figures[name] = [(rate, cpu_us) for rate in found]
         for client in made.values():
             client.close()
     return figures
